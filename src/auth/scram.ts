@@ -1,0 +1,139 @@
+// SCRAM (RFC 5802, RFC 7677) on node:crypto. Only the derived keys are ever
+// stored; PLAIN logins are checked by re-deriving them from the password.
+import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export type ScramHash = 'SHA-1' | 'SHA-256';
+export const SCRAM_HASHES: ScramHash[] = ['SHA-256', 'SHA-1'];
+export const DEFAULT_ITERATIONS = 4096;
+
+export interface ScramCredentials {
+  salt: string; // base64
+  iterations: number;
+  storedKey: string; // base64
+  serverKey: string; // base64
+}
+
+const nodeHash = (h: ScramHash) => (h === 'SHA-1' ? 'sha1' : 'sha256');
+const hashLen = (h: ScramHash) => (h === 'SHA-1' ? 20 : 32);
+
+export function hmac(h: ScramHash, key: Buffer, data: string | Buffer): Buffer {
+  return createHmac(nodeHash(h), key).update(data).digest();
+}
+
+export function digest(h: ScramHash, data: Buffer): Buffer {
+  return createHash(nodeHash(h)).update(data).digest();
+}
+
+export function saltedPassword(h: ScramHash, password: string, salt: Buffer, iterations: number): Buffer {
+  // SASLprep is approximated by NFKC, which covers the mappings users meet.
+  return pbkdf2Sync(password.normalize('NFKC'), salt, iterations, hashLen(h), nodeHash(h));
+}
+
+export function deriveCredentials(
+  h: ScramHash,
+  password: string,
+  salt: Buffer = randomBytes(16),
+  iterations = DEFAULT_ITERATIONS,
+): ScramCredentials {
+  const salted = saltedPassword(h, password, salt, iterations);
+  const clientKey = hmac(h, salted, 'Client Key');
+  return {
+    salt: salt.toString('base64'),
+    iterations,
+    storedKey: digest(h, clientKey).toString('base64'),
+    serverKey: hmac(h, salted, 'Server Key').toString('base64'),
+  };
+}
+
+export function verifyPassword(h: ScramHash, creds: ScramCredentials, password: string): boolean {
+  const again = deriveCredentials(h, password, Buffer.from(creds.salt, 'base64'), creds.iterations);
+  return safeEqual(Buffer.from(again.storedKey, 'base64'), Buffer.from(creds.storedKey, 'base64'));
+}
+
+export function safeEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function xor(a: Buffer, b: Buffer): Buffer {
+  const out = Buffer.alloc(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ b[i]!;
+  return out;
+}
+
+/** Parses "k=v,k=v" SCRAM attribute lists. */
+function attributes(s: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const part of s.split(',')) {
+    if (part.length < 2 || part[1] !== '=') throw new ScramError('malformed-request');
+    m.set(part[0]!, part.slice(2));
+  }
+  return m;
+}
+
+export class ScramError extends Error {
+  constructor(readonly condition: 'malformed-request' | 'not-authorized' | 'encryption-required' | 'invalid-authzid') {
+    super(condition);
+  }
+}
+
+/** Decodes SCRAM's saslname escaping (=2C, =3D). */
+function saslName(s: string): string {
+  if (/=(?!2C|3D)/.test(s)) throw new ScramError('malformed-request');
+  return s.replace(/=2C/g, ',').replace(/=3D/g, '=');
+}
+
+/**
+ * Server side of one SCRAM exchange. `first()` takes the client-first-message
+ * and returns the username so the caller can look up credentials; `challenge()`
+ * builds server-first; `final()` checks the proof and returns server-final.
+ */
+export class ScramServer {
+  private clientFirstBare = '';
+  private serverFirst = '';
+  private nonce = '';
+  private gs2Header = '';
+  username = '';
+  authzid = '';
+
+  constructor(readonly hash: ScramHash) {}
+
+  first(message: string): string {
+    const m = /^([ny]|p=[^,]*),(a=[^,]*)?,(.*)$/.exec(message);
+    if (!m) throw new ScramError('malformed-request');
+    // Channel binding is not offered, so a client that requires it must fail.
+    if (m[1]!.startsWith('p=')) throw new ScramError('malformed-request');
+    this.gs2Header = `${m[1]},${m[2] ?? ''},`;
+    this.authzid = m[2] ? saslName(m[2].slice(2)) : '';
+    this.clientFirstBare = m[3]!;
+    const attrs = attributes(this.clientFirstBare);
+    const n = attrs.get('n');
+    const r = attrs.get('r');
+    if (!n || !r || attrs.has('m')) throw new ScramError('malformed-request');
+    this.username = saslName(n);
+    this.nonce = r + randomBytes(18).toString('base64');
+    return this.username;
+  }
+
+  challenge(creds: ScramCredentials): string {
+    this.serverFirst = `r=${this.nonce},s=${creds.salt},i=${creds.iterations}`;
+    return this.serverFirst;
+  }
+
+  final(message: string, creds: ScramCredentials): string {
+    const idx = message.lastIndexOf(',p=');
+    if (idx < 0) throw new ScramError('malformed-request');
+    const withoutProof = message.slice(0, idx);
+    const attrs = attributes(message);
+    if (attrs.get('r') !== this.nonce) throw new ScramError('not-authorized');
+    if (attrs.get('c') !== Buffer.from(this.gs2Header).toString('base64')) throw new ScramError('not-authorized');
+    const proof = Buffer.from(attrs.get('p') ?? '', 'base64');
+    const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
+    const storedKey = Buffer.from(creds.storedKey, 'base64');
+    const signature = hmac(this.hash, storedKey, authMessage);
+    if (proof.length !== signature.length) throw new ScramError('not-authorized');
+    const clientKey = xor(proof, signature);
+    if (!safeEqual(digest(this.hash, clientKey), storedKey)) throw new ScramError('not-authorized');
+    const serverSig = hmac(this.hash, Buffer.from(creds.serverKey, 'base64'), authMessage);
+    return `v=${serverSig.toString('base64')}`;
+  }
+}

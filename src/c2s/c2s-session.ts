@@ -1,0 +1,339 @@
+// One client stream (RFC 6120): negotiation (STARTTLS, SASL, bind), then
+// stanzas into the router. The same class serves TCP and WebSocket through
+// the Framing seam, so every limit and rule applies to both.
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Host } from '../host/host.ts';
+import type { ClientSession } from '../host/session.ts';
+import { Jid, JidError } from '../jid/jid.ts';
+import type { Server } from '../server.ts';
+import type { Framing } from '../stream/framing.ts';
+import { type Element, el, firstChild } from '../xml/element.ts';
+import { errorReply, type StreamErrorName, streamErrorElement } from '../xml/errors.ts';
+import { NS } from '../xml/namespaces.ts';
+import { createExchange, offeredMechanisms, type SaslExchange, type SaslStep } from './sasl.ts';
+
+type State = 'wait-open' | 'negotiating' | 'bound' | 'closed';
+
+export class C2SSession implements ClientSession {
+  readonly kind = 'c2s' as const;
+  readonly id = randomUUID();
+  readonly data = new Map<string, unknown>();
+  presence: Element | null = null;
+  priority = 0;
+  rosterRequested = false;
+  jid!: Jid;
+
+  private state: State = 'wait-open';
+  private host: Host | null = null;
+  private user: string | null = null;
+  private sasl: SaslExchange | null = null;
+  private saslBusy = false;
+  private authFailures = 0;
+  private authTimer: NodeJS.Timeout | null;
+  private readonly onEnded: (s: C2SSession) => void;
+
+  constructor(
+    private readonly server: Server,
+    private readonly framing: Framing,
+    onEnded: (s: C2SSession) => void,
+  ) {
+    this.onEnded = onEnded;
+    framing.setHandlers({
+      open: (attrs, name) => this.onOpen(attrs, name),
+      stanza: (s) => this.onStanza(s),
+      close: () => this.onClientClose(),
+      error: (condition, text) => this.close(condition, text),
+      end: () => this.ended(),
+    });
+    // An unauthenticated connection may not linger (slowloris, idle scans).
+    this.authTimer = setTimeout(
+      () => this.close('connection-timeout', 'authentication took too long'),
+      server.config.limits.authTimeout * 1000,
+    );
+    this.authTimer.unref();
+  }
+
+  get ip(): string {
+    return this.framing.remoteAddress;
+  }
+  get secure(): boolean {
+    return this.framing.secure;
+  }
+  get transport(): 'tcp' | 'websocket' {
+    return this.framing.transport;
+  }
+  get authenticated(): boolean {
+    return this.user !== null;
+  }
+  get bound(): boolean {
+    return this.state === 'bound';
+  }
+
+  send(stanza: Element): void {
+    if (this.state !== 'closed') this.framing.send(stanza);
+  }
+
+  close(error?: StreamErrorName, text?: string): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'wait-open') {
+      // A stream error needs a stream: open one to carry it (RFC 6120 §4.9.1.2).
+      this.framing.openStream({ from: this.server.config.domain, id: this.newId(), version: '1.0', xmlns: NS.client });
+    }
+    if (error) {
+      this.server.log.debug('stream error', { condition: error, text, ip: this.ip, jid: this.jid?.toString() });
+      this.framing.send(streamErrorElement(error, text));
+    }
+    this.state = 'closed';
+    this.framing.closeStream();
+    this.ended();
+  }
+
+  private ended(): void {
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    this.state = 'closed';
+    if (this.ending) return;
+    this.ending = true;
+    this.onEnded(this);
+    if (this.jid && this.host) this.server.unbindSession(this, this.host);
+  }
+  private ending = false;
+
+  private newId(): string {
+    return randomBytes(12).toString('hex');
+  }
+
+  private onOpen(attrs: Record<string, string>, name: string): void {
+    if (this.state === 'closed') return;
+    const domain = this.server.config.domain;
+    const id = this.newId();
+    if (name !== 'stream:stream' || attrs['xmlns:stream'] !== NS.stream) {
+      if (name !== 'open') {
+        this.framing.openStream({ from: domain, id, version: '1.0', xmlns: NS.client });
+        this.state = 'negotiating';
+        return this.close('invalid-namespace', 'expected a stream:stream element');
+      }
+    }
+    if (this.framing.transport === 'tcp' && attrs.xmlns !== NS.client) {
+      this.framing.openStream({ from: domain, id, version: '1.0', xmlns: NS.client });
+      this.state = 'negotiating';
+      return this.close('invalid-namespace', 'this port serves jabber:client streams');
+    }
+    const to = attrs.to ? Jid.tryParse(attrs.to) : null;
+    const host = to ? this.server.hosts.get(to.domain) : undefined;
+    this.framing.openStream({ from: host?.name ?? domain, id, version: '1.0', xmlns: NS.client });
+    this.state = 'negotiating';
+    if (!host || !host.userHost || !to || to.local || to.resource) {
+      return this.close('host-unknown', `this server does not serve ${attrs.to ?? '(no to)'}`);
+    }
+    if (!attrs.version || !/^1\.\d+$/.test(attrs.version)) {
+      return this.close('unsupported-version', 'XMPP 1.0 streams only');
+    }
+    if (this.host && this.host !== host) return this.close('host-unknown', 'domain changed during negotiation');
+    this.host = host;
+    this.framing.send(this.features(host));
+  }
+
+  private features(host: Host): Element {
+    const f = el('stream:features');
+    const secure = this.framing.secure;
+    const tlsRequired = this.server.config.c2s.requireTls && !secure;
+    if (!this.authenticated) {
+      if (this.framing.canStartTls) {
+        f.cnode(el('starttls', { xmlns: NS.tls }, tlsRequired ? el('required') : null));
+      }
+      if (!tlsRequired) {
+        const mechs = el('mechanisms', { xmlns: NS.sasl });
+        for (const m of offeredMechanisms(secure)) mechs.cnode(el('mechanism', null, m));
+        f.cnode(mechs);
+      }
+    } else {
+      f.cnode(el('bind', { xmlns: NS.bind }));
+      f.cnode(el('session', { xmlns: NS.session }, el('optional')));
+    }
+    const event = {
+      session: { secure, authenticated: this.authenticated, ip: this.ip },
+      features: [] as Element[],
+      host,
+    };
+    host.featureEvents.fire('stream-features', event);
+    for (const extra of event.features) {
+      if (!tlsRequired || this.authenticated) f.cnode(extra);
+    }
+    return f;
+  }
+
+  private onClientClose(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.framing.closeStream();
+    this.ended();
+  }
+
+  private onStanza(stanza: Element): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'wait-open') return this.close('not-well-formed', 'stanza before stream header');
+    if (this.state === 'bound') return this.routeStanza(stanza);
+    const ns = stanza.attrs.xmlns;
+    if (stanza.name === 'starttls' && ns === NS.tls) return this.startTls();
+    if (stanza.name === 'auth' || stanza.name === 'response' || stanza.name === 'abort') {
+      if (ns !== NS.sasl) return this.close('invalid-namespace');
+      return this.onSasl(stanza);
+    }
+    if (stanza.name === 'iq' && this.authenticated) return this.onNegotiationIq(stanza);
+    if (stanza.name === 'iq' && !this.authenticated && this.host) {
+      // Pre-authentication iqs: only in-band registration may use them.
+      if (this.server.config.c2s.requireTls && !this.secure) return this.close('policy-violation', 'STARTTLS first');
+      const payload = firstChild(stanza);
+      const key = `unauthenticated-iq/${payload?.getNS()}:${payload?.getName()}`;
+      const handled = this.host.events.fire(key, {
+        stanza,
+        origin: { kind: 'server' },
+        host: this.host,
+        to: Jid.of('', this.host.name),
+        from: Jid.of('', this.host.name),
+      });
+      if (handled instanceof Promise) {
+        handled.then(
+          (reply) => reply && this.send(reply as Element),
+          () => this.send(errorReply(stanza, 'internal-server-error')),
+        );
+        return;
+      }
+      if (!handled) this.send(errorReply(stanza, 'service-unavailable'));
+      return;
+    }
+    this.close('not-authorized', 'authenticate and bind a resource first');
+  }
+
+  private startTls(): void {
+    if (!this.framing.canStartTls) {
+      this.framing.send(el('failure', { xmlns: NS.tls }));
+      return this.close();
+    }
+    this.framing.send(el('proceed', { xmlns: NS.tls }));
+    this.state = 'wait-open';
+    this.framing.startTls((err) => {
+      if (err) {
+        this.server.log.debug('TLS handshake failed', { ip: this.ip, error: err.message });
+        this.framing.destroy();
+      }
+    });
+  }
+
+  private onSasl(stanza: Element): void {
+    if (this.authenticated) return this.close('policy-violation', 'already authenticated');
+    if (this.server.config.c2s.requireTls && !this.secure) {
+      this.framing.send(el('failure', { xmlns: NS.sasl }, el('encryption-required')));
+      return;
+    }
+    if (this.saslBusy) return this.close('policy-violation', 'SASL step while one is pending');
+    if (stanza.name === 'abort') {
+      this.sasl = null;
+      return this.saslFailure('aborted');
+    }
+    let exchange = this.sasl;
+    if (stanza.name === 'auth') {
+      exchange = createExchange(stanza.attrs.mechanism ?? '', {
+        domain: this.host!.name,
+        secure: this.secure,
+        accounts: this.server.accounts,
+      });
+      if (!exchange) return this.saslFailure('invalid-mechanism');
+      this.sasl = exchange;
+    } else if (!exchange) {
+      return this.saslFailure('malformed-request');
+    }
+    const text = stanza.getText().trim();
+    let data: Buffer;
+    if (text === '=' || text === '') data = Buffer.alloc(0);
+    else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) data = Buffer.from(text, 'base64');
+    else return this.saslFailure('incorrect-encoding');
+    this.saslBusy = true;
+    exchange.step(data).then(
+      (step) => {
+        this.saslBusy = false;
+        this.onSaslStep(step);
+      },
+      (err) => {
+        this.saslBusy = false;
+        this.server.log.error('SASL error', { error: String(err) });
+        this.saslFailure('temporary-auth-failure');
+      },
+    );
+  }
+
+  private onSaslStep(step: SaslStep): void {
+    if (this.state === 'closed') return;
+    if (step.kind === 'challenge') {
+      this.framing.send(el('challenge', { xmlns: NS.sasl }, Buffer.from(step.data).toString('base64')));
+    } else if (step.kind === 'failure') {
+      this.saslFailure(step.condition, step.text);
+    } else {
+      this.sasl = null;
+      this.user = step.user;
+      if (this.authTimer) clearTimeout(this.authTimer);
+      this.authTimer = null;
+      this.server.log.info('authenticated', { user: `${step.user}@${this.host!.name}`, ip: this.ip });
+      this.framing.send(
+        el('success', { xmlns: NS.sasl }, step.data ? Buffer.from(step.data).toString('base64') : null),
+      );
+      this.state = 'wait-open';
+      this.framing.restart();
+    }
+  }
+
+  private saslFailure(condition: string, text?: string): void {
+    this.sasl = null;
+    this.framing.send(el('failure', { xmlns: NS.sasl }, el(condition), text ? el('text', null, text) : null));
+    if (condition === 'aborted') return;
+    this.authFailures++;
+    if (this.authFailures >= this.server.config.limits.maxAuthFailures) {
+      this.close('policy-violation', 'too many failed authentication attempts');
+    }
+  }
+
+  /** Resource binding and the legacy session iq, after SASL. */
+  private onNegotiationIq(stanza: Element): void {
+    const payload = firstChild(stanza);
+    if (stanza.attrs.type === 'set' && payload?.is('bind', NS.bind)) return this.bind(stanza, payload);
+    if (stanza.attrs.type === 'set' && payload?.is('session', NS.session)) {
+      return this.send(el('iq', { type: 'result', id: stanza.attrs.id }));
+    }
+    this.close('not-authorized', 'bind a resource first');
+  }
+
+  private bind(stanza: Element, payload: Element): void {
+    const requested = payload.getChildText('resource')?.trim();
+    const resource = requested || randomBytes(6).toString('hex');
+    let jid: Jid;
+    try {
+      jid = Jid.of(this.user!, this.host!.name, resource);
+    } catch (err) {
+      if (err instanceof JidError) return this.send(errorReply(stanza, 'bad-request', err.message));
+      throw err;
+    }
+    this.jid = jid;
+    this.state = 'bound';
+    this.server.bindSession(this, this.host!);
+    this.send(
+      el('iq', { type: 'result', id: stanza.attrs.id }, el('bind', { xmlns: NS.bind }, el('jid', null, jid.toString()))),
+    );
+  }
+
+  private routeStanza(stanza: Element): void {
+    const name = stanza.name;
+    if (name !== 'message' && name !== 'presence' && name !== 'iq') {
+      return this.close('unsupported-stanza-type', `<${name}/> is not a stanza`);
+    }
+    // Stanzas carry the stream's namespace implicitly; an explicit other one is wrong.
+    if (stanza.attrs.xmlns && stanza.attrs.xmlns !== NS.client) {
+      return this.close('invalid-namespace', 'stanzas must be in jabber:client');
+    }
+    delete stanza.attrs.xmlns;
+    if (name === 'iq' && stanza.attrs.type === 'set' && firstChild(stanza)?.is('session', NS.session)) {
+      return this.send(el('iq', { type: 'result', id: stanza.attrs.id }));
+    }
+    this.server.router.fromClient(this, stanza);
+  }
+}

@@ -1,0 +1,65 @@
+// Client listeners: c2s.port (plain TCP with STARTTLS) and c2s.directTlsPort
+// (XEP-0368 direct TLS). Counts connections per IP to enforce the limit.
+import { createServer as createTcpServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Server } from '../server.ts';
+import { TcpFraming } from '../stream/tcp-framing.ts';
+import { C2SSession } from './c2s-session.ts';
+import { closeAll, listenAll } from '../util/listen.ts';
+
+export class C2SListeners {
+  private readonly servers: NetServer[] = [];
+  readonly sessions = new Set<C2SSession>();
+  private readonly perIp = new Map<string, number>();
+  ports: { starttls: number | null; directTls: number | null } = { starttls: null, directTls: null };
+
+  constructor(private readonly server: Server) {}
+
+  async start(): Promise<void> {
+    const { c2s } = this.server.config;
+    if (c2s.port !== false) {
+      const bound = await listenAll(() => createTcpServer((socket) => this.accept(socket)), c2s.port, this.server.config.listen);
+      this.ports.starttls = bound.port;
+      this.servers.push(...bound.servers);
+    }
+    if (c2s.directTlsPort !== false) {
+      const make = () => {
+        const s = createTlsServer({ ...this.server.certs.serverOptions(), ALPNProtocols: ['xmpp-client'] }, (socket) =>
+          this.accept(socket),
+        );
+        // A failed handshake must not become an unhandled error.
+        s.on('tlsClientError', () => {});
+        return s;
+      };
+      const bound = await listenAll(make, c2s.directTlsPort, this.server.config.listen);
+      this.ports.directTls = bound.port;
+      this.servers.push(...bound.servers);
+    }
+  }
+
+  private accept(socket: Socket): void {
+    const ip = socket.remoteAddress ?? 'unknown';
+    const count = (this.perIp.get(ip) ?? 0) + 1;
+    this.perIp.set(ip, count);
+    socket.once('close', () => {
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, n);
+    });
+    socket.setKeepAlive(true, 60_000);
+    const framing = new TcpFraming(socket, {
+      limits: this.server.parserLimits,
+      secureContext: this.server.certs.context(),
+    });
+    const session = new C2SSession(this.server, framing, (s) => this.sessions.delete(s));
+    this.sessions.add(session);
+    if (count > this.server.config.limits.maxConnectionsPerIp) {
+      session.close('policy-violation', 'too many connections from your address');
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const s of [...this.sessions]) s.close('system-shutdown', 'the server is shutting down');
+    await closeAll(this.servers);
+  }
+}

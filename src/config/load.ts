@@ -1,0 +1,104 @@
+// Loading and validating configuration. The defaults object doubles as the
+// schema: a key that is not in it is a typo, and a value must have the same
+// type as its default. Errors name the key, so a user can fix the file.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { type Config, defaultConfig } from './schema.ts';
+
+export class ConfigError extends Error {}
+
+type Plain = Record<string, unknown>;
+
+const PORT_KEYS = /(^|\.)(port|directTlsPort)$/;
+const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.avatarMax|^s2s\.(connect|idle)Timeout$/;
+// Keys whose values are free-form maps rather than schema objects.
+const MAP_KEYS = new Set(['s2s.routes']);
+
+function isPlain(v: unknown): v is Plain {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function merge(defaults: Plain, given: Plain, path: string): Plain {
+  const out: Plain = { ...defaults };
+  for (const [key, value] of Object.entries(given)) {
+    const name = path ? `${path}.${key}` : key;
+    if (!(key in defaults)) throw new ConfigError(`unknown configuration key '${name}'`);
+    const def = defaults[key];
+    if (MAP_KEYS.has(name)) {
+      if (!isPlain(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+        throw new ConfigError(`'${name}' must be a map of strings`);
+      }
+      out[key] = value;
+    } else if (isPlain(def)) {
+      if (!isPlain(value)) throw new ConfigError(`'${name}' must be a section (a map of keys)`);
+      out[key] = merge(def, value, name);
+    } else {
+      out[key] = checkValue(name, def, value);
+    }
+  }
+  return out;
+}
+
+function checkValue(name: string, def: unknown, value: unknown): unknown {
+  if (PORT_KEYS.test(name)) {
+    if (value === false) return false;
+    if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65535) {
+      throw new ConfigError(`'${name}' must be a port number (0-65535) or false, got ${JSON.stringify(value)}`);
+    }
+    return value;
+  }
+  if (Array.isArray(def)) {
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+      throw new ConfigError(`'${name}' must be a list of strings`);
+    }
+    return value;
+  }
+  if (typeof value !== typeof def) {
+    throw new ConfigError(`'${name}' must be a ${typeof def}, got ${JSON.stringify(value)}`);
+  }
+  if (typeof value === 'number' && POSITIVE_KEYS.test(name) && !(value > 0)) {
+    throw new ConfigError(`'${name}' must be a positive number`);
+  }
+  return value;
+}
+
+/** Validates a config object (from YAML or a test) on top of the defaults. */
+export function buildConfig(given: unknown = {}): Config {
+  if (given === null || given === undefined) given = {};
+  if (!isPlain(given)) throw new ConfigError('the configuration must be a map of keys');
+  const cfg = merge(defaultConfig() as unknown as Plain, given, '') as unknown as Config;
+  if (!/^[a-z0-9.-]+$/i.test(cfg.domain)) throw new ConfigError(`'domain' is not a valid domain name: ${cfg.domain}`);
+  cfg.domain = cfg.domain.toLowerCase();
+  cfg.msn.domain = (cfg.msn.domain || `msn.${cfg.domain}`).toLowerCase();
+  if (cfg.msn.domain === cfg.domain) throw new ConfigError(`'msn.domain' must differ from 'domain'`);
+  if (!/^[^:\s]+:\d+$/.test(cfg.msn.server)) throw new ConfigError(`'msn.server' must be host:port`);
+  for (const key of ['nexus', 'loginUrl'] as const) {
+    const v = cfg.msn[key];
+    if (v && !/^https?:\/\//.test(v)) throw new ConfigError(`'msn.${key}' must be an http(s) URL`);
+  }
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(cfg.log.level)) {
+    throw new ConfigError(`'log.level' must be one of debug, info, warn, error, silent`);
+  }
+  return cfg;
+}
+
+export function loadConfigFile(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  try {
+    return buildConfig(doc);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(`${file}: ${err.message}`);
+    throw err;
+  }
+}

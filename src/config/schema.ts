@@ -1,0 +1,93 @@
+// The configuration's shape and defaults. Every limit lives here with a
+// safe default, so the rest of the code never invents one.
+
+export type Port = number | false;
+
+export interface Config {
+  domain: string;
+  /** Addresses to bind; empty means every interface. */
+  listen: string[];
+  storage: { path: string; sync: boolean };
+  tls: { dir: string };
+  c2s: { port: Port; directTlsPort: Port; requireTls: boolean };
+  s2s: {
+    port: Port;
+    directTlsPort: Port;
+    secureAuth: boolean;
+    routes: Record<string, string>;
+    /** Extra CA certificates (PEM files) trusted for s2s certificate checks. */
+    trustedCas: string[];
+    connectTimeout: number;
+    idleTimeout: number;
+  };
+  http: { port: Port; allowedOrigins: string[]; webClient: boolean };
+  https: { port: Port };
+  registration: { open: boolean; perIpPerHour: number };
+  limits: {
+    maxStanzaSize: number;
+    maxDepth: number;
+    authTimeout: number;
+    maxConnectionsPerIp: number;
+    maxAuthFailures: number;
+    rosterMaxItems: number;
+    rosterFieldMaxLength: number;
+    vcardMaxSize: number;
+    offlineMaxMessages: number;
+  };
+  msn: {
+    enabled: boolean;
+    domain: string;
+    server: string;
+    nexus: string;
+    loginUrl: string;
+    allowRemoteUsers: boolean;
+    avatarMaxBytes: number;
+    avatarMaxPixels: number;
+  };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
+}
+
+/** Defaults; `msn.domain` is derived from `domain` when not given. */
+export function defaultConfig(): Config {
+  return {
+    domain: 'localhost',
+    listen: [],
+    storage: { path: './storage', sync: false },
+    tls: { dir: './certs' },
+    c2s: { port: 5222, directTlsPort: 5223, requireTls: true },
+    s2s: {
+      port: 5269,
+      directTlsPort: false,
+      secureAuth: false,
+      routes: {},
+      trustedCas: [],
+      connectTimeout: 10,
+      idleTimeout: 600,
+    },
+    http: { port: 5280, allowedOrigins: [], webClient: true },
+    https: { port: 5281 },
+    registration: { open: false, perIpPerHour: 5 },
+    limits: {
+      maxStanzaSize: 256 * 1024,
+      maxDepth: 32,
+      authTimeout: 30,
+      maxConnectionsPerIp: 32,
+      maxAuthFailures: 3,
+      rosterMaxItems: 1000,
+      rosterFieldMaxLength: 1024,
+      vcardMaxSize: 256 * 1024,
+      offlineMaxMessages: 500,
+    },
+    msn: {
+      enabled: true,
+      domain: '',
+      server: 'messenger.hotmail.com:1863',
+      nexus: 'https://nexus.passport.com/rdr/pprdr.asp',
+      loginUrl: '',
+      allowRemoteUsers: false,
+      avatarMaxBytes: 1024 * 1024,
+      avatarMaxPixels: 4096 * 4096,
+    },
+    log: { level: 'info' },
+  };
+}

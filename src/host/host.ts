@@ -1,0 +1,69 @@
+// A host is one domain the process serves (the user domain, msn.<domain>).
+// Modules hook its events; the router fires them. Disco identities and
+// features are declared by the modules that implement them.
+import type { Server } from '../server.ts';
+import type { Jid } from '../jid/jid.ts';
+import type { Element } from '../xml/element.ts';
+import type { Logger } from '../log.ts';
+import { EventBus } from './events.ts';
+import type { ClientSession, Origin } from './session.ts';
+
+export interface StanzaEvent {
+  stanza: Element;
+  origin: Origin;
+  host: Host;
+  /** Parsed `to`; for stanzas without one, the sender's bare JID. */
+  to: Jid;
+  /** Parsed `from` (always set by the router). */
+  from: Jid;
+}
+
+export interface SessionEvent {
+  session: ClientSession;
+  host: Host;
+}
+
+export interface StreamFeatureEvent {
+  session: { secure: boolean; authenticated: boolean; ip: string };
+  features: Element[];
+  host: Host;
+}
+
+export interface Identity {
+  category: string;
+  type: string;
+  name?: string;
+}
+
+export type Module = (host: Host) => void | Promise<void>;
+
+export class Host {
+  readonly events = new EventBus<StanzaEvent>();
+  readonly sessionEvents = new EventBus<SessionEvent>();
+  readonly featureEvents = new EventBus<StreamFeatureEvent>();
+  /** Disco#info of the domain itself. */
+  readonly identities: Identity[] = [];
+  readonly features = new Set<string>();
+  /** Disco#info features of user accounts (bare JIDs) on this host. */
+  readonly accountFeatures = new Set<string>();
+  readonly log: Logger;
+  /** Whether users log in to this host (false for internal components). */
+  readonly userHost: boolean;
+
+  constructor(
+    readonly name: string,
+    readonly server: Server,
+    options: { userHost: boolean },
+  ) {
+    this.userHost = options.userHost;
+    this.log = server.log.child(name);
+  }
+
+  hook(event: string, handler: (e: StanzaEvent) => boolean | void | Promise<unknown>, priority = 0): () => void {
+    return this.events.hook(event, handler, priority);
+  }
+
+  async load(modules: Module[]): Promise<void> {
+    for (const m of modules) await m(this);
+  }
+}

@@ -1,0 +1,31 @@
+// What the router and modules know about a connected, bound client session.
+// TCP and WebSocket sessions both implement it (one stream state machine).
+import type { Jid } from '../jid/jid.ts';
+import type { Element } from '../xml/element.ts';
+import type { StreamErrorName } from '../xml/errors.ts';
+
+export interface ClientSession {
+  readonly kind: 'c2s';
+  readonly id: string;
+  /** The full JID once bound. */
+  readonly jid: Jid;
+  readonly ip: string;
+  readonly secure: boolean;
+  readonly transport: 'tcp' | 'websocket';
+  /** Last available presence sent by the client, null while unavailable. */
+  presence: Element | null;
+  priority: number;
+  /** The client has asked for the roster (RFC 6121 §2.1.6 "interested resource"). */
+  rosterRequested: boolean;
+  /** Per-module state (carbons enabled, blocking list loaded, ...). */
+  readonly data: Map<string, unknown>;
+  send(stanza: Element): void;
+  close(error?: StreamErrorName, text?: string): void;
+}
+
+/** Where a stanza came from, for routing decisions and reply paths. */
+export type Origin =
+  | { kind: 'c2s'; session: ClientSession }
+  | { kind: 's2s'; domains: Set<string> }
+  | { kind: 'host'; name: string }
+  | { kind: 'server' };

@@ -1,0 +1,153 @@
+// Every stanza passes here. Stanzas from local clients are stamped with the
+// sender's JID and offered to the sender's host as `pre-<kind>/<type>` events
+// (outbound processing: roster subscriptions, carbons, blocking...); then
+// they are delivered: to a hosted domain as `<kind>/<type>` events, or to a
+// remote server over s2s. What no module handles gets the default behaviour
+// here, in one place: direct delivery to a bound full JID, and
+// `service-unavailable` for unhandled iq get/set.
+import type { Host, StanzaEvent } from '../host/host.ts';
+import type { ClientSession, Origin } from '../host/session.ts';
+import { Jid } from '../jid/jid.ts';
+import type { Logger } from '../log.ts';
+import type { Element } from '../xml/element.ts';
+import { errorReply, StanzaError, type StanzaErrorCondition } from '../xml/errors.ts';
+import { firstChild } from '../xml/element.ts';
+import type { SessionRegistry } from './session-registry.ts';
+
+/** Outgoing server-to-server delivery; set by the s2s manager when enabled. */
+export interface RemoteRoute {
+  send(stanza: Element, toDomain: string, fromDomain: string): void;
+}
+
+export type Destination = 'self' | 'bare' | 'full' | 'host';
+
+export class Router {
+  remote: RemoteRoute | null = null;
+
+  constructor(
+    private readonly hosts: Map<string, Host>,
+    private readonly sessions: SessionRegistry,
+    private readonly log: Logger,
+  ) {}
+
+  /** Entry point for a stanza from a bound local client session. */
+  fromClient(session: ClientSession, stanza: Element): void {
+    // The server always says who sent it: a client cannot spoof another JID.
+    stanza.attrs.from = session.jid.toString();
+    let to: Jid;
+    if (stanza.attrs.to) {
+      const parsed = Jid.tryParse(stanza.attrs.to);
+      if (!parsed) return this.bounce(stanza, 'jid-malformed');
+      to = parsed;
+    } else {
+      to = session.jid.toBare();
+    }
+    const host = this.hosts.get(session.jid.domain)!;
+    const type = destinationOf(session.jid, to, !stanza.attrs.to);
+    const event: StanzaEvent = { stanza, origin: { kind: 'c2s', session }, host, to, from: session.jid };
+    if (this.fire(host, `pre-${stanza.name}/${type}`, event)) return;
+    this.deliver(stanza, { kind: 'c2s', session }, to, session.jid);
+  }
+
+  /**
+   * Routes a stanza that already carries a trusted `from` (from a module, a
+   * hosted component or an authenticated s2s link).
+   */
+  route(stanza: Element, origin: Origin = { kind: 'server' }): void {
+    const from = Jid.tryParse(stanza.attrs.from);
+    const to = Jid.tryParse(stanza.attrs.to);
+    if (!from) {
+      this.log.warn('dropping stanza without a valid from', { name: stanza.name, to: stanza.attrs.to });
+      return;
+    }
+    if (!to) return this.bounce(stanza, 'jid-malformed');
+    this.deliver(stanza, origin, to, from);
+  }
+
+  private deliver(stanza: Element, origin: Origin, to: Jid, from: Jid): void {
+    const host = this.hosts.get(to.domain);
+    if (!host) {
+      if (this.remote && origin.kind !== 's2s') {
+        this.remote.send(stanza, to.domain, from.domain);
+      } else {
+        this.bounce(stanza, 'remote-server-not-found');
+      }
+      return;
+    }
+    const isSelf = origin.kind === 'c2s' && origin.session.jid.bare === to.bare;
+    const type: Destination = to.local === '' ? 'host' : to.resource === '' ? (isSelf ? 'self' : 'bare') : 'full';
+    const event: StanzaEvent = { stanza, origin, host, to, from };
+    if (this.fire(host, `${stanza.name}/${type}`, event)) return;
+    if (type === 'self' && this.fire(host, `${stanza.name}/bare`, event)) return;
+    this.fallback(event, type);
+  }
+
+  /** Fires an event (and for iq get/set, the payload-specific one first). */
+  private fire(host: Host, name: string, event: StanzaEvent): boolean {
+    const { stanza } = event;
+    if (stanza.name === 'iq' && (stanza.attrs.type === 'get' || stanza.attrs.type === 'set')) {
+      const payload = firstChild(stanza);
+      if (payload) {
+        const specific = name.replace(/^(pre-)?iq\//, `$1iq-${stanza.attrs.type}/`);
+        const r = host.events.fire(`${specific}/${payload.getNS()}:${payload.getName()}`, event);
+        if (this.settle(r, stanza)) return true;
+      }
+    }
+    return this.settle(host.events.fire(name, event), stanza);
+  }
+
+  /** Turns a handler result into "handled", replying with errors it raised. */
+  private settle(result: true | false | Promise<unknown>, stanza: Element): boolean {
+    if (result instanceof Promise) {
+      result.catch((err) => this.replyError(stanza, err));
+      return true;
+    }
+    return result;
+  }
+
+  /** Sends the error reply for a failed handler (never for error stanzas). */
+  replyError(stanza: Element, err: unknown): void {
+    if (err instanceof StanzaError) return this.bounce(stanza, err);
+    this.log.error('handler failed', { stanza: stanza.name, error: String((err as Error)?.stack ?? err) });
+    this.bounce(stanza, 'internal-server-error');
+  }
+
+  /** Replies to a stanza with an error, unless it is itself an error. */
+  bounce(stanza: Element, err: StanzaError | StanzaErrorCondition, text?: string): void {
+    if (stanza.attrs.type === 'error' || stanza.attrs.type === 'result') return;
+    if (!stanza.attrs.from) return;
+    const reply = errorReply(stanza, err, text);
+    if (!reply.attrs.from) delete reply.attrs.from;
+    // Errors about our own domains come from the domain the sender addressed.
+    const to = Jid.tryParse(stanza.attrs.to);
+    if (!to && reply.attrs.from) delete reply.attrs.from;
+    if (!reply.attrs.from) {
+      const sender = Jid.tryParse(stanza.attrs.from);
+      if (sender) reply.attrs.from = sender.domain;
+    }
+    this.route(reply);
+  }
+
+  private fallback(event: StanzaEvent, type: Destination): void {
+    const { stanza, to } = event;
+    const kind = stanza.name;
+    if (type === 'full') {
+      const session = this.sessions.get(to);
+      if (session) return session.send(stanza);
+    }
+    if (kind === 'iq') {
+      if (stanza.attrs.type === 'get' || stanza.attrs.type === 'set') this.bounce(stanza, 'service-unavailable');
+      return;
+    }
+    if (kind === 'message' && stanza.attrs.type !== 'groupchat' && stanza.attrs.type !== 'headline') {
+      this.bounce(stanza, 'service-unavailable');
+    }
+    // Presence nobody wants is dropped silently (RFC 6121 §4.3, §4.5).
+  }
+}
+
+function destinationOf(sender: Jid, to: Jid, implicit: boolean): Destination {
+  if (implicit || (to.resource === '' && to.bare === sender.bare)) return 'self';
+  if (to.local === '') return 'host';
+  return to.resource === '' ? 'bare' : 'full';
+}

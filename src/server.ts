@@ -1,0 +1,132 @@
+// The Server owns everything one jabberfly instance needs: config, logger,
+// storage, certificates, hosts with their modules, the router and the
+// listeners. No globals, so tests can run several servers in one process.
+import { C2SListeners } from './c2s/listener.ts';
+import type { Config } from './config/schema.ts';
+import { Host } from './host/host.ts';
+import type { ClientSession } from './host/session.ts';
+import { Logger } from './log.ts';
+import { Router } from './router/router.ts';
+import { SessionRegistry } from './router/session-registry.ts';
+import { serviceFactories, type Service } from './services.ts';
+import { AccountStore } from './storage/accounts.ts';
+import { LevelBackend } from './storage/level.ts';
+import type { StorageBackend } from './storage/types.ts';
+import { Certificates } from './tls/certs.ts';
+import type { ParserLimits } from './xml/stream-parser.ts';
+import { componentHostModules, userHostModules } from './modules/index.ts';
+
+export interface ServerOptions {
+  /** Where log lines go (tests capture them); stderr by default. */
+  logSink?: (line: string) => void;
+}
+
+export class Server {
+  readonly log: Logger;
+  readonly hosts = new Map<string, Host>();
+  readonly sessions = new SessionRegistry();
+  readonly router: Router;
+  readonly accounts: AccountStore;
+  readonly parserLimits: ParserLimits;
+  readonly startedAt = Date.now();
+  readonly c2s: C2SListeners;
+  private readonly services: Service[] = [];
+  private readonly storeCache = new Map<unknown, unknown>();
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly config: Config,
+    readonly storage: StorageBackend,
+    readonly certs: Certificates,
+    log: Logger,
+  ) {
+    this.log = log;
+    this.accounts = new AccountStore(storage);
+    this.router = new Router(this.hosts, this.sessions, log.child('router'));
+    this.parserLimits = { maxStanzaSize: config.limits.maxStanzaSize, maxDepth: config.limits.maxDepth };
+    this.c2s = new C2SListeners(this);
+  }
+
+  /** Opens storage, loads certificates and hosts, and starts listening. */
+  static async start(config: Config, options: ServerOptions = {}): Promise<Server> {
+    const log = new Logger(config.log.level, 'server', options.logSink);
+    const storage = await LevelBackend.open(config.storage.path, config.storage.sync);
+    let server: Server | undefined;
+    try {
+      const alt = config.msn.enabled ? [config.msn.domain] : [];
+      const certs = Certificates.load(config.tls.dir, config.domain, alt, log);
+      server = new Server(config, storage, certs, log);
+      await server.init();
+      return server;
+    } catch (err) {
+      if (server) await server.stop().catch(() => {});
+      else await storage.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  private async init(): Promise<void> {
+    const main = new Host(this.config.domain, this, { userHost: true });
+    this.hosts.set(main.name, main);
+    await main.load(userHostModules);
+    if (this.config.msn.enabled) {
+      const msn = new Host(this.config.msn.domain, this, { userHost: false });
+      this.hosts.set(msn.name, msn);
+      await msn.load(componentHostModules);
+    }
+    await this.c2s.start();
+    for (const make of serviceFactories) {
+      const service = make(this);
+      if (!service) continue;
+      this.services.push(service);
+      await service.start();
+    }
+    this.log.info('started', {
+      domain: this.config.domain,
+      c2s: this.c2s.ports.starttls,
+      c2sDirectTls: this.c2s.ports.directTls,
+    });
+  }
+
+  /** One shared instance per store class, so modules and the gateway agree. */
+  store<T>(ctor: new (backend: StorageBackend, server: Server) => T): T {
+    let s = this.storeCache.get(ctor) as T | undefined;
+    if (!s) {
+      s = new ctor(this.storage, this);
+      this.storeCache.set(ctor, s);
+    }
+    return s;
+  }
+
+  /** A running service by class (e.g. the HTTP or s2s service), for tests and status. */
+  service<T extends Service>(ctor: abstract new (...args: never[]) => T): T | undefined {
+    return this.services.find((s) => s instanceof ctor) as T | undefined;
+  }
+
+  /** Called by a session that bound a resource. Replaces an older session with the same JID. */
+  bindSession(session: ClientSession, host: Host): void {
+    const old = this.sessions.add(session);
+    if (old && old !== session) {
+      old.close('conflict', 'replaced by a new connection with the same resource');
+    }
+    host.sessionEvents.fire('resource-bind', { session, host });
+  }
+
+  /** Called once when a bound session ends, however it ended. */
+  unbindSession(session: ClientSession, host: Host): void {
+    // Modules (presence) see the session before it leaves the registry.
+    host.sessionEvents.fire('resource-unbind', { session, host });
+    this.sessions.remove(session);
+  }
+
+  /** Closes every stream cleanly (system-shutdown), then storage. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const s of [...this.services].reverse()) await s.stop().catch((e) => this.log.error('stop failed', { error: String(e) }));
+      await this.c2s.stop();
+      await this.storage.close();
+      this.log.info('stopped');
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,13 @@
+// Optional parts of the server that own listeners or connections beyond
+// c2s (HTTP/WebSocket, s2s). Each factory may return null when disabled in
+// the configuration. Order matters for start (listed order) and stop (reverse).
+import type { Server } from './server.ts';
+
+export interface Service {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export type ServiceFactory = (server: Server) => Service | null;
+
+export const serviceFactories: ServiceFactory[] = [];

@@ -1,0 +1,47 @@
+// The seam between the stream state machine and a transport. TCP streams
+// frame XML as one long document; WebSocket (RFC 7395) frames one element
+// per message with <open/> and <close/>. Both deliver the same events, so
+// c2s negotiation, SASL, limits and sessions exist once.
+import type { Element } from '../xml/element.ts';
+import type { StreamErrorCondition } from '../xml/stream-parser.ts';
+
+export interface FramingHandlers {
+  open(attrs: Record<string, string>, name: string): void;
+  stanza(el: Element): void;
+  close(): void;
+  /** Bad XML or a limit: the session answers with a stream error. */
+  error(condition: StreamErrorCondition, text: string): void;
+  /** The transport is gone (socket closed or failed). */
+  end(reason: string): void;
+}
+
+export interface StreamHeader {
+  from: string;
+  to?: string;
+  id: string;
+  version?: string;
+  /** Default namespace of the stream: jabber:client or jabber:server. */
+  xmlns: string;
+  extra?: Record<string, string>;
+}
+
+export interface Framing {
+  readonly transport: 'tcp' | 'websocket';
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  /** Whether STARTTLS can be offered (TCP without TLS yet). */
+  readonly canStartTls: boolean;
+  setHandlers(h: FramingHandlers): void;
+  openStream(header: StreamHeader): void;
+  send(el: Element): void;
+  /** Sends the closing tag and ends the transport once written. */
+  closeStream(): void;
+  /** Upgrades to TLS after <proceed/>; the parser restarts. */
+  startTls(done: (err?: Error) => void): void;
+  /** Starts a fresh XML stream on the same transport (after SASL). */
+  restart(): void;
+  /** Drops the transport now. */
+  destroy(): void;
+  /** TLS peer certificate, for SASL EXTERNAL on s2s. */
+  peerCertificate?(): import('node:tls').PeerCertificate | null;
+}

@@ -1,0 +1,164 @@
+// XML streams over TCP and TLS sockets (RFC 6120 §4): one document per
+// stream, STARTTLS in place, a fresh parser at every restart.
+import type { Socket } from 'node:net';
+import { connect as tlsConnect, type PeerCertificate, type SecureContext, TLSSocket } from 'node:tls';
+import type { Element } from '../xml/element.ts';
+import { escapeXML } from '../xml/element.ts';
+import { type ParserLimits, XmlStreamParser } from '../xml/stream-parser.ts';
+import type { Framing, FramingHandlers, StreamHeader } from './framing.ts';
+
+export interface TcpFramingOptions {
+  limits: ParserLimits;
+  /** Server side: the context for STARTTLS; absent means no STARTTLS. */
+  secureContext?: SecureContext;
+  /** Client side (outgoing s2s) STARTTLS: connect as a TLS client. */
+  tlsClient?: { servername: string; secureContext: SecureContext };
+  /** Request (but do not require) a client certificate on STARTTLS. */
+  requestCert?: boolean;
+}
+
+export class TcpFraming implements Framing {
+  readonly transport = 'tcp' as const;
+  readonly remoteAddress: string;
+  private socket: Socket;
+  private handlers: FramingHandlers | null = null;
+  private readonly parser: XmlStreamParser;
+  private closed = false;
+  private tlsActive: boolean;
+
+  constructor(
+    socket: Socket,
+    private readonly options: TcpFramingOptions,
+  ) {
+    this.socket = socket;
+    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    this.tlsActive = socket instanceof TLSSocket;
+    this.parser = new XmlStreamParser(options.limits, {
+      open: (name, attrs) => this.handlers?.open(attrs, name),
+      stanza: (el) => this.handlers?.stanza(el),
+      close: () => this.handlers?.close(),
+      error: (c, t) => this.handlers?.error(c, t),
+    });
+    this.attach(socket);
+  }
+
+  get secure(): boolean {
+    return this.tlsActive;
+  }
+
+  get canStartTls(): boolean {
+    return !this.tlsActive && (this.options.secureContext !== undefined || this.options.tlsClient !== undefined);
+  }
+
+  private attach(socket: Socket): void {
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+  }
+
+  private detach(socket: Socket): void {
+    socket.off('data', this.onData);
+    socket.off('error', this.onError);
+    socket.off('close', this.onClose);
+  }
+
+  private readonly onData = (chunk: Buffer) => this.parser.write(chunk);
+  private readonly onError = (err: Error) => {
+    this.end(`socket error: ${err.message}`);
+  };
+  private readonly onClose = () => this.end('connection closed');
+
+  private end(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handlers?.end(reason);
+  }
+
+  setHandlers(h: FramingHandlers): void {
+    this.handlers = h;
+  }
+
+  openStream(h: StreamHeader): void {
+    let s = `<?xml version='1.0'?><stream:stream xmlns='${h.xmlns}' xmlns:stream='http://etherx.jabber.org/streams'`;
+    s += ` from='${escapeXML(h.from)}' id='${escapeXML(h.id)}'`;
+    if (h.to) s += ` to='${escapeXML(h.to)}'`;
+    if (h.version) s += ` version='${h.version}'`;
+    s += " xml:lang='en'";
+    for (const [k, v] of Object.entries(h.extra ?? {})) s += ` ${k}='${escapeXML(v)}'`;
+    this.write(`${s}>`);
+  }
+
+  send(el: Element): void {
+    this.write(el.toString());
+  }
+
+  write(s: string): void {
+    if (!this.closed && this.socket.writable) this.socket.write(s);
+  }
+
+  closeStream(): void {
+    if (this.closed) return;
+    this.write('</stream:stream>');
+    this.socket.end();
+    // A peer that never closes its side must not hold the socket forever.
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+  }
+
+  startTls(done: (err?: Error) => void): void {
+    const raw = this.socket;
+    this.detach(raw);
+    let tls: TLSSocket;
+    if (this.options.tlsClient) {
+      tls = tlsConnect({
+        socket: raw,
+        servername: this.options.tlsClient.servername,
+        secureContext: this.options.tlsClient.secureContext,
+        rejectUnauthorized: false, // verification is judged by s2s policy, not here
+      });
+    } else {
+      tls = new TLSSocket(raw, {
+        isServer: true,
+        secureContext: this.options.secureContext,
+        requestCert: this.options.requestCert ?? false,
+        rejectUnauthorized: false,
+      });
+    }
+    this.socket = tls;
+    this.tlsActive = true;
+    this.parser.reset();
+    let settled = false;
+    const ready = this.options.tlsClient ? 'secureConnect' : 'secure';
+    tls.once(ready, () => {
+      settled = true;
+      done();
+    });
+    tls.once('error', (err) => {
+      if (!settled) {
+        settled = true;
+        done(err);
+      }
+    });
+    this.attach(tls);
+  }
+
+  restart(): void {
+    this.parser.reset();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+    this.end('destroyed');
+  }
+
+  peerCertificate(): PeerCertificate | null {
+    if (!(this.socket instanceof TLSSocket)) return null;
+    const cert = this.socket.getPeerCertificate(true);
+    return cert && Object.keys(cert).length > 0 ? cert : null;
+  }
+
+  /** Whether the TLS peer certificate verified against our trusted CAs. */
+  peerAuthorized(): boolean {
+    return this.socket instanceof TLSSocket && this.socket.authorized;
+  }
+}

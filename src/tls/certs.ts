@@ -1,0 +1,92 @@
+// TLS certificates: every <name>.crt/<name>.key pair in tls.dir is loaded
+// and chosen by SNI; the pair for the main domain is generated on first
+// start (self-signed, with the transport domain as a second name) by the
+// system `openssl`, so a fresh install has working TLS with no extra package.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { Logger } from '../log.ts';
+
+export interface CertPair {
+  cert: string;
+  key: string;
+}
+
+export class Certificates {
+  private readonly contexts = new Map<string, SecureContext>();
+  readonly pairs = new Map<string, CertPair>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly defaultName: string,
+  ) {}
+
+  static load(dir: string, domain: string, altNames: string[], log: Logger): Certificates {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const crt = join(dir, `${domain}.crt`);
+    const key = join(dir, `${domain}.key`);
+    if (!existsSync(crt) || !existsSync(key)) {
+      generateSelfSigned(crt, key, [domain, ...altNames]);
+      log.info('generated a self-signed certificate', { file: crt, names: [domain, ...altNames].join(',') });
+    }
+    const certs = new Certificates(dir, domain);
+    for (const file of readdirSync(dir)) {
+      if (!file.endsWith('.crt')) continue;
+      const name = file.slice(0, -4);
+      const keyFile = join(dir, `${name}.key`);
+      if (!existsSync(keyFile)) continue;
+      const pair = { cert: readFileSync(join(dir, file), 'utf8'), key: readFileSync(keyFile, 'utf8') };
+      try {
+        certs.contexts.set(name, createSecureContext(pair));
+        certs.pairs.set(name, pair);
+      } catch (err) {
+        log.warn('ignoring unusable certificate', { file, error: (err as Error).message });
+      }
+    }
+    if (!certs.contexts.has(domain)) throw new Error(`no usable certificate for ${domain} in ${dir}`);
+    return certs;
+  }
+
+  /** The context for a server name, falling back to the main domain's. */
+  context(servername?: string): SecureContext {
+    if (servername) {
+      const exact = this.contexts.get(servername);
+      if (exact) return exact;
+      const parent = servername.split('.').slice(1).join('.');
+      const wildcard = this.contexts.get(`*.${parent}`) ?? this.contexts.get(parent);
+      if (wildcard) return wildcard;
+    }
+    return this.contexts.get(this.defaultName)!;
+  }
+
+  /** Options for tls.createServer / https.createServer with SNI. */
+  serverOptions(): { SNICallback: (name: string, cb: (e: Error | null, c?: SecureContext) => void) => void } & CertPair {
+    const main = this.pairs.get(this.defaultName)!;
+    return {
+      ...main,
+      SNICallback: (name, cb) => cb(null, this.context(name)),
+    };
+  }
+}
+
+function generateSelfSigned(crtFile: string, keyFile: string, names: string[]): void {
+  const san = names.map((n) => `DNS:${n}`).join(',');
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+        '-days', '3650', '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${san}`,
+        '-keyout', keyFile, '-out', crtFile,
+      ],
+      { stdio: 'pipe' },
+    );
+  } catch (err) {
+    const e = err as { code?: string; stderr?: Buffer };
+    if (e.code === 'ENOENT') {
+      throw new Error('openssl is not installed: install it, or put <domain>.crt and <domain>.key in tls.dir');
+    }
+    throw new Error(`openssl failed to generate a certificate: ${e.stderr?.toString().trim() ?? String(err)}`);
+  }
+}

@@ -1,0 +1,170 @@
+// Incremental parser for one XML stream (RFC 6120 §4), built on ltx's SAX
+// parser. ltx alone has no limits and some unsafe habits (it swallows a
+// DOCTYPE, throws on unknown entities, passes mismatched end tags), so this
+// wrapper adds what an XMPP server needs:
+//   - strict UTF-8 decoding across chunk boundaries (invalid bytes → error),
+//   - restricted XML (RFC 6120 §11.1): no DTD, comments or processing
+//     instructions, so entity-expansion bombs never reach the parser,
+//   - per-stanza byte limit and element depth limit,
+//   - end-tag matching and "only whitespace between stanzas".
+// A stream restart (after STARTTLS or SASL) needs a fresh parser: call reset().
+import SaxLtx from 'ltx/src/parsers/ltx.js';
+import { Element } from './element.ts';
+
+export type StreamErrorCondition =
+  | 'bad-format'
+  | 'not-well-formed'
+  | 'restricted-xml'
+  | 'policy-violation'
+  | 'invalid-namespace'
+  | 'unsupported-encoding';
+
+export interface ParserLimits {
+  /** Largest stanza in bytes, counted on the wire. */
+  maxStanzaSize: number;
+  /** Deepest element nesting inside a stanza (the stanza itself is depth 1). */
+  maxDepth: number;
+}
+
+export interface ParserHandlers {
+  open(name: string, attrs: Record<string, string>): void;
+  stanza(el: Element): void;
+  close(): void;
+  error(condition: StreamErrorCondition, text: string): void;
+}
+
+// XML 1.0 forbids these code points even as character references.
+const ILLEGAL_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
+const RESTRICTED = /<[!?]/;
+const PIECE = 16 * 1024;
+
+export class XmlStreamParser {
+  private sax!: SaxLtx;
+  private decoder!: TextDecoder;
+  private depth = 0;
+  private current: Element | null = null;
+  private names: string[] = [];
+  private bytes = 0;
+  private failed = false;
+  private rootSeen = false;
+  private pendingLt = false;
+
+  constructor(
+    private readonly limits: ParserLimits,
+    private readonly handlers: ParserHandlers,
+  ) {
+    this.reset();
+  }
+
+  /** Starts a new stream on the same connection (after STARTTLS / SASL). */
+  reset(): void {
+    this.sax = new SaxLtx();
+    this.decoder = new TextDecoder('utf-8', { fatal: true });
+    this.depth = 0;
+    this.current = null;
+    this.names = [];
+    this.bytes = 0;
+    this.rootSeen = false;
+    this.pendingLt = false;
+    this.sax.on('startElement', (name, attrs) => this.onStart(name, attrs));
+    this.sax.on('endElement', (name) => this.onEnd(name));
+    this.sax.on('text', (text) => this.onText(text));
+  }
+
+  write(chunk: Buffer | string): void {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    // Feed big chunks in pieces so the stanza size limit trips early.
+    for (let off = 0; off < buf.length && !this.failed; off += PIECE) {
+      this.writePiece(buf.subarray(off, Math.min(off + PIECE, buf.length)));
+    }
+  }
+
+  private writePiece(piece: Buffer): void {
+    let text: string;
+    try {
+      text = this.decoder.decode(piece, { stream: true });
+    } catch {
+      return this.fail('not-well-formed', 'invalid UTF-8');
+    }
+    if (text.length === 0) return;
+    if (ILLEGAL_CHARS.test(text)) return this.fail('not-well-formed', 'character not allowed in XML');
+    if ((this.pendingLt && (text[0] === '!' || text[0] === '?')) || RESTRICTED.test(text)) {
+      // The XML declaration may precede the stream header; nothing else may.
+      if (!this.onlyXmlDeclaration(text)) {
+        return this.fail('restricted-xml', 'comments, processing instructions and DTDs are not allowed');
+      }
+    }
+    this.pendingLt = text.endsWith('<');
+    this.bytes += piece.length;
+    try {
+      this.sax.write(text);
+    } catch (err) {
+      const msg = (err as Error).message ?? '';
+      return this.fail(msg.includes('entity') ? 'restricted-xml' : 'not-well-formed', msg);
+    }
+    if (!this.failed && this.bytes > this.limits.maxStanzaSize) {
+      this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`);
+    }
+  }
+
+  /** True when the only `<?`/`<!` in text is an XML declaration before the root. */
+  private onlyXmlDeclaration(text: string): boolean {
+    if (this.rootSeen) return false;
+    const trimmed = this.pendingLt ? `<${text}` : text;
+    const rest = trimmed.replace(/^\s*<\?xml\s[^>]*\?>/, '');
+    return rest !== trimmed && !RESTRICTED.test(rest);
+  }
+
+  private onStart(name: string, attrs: Record<string, string>): void {
+    if (this.failed) return;
+    if (this.depth === 0) {
+      this.rootSeen = true;
+      this.depth = 1;
+      this.names.push(name);
+      this.bytes = 0;
+      this.handlers.open(name, attrs);
+      return;
+    }
+    if (this.depth >= this.limits.maxDepth + 1) {
+      return this.fail('policy-violation', `elements nested deeper than ${this.limits.maxDepth}`);
+    }
+    const el = new Element(name, attrs);
+    if (this.current) this.current.cnode(el);
+    this.current = el;
+    this.names.push(name);
+    this.depth++;
+  }
+
+  private onEnd(name: string): void {
+    if (this.failed) return;
+    const expected = this.names.pop();
+    if (expected !== name) return this.fail('not-well-formed', `end tag </${name}> does not match <${expected}>`);
+    this.depth--;
+    if (this.depth === 0) {
+      this.handlers.close();
+      return;
+    }
+    const el = this.current!;
+    this.current = el.parent;
+    if (this.depth === 1) {
+      el.parent = null;
+      this.bytes = 0;
+      this.handlers.stanza(el);
+    }
+  }
+
+  private onText(text: string): void {
+    if (this.failed) return;
+    if (this.current) {
+      this.current.t(text);
+    } else if (text.trim() !== '') {
+      this.fail('not-well-formed', 'text outside of a stanza');
+    }
+  }
+
+  private fail(condition: StreamErrorCondition, text: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.handlers.error(condition, text);
+  }
+}

@@ -1,0 +1,83 @@
+// Thin helpers around @xmpp/client (the real npm client) for tests: connect,
+// wait for a matching stanza with a timeout, collect stanzas.
+import { client, type Client } from '@xmpp/client';
+import type { Element } from '@xmpp/xml';
+
+export interface ConnectOptions {
+  port: number;
+  username: string;
+  password: string;
+  domain?: string;
+  resource?: string;
+  mechanism?: 'SCRAM-SHA-1' | 'PLAIN';
+  directTls?: boolean;
+  websocketUrl?: string;
+}
+
+export interface TestClient {
+  xmpp: Client;
+  jid: string;
+  received: Element[];
+  waitFor(pred: (s: Element) => boolean, what?: string, ms?: number): Promise<Element>;
+  send(s: Element): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function connect(o: ConnectOptions): Promise<TestClient> {
+  const domain = o.domain ?? 'localhost';
+  const service = o.websocketUrl ?? `${o.directTls ? 'xmpps' : 'xmpp'}://127.0.0.1:${o.port}`;
+  const xmpp = client({
+    service,
+    domain,
+    resource: o.resource,
+    credentials: async (authenticate: (c: object, m: string) => Promise<void>, mechanisms: string[]) => {
+      const mech = o.mechanism ?? (mechanisms.includes('SCRAM-SHA-1') ? 'SCRAM-SHA-1' : mechanisms[0]!);
+      await authenticate({ username: o.username, password: o.password }, mech);
+    },
+  });
+  xmpp.reconnect.stop();
+  xmpp.on('error', () => {});
+  const received: Element[] = [];
+  const waiters: Array<{ pred: (s: Element) => boolean; resolve: (s: Element) => void }> = [];
+  xmpp.on('stanza', (s: Element) => {
+    received.push(s);
+    for (const w of [...waiters]) {
+      if (w.pred(s)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(s);
+      }
+    }
+  });
+  const address = await xmpp.start();
+  return {
+    xmpp,
+    jid: address.toString(),
+    received,
+    waitFor(pred, what = 'stanza', ms = 5000) {
+      const seen = received.find(pred);
+      if (seen) {
+        received.splice(received.indexOf(seen), 1);
+        return Promise.resolve(seen);
+      }
+      return new Promise((resolve, reject) => {
+        const w = {
+          pred,
+          resolve: (s: Element) => {
+            clearTimeout(timer);
+            received.splice(received.indexOf(s), 1);
+            resolve(s);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error(`timed out waiting for ${what}`));
+        }, ms);
+        waiters.push(w);
+      });
+    },
+    send: (s) => xmpp.send(s),
+    async stop() {
+      await xmpp.stop().catch(() => {});
+    },
+  };
+}

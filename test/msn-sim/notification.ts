@@ -1,0 +1,714 @@
+// The notification server (NS): login, contact lists, presence, challenges,
+// and switchboard referrals. One NotificationSession per TCP connection.
+//
+// Formats follow MSNP11 (ABCHMigrated: 1: contacts and groups carry GUIDs,
+// no list versions in replies). MSNP8-MSNP10 are accepted in VER; for them the
+// version-dependent parts (USR OK, SYN/LST/LSG shape, QRY algorithm, presence
+// fields) switch to their older forms. List editing uses ADC/REM (MSNP10+).
+
+import type { Socket } from 'node:net';
+import { type Account, type AccountStore, type ListName, LIST_BITS, isValidHandle } from './accounts.ts';
+import { verifyChallengeResponse } from './challenge.ts';
+import type { SimContext } from './context.ts';
+import { type Frame, FrameDecoder, byteLength, clientPayloadRule, encodeCommand, msnDecode, msnEncode } from './framing.ts';
+import {
+  SETTABLE_STATUSES,
+  allows,
+  announce,
+  announceOffline,
+  announcePersonalData,
+  appearsOnline,
+  refreshVisibility,
+  sendInitialPresence,
+  type PresenceSession,
+} from './presence.ts';
+
+/** Protocol versions this simulator speaks, best first. */
+export const SUPPORTED_PROTOCOLS = [11, 10, 9, 8] as const;
+
+/** Client versions reported in the CVR answer (MSN Messenger 7.0 era). */
+const CVR_ANSWER =
+  '7.0.0816 7.0.0816 7.0.0777 http://msgr.dlservice.microsoft.com/download/5/4/4/544E3D1D-6B0C-4ADF-B35C-F6E2EB8CF3CA/Install_MSN_Messenger.exe http://messenger.msn.com';
+
+const MAX_GROUPS = 30;
+const MAX_GROUP_NAME_BYTES = 61;
+const MAX_FRIENDLY_NAME_BYTES = 387;
+const PRP_PROPERTIES = new Set(['PHH', 'PHW', 'PHM', 'MOB', 'MBE', 'WWE', 'HSB']);
+
+type Phase = 'connected' | 'versioned' | 'authenticating' | 'online' | 'closed';
+
+/** Formats a Date like the MSNP10+ SYN timestamps ("2005-04-23T18:57:44.8130000-07:00"). */
+export function synTimestamp(date: Date): string {
+  const iso = date.toISOString(); // 2005-04-23T18:57:44.813Z
+  return `${iso.slice(0, 23)}0000-00:00`;
+}
+
+/** "pppp" -> byte-swapped port, as in the profile's ClientPort field. */
+function swappedPort(port: number): number {
+  return ((port & 0xff) << 8) | ((port >> 8) & 0xff);
+}
+
+export class NotificationSession implements PresenceSession {
+  private readonly decoder = new FrameDecoder(clientPayloadRule);
+  private phase: Phase = 'connected';
+  /** Set while acting as the dispatch server: USR TWN I answers with XFR. */
+  private pendingEmail = '';
+  protocol = 0;
+  email = '';
+  private accountRef: Account | null = null;
+  status = 'FLN';
+  capabilities = '0';
+  msnObject: string | null = null;
+  receivesPresence = false;
+  readonly knownOnline = new Set<string>();
+  /** Challenges still answerable: the latest and the one before it. */
+  private challenges: string[] = [];
+  private challengeTimer: NodeJS.Timeout | null = null;
+  private challengeInterval: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly socket: Socket,
+    private readonly registry: NotificationRegistry,
+    /** Dispatch mode: after USR TWN I, refer the client to the NS and hang up. */
+    private readonly dispatch = false,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('close', () => this.onClose());
+    socket.on('error', () => {
+      // Resets from clients are normal; 'close' does the cleanup.
+    });
+  }
+
+  get account(): Account {
+    if (!this.accountRef) throw new Error('session is not logged in');
+    return this.accountRef;
+  }
+
+  get isOnline(): boolean {
+    return this.phase === 'online';
+  }
+
+  send(line: string, payload?: Buffer | string): void {
+    if (this.phase === 'closed' || this.socket.destroyed) return;
+    this.ctx.log({ server: this.dispatch ? 'DS' : 'NS', direction: 'out', email: this.email || undefined, text: line });
+    this.socket.write(encodeCommand(line, payload));
+  }
+
+  /** Ends the connection after flushing what was written. */
+  close(): void {
+    if (this.phase === 'closed') return;
+    this.socket.end();
+    // Do not wait for a slow peer forever.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.finish();
+  }
+
+  /** OUT <reason> and disconnect (OTH on a second login, SSD on shutdown). */
+  kick(reason: string): void {
+    this.send(`OUT ${reason}`);
+    this.close();
+  }
+
+  /** Sends a CHL now (also used by the simulator's sendChallenge()). */
+  challenge(): void {
+    if (this.phase !== 'online') return;
+    const chl = this.ctx.options.challengeGenerator();
+    this.challenges = [this.challenges[this.challenges.length - 1], chl].filter((c): c is string => !!c);
+    this.send(`CHL 0 ${chl}`);
+    if (this.challengeTimer) clearTimeout(this.challengeTimer);
+    if (this.ctx.options.challengeTimeoutMs > 0) {
+      this.challengeTimer = setTimeout(() => {
+        this.ctx.log({ server: 'NS', direction: 'info', email: this.email, text: 'challenge timed out' });
+        this.send('OUT');
+        this.close();
+      }, this.ctx.options.challengeTimeoutMs);
+      this.challengeTimer.unref();
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch {
+      this.close();
+      return;
+    }
+    for (const frame of frames) {
+      if (this.phase === 'closed') return;
+      this.ctx.log({
+        server: this.dispatch ? 'DS' : 'NS',
+        direction: 'in',
+        email: this.email || undefined,
+        text: frame.line,
+      });
+      try {
+        this.handle(frame);
+      } catch (err) {
+        this.ctx.log({ server: 'NS', direction: 'info', email: this.email, text: `handler error: ${String(err)}` });
+        this.close();
+      }
+    }
+  }
+
+  private onClose(): void {
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.phase === 'closed') return;
+    const wasOnline = this.phase === 'online';
+    this.phase = 'closed';
+    if (this.challengeTimer) clearTimeout(this.challengeTimer);
+    if (this.challengeInterval) clearInterval(this.challengeInterval);
+    if (wasOnline && this.registry.unregister(this)) {
+      announceOffline(this.registry, this);
+    }
+  }
+
+  // ---- dispatch -----------------------------------------------------------
+
+  private handle(frame: Frame): void {
+    const { name, args } = frame;
+    if (name === 'OUT') {
+      this.send('OUT');
+      this.close();
+      return;
+    }
+    if (name === 'PNG') {
+      this.send(this.protocol >= 9 ? `QNG ${this.ctx.options.pingIntervalSeconds}` : 'QNG');
+      return;
+    }
+    const trid = args[0];
+    if (trid === undefined || !/^\d+$/.test(trid)) {
+      // Every other command needs a transaction id; garbage ends the session.
+      this.close();
+      return;
+    }
+    if (this.phase === 'connected') {
+      if (name === 'VER') return this.onVer(trid, args.slice(1));
+      this.close();
+      return;
+    }
+    if (this.phase === 'versioned' || this.phase === 'authenticating') {
+      if (name === 'CVR') return this.send(`CVR ${trid} ${CVR_ANSWER}`);
+      if (name === 'USR') return this.onUsr(trid, args.slice(1));
+      this.close();
+      return;
+    }
+    switch (name) {
+      case 'SYN':
+        return this.onSyn(trid, args.slice(1));
+      case 'CHG':
+        return this.onChg(trid, args.slice(1));
+      case 'ADC':
+        return this.onAdc(trid, args.slice(1));
+      case 'REM':
+        return this.onRem(trid, args.slice(1));
+      case 'ADG':
+        return this.onAdg(trid, args.slice(1));
+      case 'RMG':
+        return this.onRmg(trid, args.slice(1));
+      case 'REG':
+        return this.onReg(trid, args.slice(1));
+      case 'BLP':
+        return this.onBlp(trid, args.slice(1));
+      case 'GTC':
+        return this.onGtc(trid, args.slice(1));
+      case 'PRP':
+        return this.onPrp(trid, args.slice(1));
+      case 'SBP':
+        return this.onSbp(trid, args.slice(1));
+      case 'UUX':
+        return this.onUux(trid, frame.payload ?? Buffer.alloc(0));
+      case 'XFR':
+        return this.onXfr(trid, args.slice(1));
+      case 'QRY':
+        return this.onQry(trid, args.slice(1), frame.payload ?? Buffer.alloc(0));
+      case 'CHL':
+        return this.onClientChl(trid);
+      case 'USR':
+        // USR after login: "already logged in".
+        return this.send(`207 ${trid}`);
+      case 'CVR':
+        return this.send(`CVR ${trid} ${CVR_ANSWER}`);
+      default:
+        // Unknown commands end the session, as on the real service.
+        this.close();
+    }
+  }
+
+  // ---- login --------------------------------------------------------------
+
+  private onVer(trid: string, offered: string[]): void {
+    const versions = new Set(offered);
+    const chosen = SUPPORTED_PROTOCOLS.find((v) => versions.has(`MSNP${v}`));
+    if (chosen === undefined) {
+      this.send(`VER ${trid} 0`);
+      this.close();
+      return;
+    }
+    this.protocol = chosen;
+    this.phase = 'versioned';
+    this.send(`VER ${trid} MSNP${chosen}`);
+  }
+
+  private onUsr(trid: string, args: string[]): void {
+    const [method, stage, value] = args;
+    if (method !== 'TWN' || value === undefined) {
+      this.send(`911 ${trid}`);
+      this.close();
+      return;
+    }
+    if (stage === 'I' && this.phase === 'versioned') {
+      const email = value.toLowerCase();
+      if (!isValidHandle(email)) {
+        this.send(`911 ${trid}`);
+        this.close();
+        return;
+      }
+      if (this.dispatch) {
+        this.send(`XFR ${trid} NS ${this.registry.address()} 0 ${this.registry.dispatchAddress()}`);
+        this.close();
+        return;
+      }
+      this.pendingEmail = email;
+      this.phase = 'authenticating';
+      this.send(`USR ${trid} TWN S ${this.ctx.passport.newChallenge()}`);
+      return;
+    }
+    if (stage === 'S' && this.phase === 'authenticating') {
+      // The ticket is everything after "TWN S", normally t=...&p=...
+      const ticket = args.slice(2).join(' ');
+      const account = this.ctx.accounts.get(this.pendingEmail);
+      if (!account || !this.ctx.passport.checkTicket(this.pendingEmail, ticket)) {
+        this.send(`911 ${trid}`);
+        this.close();
+        return;
+      }
+      this.loginOk(trid, account, ticket);
+      return;
+    }
+    this.send(`911 ${trid}`);
+    this.close();
+  }
+
+  private loginOk(trid: string, account: Account, ticket: string): void {
+    this.accountRef = account;
+    this.email = account.email;
+    this.phase = 'online';
+    // A second login of the same account pushes the older one out.
+    const previous = this.registry.register(this);
+    if (previous) {
+      previous.kick('OTH');
+    }
+    if (this.protocol >= 10) this.send(`USR ${trid} OK ${account.email} 1 0`);
+    else this.send(`USR ${trid} OK ${account.email} ${msnEncode(account.friendlyName)} 1 0`);
+    if (this.protocol >= 11) this.send('SBS 0 null');
+    this.send(`MSG Hotmail Hotmail ${byteLength(this.profile(ticket))}`, this.profile(ticket));
+    if (this.ctx.options.challengeIntervalMs > 0) {
+      this.challengeInterval = setInterval(() => this.challenge(), this.ctx.options.challengeIntervalMs);
+      this.challengeInterval.unref();
+    }
+  }
+
+  private profile(ticket: string): string {
+    const t = /(?:^|&)t=([^&]*)/.exec(ticket)?.[1] ?? '';
+    const remotePort = this.socket.remotePort ?? 0;
+    const memberId = Array.from(this.email).reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
+    const lines = [
+      'MIME-Version: 1.0',
+      'Content-Type: text/x-msmsgsprofile; charset=UTF-8',
+      `LoginTime: ${Math.floor(Date.now() / 1000)}`,
+      'EmailEnabled: 0',
+      'MemberIdHigh: 0',
+      `MemberIdLow: ${memberId}`,
+      'lang_preference: 1033',
+      `preferredEmail: ${this.email}`,
+      'country: US',
+      'PostalCode: ',
+      'Gender: ',
+      'Kid: 0',
+      'Age: ',
+      'BDayPre: ',
+      'Birthday: ',
+      'Wallet: ',
+      'Flags: 1027',
+      'sid: 507',
+      'kv: 11',
+      `MSPAuth: ${t}$`,
+      `ClientIP: ${this.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1'}`,
+      `ClientPort: ${swappedPort(remotePort)}`,
+      'ABCHMigrated: 1',
+    ];
+    return `${lines.join('\r\n')}\r\n\r\n`;
+  }
+
+  // ---- lists --------------------------------------------------------------
+
+  private onSyn(trid: string, args: string[]): void {
+    const account = this.account;
+    const contacts = [...account.contacts.values()].filter((c) => c.lists.size > 0);
+    const groups = [...account.groups.values()];
+    if (this.protocol >= 10) {
+      const listTs = synTimestamp(account.listChanged);
+      const settingsTs = synTimestamp(account.settingsChanged);
+      if (args[0] === listTs && args[1] === settingsTs) {
+        // The client's cache is current: no list follows.
+        this.send(`SYN ${trid} ${listTs} ${settingsTs}`);
+        return;
+      }
+      this.send(`SYN ${trid} ${listTs} ${settingsTs} ${contacts.length} ${groups.length}`);
+    } else {
+      const version = String(account.listVersion);
+      if (args[0] === version) {
+        this.send(`SYN ${trid} ${version}`);
+        return;
+      }
+      this.send(`SYN ${trid} ${version} ${contacts.length} ${groups.length}`);
+    }
+    this.send(`GTC ${account.gtc}`);
+    this.send(`BLP ${account.blp}`);
+    if (this.protocol >= 10) this.send(`PRP MFN ${msnEncode(account.friendlyName)}`);
+    for (const [key, value] of account.properties) this.send(`PRP ${key} ${value}`);
+    if (this.protocol >= 10) {
+      for (const group of groups) this.send(`LSG ${msnEncode(group.name)} ${group.guid}`);
+    } else {
+      groups.forEach((group, index) => this.send(`LSG ${index} ${msnEncode(group.name)} 0`));
+    }
+    for (const contact of contacts) {
+      let bits = 0;
+      for (const list of contact.lists) bits |= LIST_BITS[list];
+      const inFl = contact.lists.has('FL');
+      if (this.protocol >= 10) {
+        let line = `LST N=${contact.email} F=${msnEncode(contact.nickname)}`;
+        if (inFl) line += ` C=${contact.guid}`;
+        line += ` ${bits}`;
+        if (inFl && contact.groups.size > 0) line += ` ${[...contact.groups].join(',')}`;
+        this.send(line);
+      } else {
+        const ids = groups.map((g, i) => (contact.groups.has(g.guid) ? String(i) : null)).filter((x) => x !== null);
+        let line = `LST ${contact.email} ${msnEncode(contact.nickname)} ${bits}`;
+        if (inFl) line += ` ${ids.length > 0 ? ids.join(',') : '0'}`;
+        this.send(line);
+      }
+    }
+  }
+
+  private parseList(token: string | undefined): ListName | null {
+    return token === 'FL' || token === 'AL' || token === 'BL' || token === 'RL' ? token : null;
+  }
+
+  private onAdc(trid: string, args: string[]): void {
+    if (this.protocol < 10) return this.close();
+    const list = this.parseList(args[0]);
+    // Nobody may add to their own reverse list: that ends the session.
+    if (list === null || list === 'RL') return this.close();
+    const params = new Map<string, string>();
+    const rest: string[] = [];
+    for (const token of args.slice(1)) {
+      const m = /^([NFC])=(.*)$/.exec(token);
+      if (m) params.set(m[1]!, m[2]!);
+      else rest.push(token);
+    }
+    const account = this.account;
+    const accounts = this.ctx.accounts;
+
+    // "ADC trid FL C=guid group-guid": put an FL contact into a group.
+    if (list === 'FL' && params.has('C') && !params.has('N')) {
+      const entry = accounts.findByGuid(account, params.get('C')!);
+      const groupGuid = rest[0];
+      if (!entry?.lists.has('FL')) return this.send(`216 ${trid}`);
+      if (groupGuid === undefined || !account.groups.has(groupGuid)) return this.send(`224 ${trid}`);
+      if (entry.groups.has(groupGuid)) return this.send(`215 ${trid}`);
+      entry.groups.add(groupGuid);
+      accounts.touch(account);
+      this.send(`ADC ${trid} FL C=${entry.guid} ${groupGuid}`);
+      return;
+    }
+
+    const handle = params.get('N')?.toLowerCase();
+    if (handle === undefined) return this.close();
+    if (!isValidHandle(handle)) return this.send(`201 ${trid}`);
+    const target = accounts.get(handle);
+    if (!target) return this.send(`208 ${trid}`);
+    if (accounts.inList(account, handle, list)) return this.send(`215 ${trid}`);
+    if (list === 'AL' && accounts.inList(account, handle, 'BL')) return this.send(`219 ${trid}`);
+    if (list === 'BL' && accounts.inList(account, handle, 'AL')) return this.send(`219 ${trid}`);
+    const groupGuid = list === 'FL' ? rest[0] : undefined;
+    if (groupGuid !== undefined && !account.groups.has(groupGuid)) return this.send(`224 ${trid}`);
+
+    if (list === 'FL') {
+      const nickname = params.has('F') ? msnDecode(params.get('F')!) : target.friendlyName;
+      accounts.addToList(account, handle, 'FL', nickname);
+      const entry = accounts.entry(account, handle);
+      if (groupGuid !== undefined) entry.groups.add(groupGuid);
+      let reply = `ADC ${trid} FL N=${handle} F=${msnEncode(entry.nickname)} C=${entry.guid}`;
+      if (groupGuid !== undefined) reply += ` ${groupGuid}`;
+      this.send(reply);
+      // The added user learns it is on our forward list (their RL).
+      const other = this.registry.sessionOf(handle);
+      other?.send(`ADC 0 RL N=${account.email} F=${msnEncode(account.friendlyName)}`);
+      if (other) sendInitialPresence(this, other, trid);
+      return;
+    }
+
+    accounts.addToList(account, handle, list);
+    this.send(`ADC ${trid} ${list} N=${handle}`);
+    refreshVisibility(this.registry, this);
+  }
+
+  private onRem(trid: string, args: string[]): void {
+    const list = this.parseList(args[0]);
+    const id = args[1];
+    if (list === null || list === 'RL' || id === undefined) return this.close();
+    const account = this.account;
+    const accounts = this.ctx.accounts;
+    if (list === 'FL') {
+      // MSNP10+ names FL contacts by GUID; accept a handle as well.
+      const entry = accounts.findByGuid(account, id) ?? account.contacts.get(id.toLowerCase());
+      if (!entry?.lists.has('FL')) return this.send(`216 ${trid}`);
+      const groupGuid = args[2];
+      if (groupGuid !== undefined) {
+        if (!account.groups.has(groupGuid)) return this.send(`224 ${trid}`);
+        if (!entry.groups.has(groupGuid)) return this.send(`225 ${trid}`);
+        entry.groups.delete(groupGuid);
+        accounts.touch(account);
+        this.send(`REM ${trid} FL ${id} ${groupGuid}`);
+        return;
+      }
+      const email = entry.email;
+      accounts.removeFromList(account, email, 'FL');
+      this.knownOnline.delete(email);
+      this.send(`REM ${trid} FL ${id}`);
+      this.registry.sessionOf(email)?.send(`REM 0 RL ${account.email}`);
+      return;
+    }
+    const email = id.toLowerCase();
+    if (!accounts.inList(account, email, list)) return this.send(`216 ${trid}`);
+    accounts.removeFromList(account, email, list);
+    this.send(`REM ${trid} ${list} ${email}`);
+    refreshVisibility(this.registry, this);
+  }
+
+  private onAdg(trid: string, args: string[]): void {
+    const encoded = args[0];
+    if (encoded === undefined) return this.close();
+    if (byteLength(encoded) > MAX_GROUP_NAME_BYTES) return this.send(`229 ${trid}`);
+    const account = this.account;
+    if (account.groups.size >= MAX_GROUPS) return this.send(`223 ${trid}`);
+    const group = this.ctx.accounts.addGroup(account, msnDecode(encoded));
+    this.send(`ADG ${trid} ${msnEncode(group.name)} ${group.guid}`);
+  }
+
+  private onRmg(trid: string, args: string[]): void {
+    const guid = args[0];
+    if (guid === undefined) return this.close();
+    const account = this.account;
+    if (!account.groups.has(guid)) return this.send(`224 ${trid}`);
+    account.groups.delete(guid);
+    for (const entry of account.contacts.values()) entry.groups.delete(guid);
+    this.ctx.accounts.touch(account);
+    this.send(`RMG ${trid} ${guid}`);
+  }
+
+  private onReg(trid: string, args: string[]): void {
+    const [guid, encoded] = args;
+    if (guid === undefined || encoded === undefined) return this.close();
+    const group = this.account.groups.get(guid);
+    if (!group) return this.send(`224 ${trid}`);
+    if (byteLength(encoded) > MAX_GROUP_NAME_BYTES) return this.send(`229 ${trid}`);
+    group.name = msnDecode(encoded);
+    this.ctx.accounts.touch(this.account);
+    this.send(`REG ${trid} ${guid} ${msnEncode(group.name)}`);
+  }
+
+  private onBlp(trid: string, args: string[]): void {
+    const mode = args[0];
+    if (mode !== 'AL' && mode !== 'BL') return this.send(`201 ${trid}`);
+    const account = this.account;
+    if (account.blp === mode) return this.send(`218 ${trid}`);
+    account.blp = mode;
+    this.ctx.accounts.touchSettings(account);
+    this.send(`BLP ${trid} ${mode}`);
+    refreshVisibility(this.registry, this);
+  }
+
+  private onGtc(trid: string, args: string[]): void {
+    const mode = args[0];
+    if (mode !== 'A' && mode !== 'N') return this.close();
+    const account = this.account;
+    if (account.gtc === mode) return this.send(`218 ${trid}`);
+    account.gtc = mode;
+    this.ctx.accounts.touchSettings(account);
+    this.send(`GTC ${trid} ${mode}`);
+  }
+
+  private onPrp(trid: string, args: string[]): void {
+    const [key, value] = args;
+    if (key === undefined) return this.close();
+    if (key.length > 3) return this.close();
+    const account = this.account;
+    if (key === 'MFN') {
+      if (value === undefined || byteLength(value) > MAX_FRIENDLY_NAME_BYTES) return this.close();
+      account.friendlyName = msnDecode(value);
+      this.ctx.accounts.touchSettings(account);
+      this.send(`PRP ${trid} MFN ${msnEncode(account.friendlyName)}`);
+      // Watchers see the new name in a fresh NLN.
+      if (this.receivesPresence && appearsOnline(this)) announce(this.registry, this);
+      return;
+    }
+    if (!PRP_PROPERTIES.has(key)) return this.send(`715 ${trid}`);
+    if (value !== undefined && byteLength(value) > 95) return this.close();
+    if (value === undefined) account.properties.delete(key);
+    else account.properties.set(key, value);
+    this.ctx.accounts.touchSettings(account);
+    this.send(value === undefined ? `PRP ${trid} ${key}` : `PRP ${trid} ${key} ${value}`);
+  }
+
+  /** SBP: rename a contact on our list (stored name only). */
+  private onSbp(trid: string, args: string[]): void {
+    const [guid, key, value] = args;
+    if (guid === undefined || key !== 'MFN' || value === undefined) return this.close();
+    const entry = this.ctx.accounts.findByGuid(this.account, guid);
+    if (!entry?.lists.has('FL')) return this.send(`216 ${trid}`);
+    entry.nickname = msnDecode(value);
+    this.ctx.accounts.touch(this.account);
+    this.send(`SBP ${trid} ${guid} MFN ${msnEncode(entry.nickname)}`);
+  }
+
+  // ---- presence -----------------------------------------------------------
+
+  private onChg(trid: string, args: string[]): void {
+    const [status, caps, msnObject] = args;
+    if (status === undefined || !SETTABLE_STATUSES.has(status)) return this.send(`201 ${trid}`);
+    if (caps !== undefined && !/^\d+$/.test(caps)) return this.send(`201 ${trid}`);
+    this.status = status;
+    this.capabilities = caps ?? '0';
+    this.msnObject = msnObject ?? null;
+    let reply = `CHG ${trid} ${status}`;
+    if (caps !== undefined) reply += ` ${caps}`;
+    if (msnObject !== undefined) reply += ` ${msnObject}`;
+    this.send(reply);
+
+    if (!this.receivesPresence) {
+      // First CHG: the client now gets its contacts' presence (ILN, same trid).
+      this.receivesPresence = true;
+      for (const entry of this.account.contacts.values()) {
+        if (!entry.lists.has('FL')) continue;
+        const target = this.registry.sessionOf(entry.email);
+        if (target && target !== this) sendInitialPresence(this, target, trid);
+      }
+      announce(this.registry, this);
+      if (this.ctx.options.challengeAfterLogin) this.challenge();
+      return;
+    }
+    announce(this.registry, this);
+  }
+
+  private onUux(trid: string, payload: Buffer): void {
+    if (this.protocol < 11) return this.close();
+    const text = payload.toString('utf8');
+    if (!/^\s*<Data>[\s\S]*<\/Data>\s*$/.test(text)) return this.close();
+    this.account.personalData = text;
+    this.send(`UUX ${trid} 0`);
+    if (this.receivesPresence && appearsOnline(this)) announcePersonalData(this.registry, this);
+  }
+
+  // ---- switchboard referral -------------------------------------------------
+
+  private onXfr(trid: string, args: string[]): void {
+    if (args[0] !== 'SB') return this.close();
+    // Invisible or not yet online users cannot start conversations.
+    if (!appearsOnline(this)) return this.send(`913 ${trid}`);
+    const cookie = this.ctx.switchboard.issueXfrCookie(this.email);
+    this.send(`XFR ${trid} SB ${this.ctx.switchboard.address()} CKI ${cookie}`);
+  }
+
+  // ---- challenges -------------------------------------------------------------
+
+  private onQry(trid: string, args: string[], payload: Buffer): void {
+    const productId = args[0] ?? '';
+    const ok =
+      this.challenges.length > 0 &&
+      verifyChallengeResponse(this.protocol, this.challenges, productId, payload.toString('latin1'));
+    if (!ok) {
+      this.send(`540 ${trid}`);
+      this.close();
+      return;
+    }
+    this.challenges = [];
+    if (this.challengeTimer) clearTimeout(this.challengeTimer);
+    this.challengeTimer = null;
+    this.send(`QRY ${trid}`);
+  }
+
+  /** A client may ask for a challenge itself: "CHL trid" -> "CHL trid <chl>". */
+  private onClientChl(trid: string): void {
+    const chl = this.ctx.options.challengeGenerator();
+    this.challenges = [this.challenges[this.challenges.length - 1], chl].filter((c): c is string => !!c);
+    this.send(`CHL ${trid} ${chl}`);
+  }
+}
+
+/** Live NS sessions by account, plus the glue PresenceRegistry needs. */
+export class NotificationRegistry {
+  private readonly sessions = new Map<string, NotificationSession>();
+  /** "127.0.0.1:port" of the notification and dispatch listeners. */
+  nsAddress = '';
+  dsAddress = '';
+
+  constructor(private readonly accounts: AccountStore) {}
+
+  address(): string {
+    return this.nsAddress;
+  }
+
+  dispatchAddress(): string {
+    return this.dsAddress;
+  }
+
+  /** Registers a freshly logged-in session; returns the one it replaces. */
+  register(session: NotificationSession): NotificationSession | undefined {
+    const previous = this.sessions.get(session.email);
+    this.sessions.set(session.email, session);
+    if (previous && previous !== session) {
+      // Watchers saw the old session online; the new one starts offline until CHG.
+      announceOffline(this, previous);
+      return previous;
+    }
+    return undefined;
+  }
+
+  /** Removes the session if it is still the current one for its account. */
+  unregister(session: NotificationSession): boolean {
+    if (this.sessions.get(session.email) !== session) return false;
+    this.sessions.delete(session.email);
+    return true;
+  }
+
+  sessionOf(email: string): NotificationSession | undefined {
+    return this.sessions.get(email.toLowerCase());
+  }
+
+  account(email: string): Account | undefined {
+    return this.accounts.get(email);
+  }
+
+  all(): NotificationSession[] {
+    return [...this.sessions.values()];
+  }
+
+  clear(): void {
+    this.sessions.clear();
+  }
+
+  /** Can `caller` start a conversation with `callee` (the CAL checks)? */
+  reachable(caller: string, callee: string): 'ok' | 'offline' | 'blocked' {
+    const session = this.sessions.get(callee.toLowerCase());
+    if (!session || !appearsOnline(session)) return 'offline';
+    if (!allows(session.account, caller)) return 'blocked';
+    return 'ok';
+  }
+}
