@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""A slixmpp (Debian python3-slixmpp) client driven over stdin/stdout by tests.
+
+Commands (one JSON object per line on stdin):
+  {"cmd": "send", "xml": "<message .../>"}   send raw XML
+  {"cmd": "stop"}                            disconnect and exit
+Events (one JSON object per line on stdout):
+  {"event": "session_start", "jid": "..."}
+  {"event": "stanza", "xml": "..."}          every stanza received after login
+  {"event": "failed_auth"} / {"event": "disconnected"} / {"event": "error", "text": "..."}
+Arguments: JID PASSWORD HOST PORT [--mech MECH] [--direct-tls]
+"""
+import asyncio
+import json
+import ssl
+import sys
+
+import slixmpp
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, jid, password, mech):
+        super().__init__(jid, password, sasl_mech=mech)
+        self.ssl_context = ssl.create_default_context()
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("failed_auth", lambda _e: emit({"event": "failed_auth"}))
+        self.add_event_handler("disconnected", lambda _e: emit({"event": "disconnected"}))
+        self.add_event_handler("stream_error", lambda e: emit({"event": "stream_error", "xml": str(e)}))
+        for kind in ("message", "presence", "iq"):
+            self.register_handler(
+                slixmpp.xmlstream.handler.Callback(
+                    "all " + kind,
+                    slixmpp.xmlstream.matcher.MatchXPath("{jabber:client}" + kind),
+                    lambda st: emit({"event": "stanza", "xml": str(st)}),
+                )
+            )
+
+    async def on_start(self, _event):
+        emit({"event": "session_start", "jid": str(self.boundjid), "mech": self.mech_used})
+
+
+async def commands(client):
+    loop = asyncio.get_event_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        cmd = json.loads(line)
+        if cmd["cmd"] == "send":
+            client.send_raw(cmd["xml"])
+        elif cmd["cmd"] == "stop":
+            break
+    client.disconnect()
+    await asyncio.sleep(0.2)
+    loop.stop()
+
+
+def main():
+    args = sys.argv[1:]
+    jid, password, host, port = args[0], args[1], args[2], int(args[3])
+    mech = args[args.index("--mech") + 1] if "--mech" in args else None
+    direct = "--direct-tls" in args
+    client = Client(jid, password, mech)
+    client.mech_used = mech
+    # slixmpp refuses PLAIN on an unencrypted stream unless told otherwise;
+    # the server is what must never offer it there, so tests check that side.
+    client["feature_mechanisms"].unencrypted_plain = False
+    client.connect((host, port), use_ssl=direct, force_starttls=not direct, disable_starttls=direct)
+    asyncio.get_event_loop().create_task(commands(client))
+    client.loop.run_forever()
+
+
+if __name__ == "__main__":
+    main()
