@@ -95,7 +95,11 @@ export class ScramServer {
   username = '';
   authzid = '';
 
-  constructor(readonly hash: ScramHash) {}
+  constructor(
+    readonly hash: ScramHash,
+    // Injectable so the RFC test vectors (fixed server nonces) can be replayed.
+    private readonly serverNonce: () => string = () => randomBytes(18).toString('base64'),
+  ) {}
 
   first(message: string): string {
     const m = /^([ny]|p=[^,]*),(a=[^,]*)?,(.*)$/.exec(message);
@@ -110,7 +114,7 @@ export class ScramServer {
     const r = attrs.get('r');
     if (!n || !r || attrs.has('m')) throw new ScramError('malformed-request');
     this.username = saslName(n);
-    this.nonce = r + randomBytes(18).toString('base64');
+    this.nonce = r + this.serverNonce();
     return this.username;
   }
 

@@ -32,6 +32,8 @@ export interface Config {
     rosterMaxItems: number;
     rosterFieldMaxLength: number;
     vcardMaxSize: number;
+    /** Largest decoded vCard PHOTO (avatar) in bytes. */
+    vcardPhotoMaxSize: number;
     offlineMaxMessages: number;
   };
   msn: {
@@ -76,6 +78,7 @@ export function defaultConfig(): Config {
       rosterMaxItems: 1000,
       rosterFieldMaxLength: 1024,
       vcardMaxSize: 256 * 1024,
+      vcardPhotoMaxSize: 128 * 1024,
       offlineMaxMessages: 500,
     },
     msn: {

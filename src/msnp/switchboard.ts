@@ -67,10 +67,17 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
   }
 
   /** Joins a switchboard the notification server handed us with XFR SB. */
-  static async create(addr: string, cookie: string, myEmail: string, timeouts: SwitchboardTimeouts): Promise<Switchboard> {
+  static async create(
+    addr: string,
+    cookie: string,
+    myEmail: string,
+    timeouts: SwitchboardTimeouts,
+    setup?: (sb: Switchboard) => void,
+  ): Promise<Switchboard> {
     const [host, port] = splitHostPort(addr);
     const conn = await MsnConnection.connect(host, port, { connectTimeout: timeouts.connect, requestTimeout: timeouts.request });
     const sb = new Switchboard(conn, myEmail, timeouts);
+    setup?.(sb);
     try {
       await conn.request('USR', [myEmail, cookie]);
     } catch (err) {
@@ -80,17 +87,23 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     return sb;
   }
 
-  /** Answers an RNG invitation; resolves once the server has listed the participants. */
+  /**
+   * Answers an RNG invitation; resolves once the server has listed the
+   * participants (IRO) and confirmed with ANS OK. `setup` runs before ANS so
+   * listeners see the IRO joins.
+   */
   static async answer(
     addr: string,
     cookie: string,
     sessionId: string,
     myEmail: string,
     timeouts: SwitchboardTimeouts,
+    setup?: (sb: Switchboard) => void,
   ): Promise<Switchboard> {
     const [host, port] = splitHostPort(addr);
     const conn = await MsnConnection.connect(host, port, { connectTimeout: timeouts.connect, requestTimeout: timeouts.request });
     const sb = new Switchboard(conn, myEmail, timeouts);
+    setup?.(sb);
     try {
       await conn.request('ANS', [myEmail, cookie, sessionId]);
     } catch (err) {

@@ -74,8 +74,9 @@ export class XmlStreamParser {
   write(chunk: Buffer | string): void {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     // Feed big chunks in pieces so the stanza size limit trips early.
-    for (let off = 0; off < buf.length && !this.failed; off += PIECE) {
-      this.writePiece(buf.subarray(off, Math.min(off + PIECE, buf.length)));
+    const piece = Math.min(PIECE, Math.max(512, this.limits.maxStanzaSize >> 2));
+    for (let off = 0; off < buf.length && !this.failed; off += piece) {
+      this.writePiece(buf.subarray(off, Math.min(off + piece, buf.length)));
     }
   }
 
@@ -148,6 +149,11 @@ export class XmlStreamParser {
     this.current = el.parent;
     if (this.depth === 1) {
       el.parent = null;
+      // `bytes` counts whole pieces, so it can overstate a stanza that
+      // ended mid-piece: only then is the exact size worth computing.
+      if (this.bytes > this.limits.maxStanzaSize && Buffer.byteLength(el.toString()) > this.limits.maxStanzaSize) {
+        return this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`);
+      }
       this.bytes = 0;
       this.handlers.stanza(el);
     }

@@ -32,7 +32,9 @@ export const LEGACY_KEY_PAIRS: ReadonlyMap<string, string> = new Map([
 
 /** MSNP6..MSNP10 answer: plain md5 of challenge + private key. */
 export function legacyChallengeResponse(challenge: string, privateKey: string): string {
-  return createHash('md5').update(challenge + privateKey, 'latin1').digest('hex');
+  return createHash('md5')
+    .update(challenge + privateKey, 'latin1')
+    .digest('hex');
 }
 
 const MASK31 = 0x7fffffffn;

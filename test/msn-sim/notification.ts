@@ -10,7 +10,15 @@ import type { Socket } from 'node:net';
 import { type Account, type AccountStore, type ListName, LIST_BITS, isValidHandle } from './accounts.ts';
 import { verifyChallengeResponse } from './challenge.ts';
 import type { SimContext } from './context.ts';
-import { type Frame, FrameDecoder, byteLength, clientPayloadRule, encodeCommand, msnDecode, msnEncode } from './framing.ts';
+import {
+  type Frame,
+  FrameDecoder,
+  byteLength,
+  clientPayloadRule,
+  encodeCommand,
+  msnDecode,
+  msnEncode,
+} from './framing.ts';
 import {
   SETTABLE_STATUSES,
   allows,
@@ -91,7 +99,12 @@ export class NotificationSession implements PresenceSession {
 
   send(line: string, payload?: Buffer | string): void {
     if (this.phase === 'closed' || this.socket.destroyed) return;
-    this.ctx.log({ server: this.dispatch ? 'DS' : 'NS', direction: 'out', email: this.email || undefined, text: line });
+    this.ctx.log({
+      server: this.dispatch ? 'DS' : 'NS',
+      direction: 'out',
+      email: this.email || undefined,
+      text: line,
+    });
     this.socket.write(encodeCommand(line, payload));
   }
 
@@ -146,7 +159,12 @@ export class NotificationSession implements PresenceSession {
       try {
         this.handle(frame);
       } catch (err) {
-        this.ctx.log({ server: 'NS', direction: 'info', email: this.email, text: `handler error: ${String(err)}` });
+        this.ctx.log({
+          server: 'NS',
+          direction: 'info',
+          email: this.email,
+          text: `handler error: ${String(err)}`,
+        });
         this.close();
       }
     }
@@ -187,52 +205,78 @@ export class NotificationSession implements PresenceSession {
       return;
     }
     if (this.phase === 'connected') {
-      if (name === 'VER') return this.onVer(trid, args.slice(1));
+      if (name === 'VER') {
+        this.onVer(trid, args.slice(1));
+        return;
+      }
       this.close();
       return;
     }
     if (this.phase === 'versioned' || this.phase === 'authenticating') {
-      if (name === 'CVR') return this.send(`CVR ${trid} ${CVR_ANSWER}`);
-      if (name === 'USR') return this.onUsr(trid, args.slice(1));
+      if (name === 'CVR') {
+        this.send(`CVR ${trid} ${CVR_ANSWER}`);
+        return;
+      }
+      if (name === 'USR') {
+        this.onUsr(trid, args.slice(1));
+        return;
+      }
       this.close();
       return;
     }
     switch (name) {
       case 'SYN':
-        return this.onSyn(trid, args.slice(1));
+        this.onSyn(trid, args.slice(1));
+        return;
       case 'CHG':
-        return this.onChg(trid, args.slice(1));
+        this.onChg(trid, args.slice(1));
+        return;
       case 'ADC':
-        return this.onAdc(trid, args.slice(1));
+        this.onAdc(trid, args.slice(1));
+        return;
       case 'REM':
-        return this.onRem(trid, args.slice(1));
+        this.onRem(trid, args.slice(1));
+        return;
       case 'ADG':
-        return this.onAdg(trid, args.slice(1));
+        this.onAdg(trid, args.slice(1));
+        return;
       case 'RMG':
-        return this.onRmg(trid, args.slice(1));
+        this.onRmg(trid, args.slice(1));
+        return;
       case 'REG':
-        return this.onReg(trid, args.slice(1));
+        this.onReg(trid, args.slice(1));
+        return;
       case 'BLP':
-        return this.onBlp(trid, args.slice(1));
+        this.onBlp(trid, args.slice(1));
+        return;
       case 'GTC':
-        return this.onGtc(trid, args.slice(1));
+        this.onGtc(trid, args.slice(1));
+        return;
       case 'PRP':
-        return this.onPrp(trid, args.slice(1));
+        this.onPrp(trid, args.slice(1));
+        return;
       case 'SBP':
-        return this.onSbp(trid, args.slice(1));
+        this.onSbp(trid, args.slice(1));
+        return;
       case 'UUX':
-        return this.onUux(trid, frame.payload ?? Buffer.alloc(0));
+        this.onUux(trid, frame.payload ?? Buffer.alloc(0));
+        return;
       case 'XFR':
-        return this.onXfr(trid, args.slice(1));
+        this.onXfr(trid, args.slice(1));
+        return;
       case 'QRY':
-        return this.onQry(trid, args.slice(1), frame.payload ?? Buffer.alloc(0));
+        this.onQry(trid, args.slice(1), frame.payload ?? Buffer.alloc(0));
+        return;
       case 'CHL':
-        return this.onClientChl(trid);
+        this.onClientChl(trid);
+        return;
       case 'USR':
         // USR after login: "already logged in".
-        return this.send(`207 ${trid}`);
+        this.send(`207 ${trid}`);
+        return;
       case 'CVR':
-        return this.send(`CVR ${trid} ${CVR_ANSWER}`);
+        this.send(`CVR ${trid} ${CVR_ANSWER}`);
+        return;
       default:
         // Unknown commands end the session, as on the real service.
         this.close();
@@ -375,7 +419,7 @@ export class NotificationSession implements PresenceSession {
     if (this.protocol >= 10) {
       for (const group of groups) this.send(`LSG ${msnEncode(group.name)} ${group.guid}`);
     } else {
-      groups.forEach((group, index) => this.send(`LSG ${index} ${msnEncode(group.name)} 0`));
+      for (const [index, group] of groups.entries()) this.send(`LSG ${index} ${msnEncode(group.name)} 0`);
     }
     for (const contact of contacts) {
       let bits = 0;
@@ -388,7 +432,9 @@ export class NotificationSession implements PresenceSession {
         if (inFl && contact.groups.size > 0) line += ` ${[...contact.groups].join(',')}`;
         this.send(line);
       } else {
-        const ids = groups.map((g, i) => (contact.groups.has(g.guid) ? String(i) : null)).filter((x) => x !== null);
+        const ids = groups
+          .map((g, i) => (contact.groups.has(g.guid) ? String(i) : null))
+          .filter((x) => x !== null);
         let line = `LST ${contact.email} ${msnEncode(contact.nickname)} ${bits}`;
         if (inFl) line += ` ${ids.length > 0 ? ids.join(',') : '0'}`;
         this.send(line);
@@ -401,10 +447,16 @@ export class NotificationSession implements PresenceSession {
   }
 
   private onAdc(trid: string, args: string[]): void {
-    if (this.protocol < 10) return this.close();
+    if (this.protocol < 10) {
+      this.close();
+      return;
+    }
     const list = this.parseList(args[0]);
     // Nobody may add to their own reverse list: that ends the session.
-    if (list === null || list === 'RL') return this.close();
+    if (list === null || list === 'RL') {
+      this.close();
+      return;
+    }
     const params = new Map<string, string>();
     const rest: string[] = [];
     for (const token of args.slice(1)) {
@@ -419,9 +471,18 @@ export class NotificationSession implements PresenceSession {
     if (list === 'FL' && params.has('C') && !params.has('N')) {
       const entry = accounts.findByGuid(account, params.get('C')!);
       const groupGuid = rest[0];
-      if (!entry?.lists.has('FL')) return this.send(`216 ${trid}`);
-      if (groupGuid === undefined || !account.groups.has(groupGuid)) return this.send(`224 ${trid}`);
-      if (entry.groups.has(groupGuid)) return this.send(`215 ${trid}`);
+      if (!entry?.lists.has('FL')) {
+        this.send(`216 ${trid}`);
+        return;
+      }
+      if (groupGuid === undefined || !account.groups.has(groupGuid)) {
+        this.send(`224 ${trid}`);
+        return;
+      }
+      if (entry.groups.has(groupGuid)) {
+        this.send(`215 ${trid}`);
+        return;
+      }
       entry.groups.add(groupGuid);
       accounts.touch(account);
       this.send(`ADC ${trid} FL C=${entry.guid} ${groupGuid}`);
@@ -429,15 +490,36 @@ export class NotificationSession implements PresenceSession {
     }
 
     const handle = params.get('N')?.toLowerCase();
-    if (handle === undefined) return this.close();
-    if (!isValidHandle(handle)) return this.send(`201 ${trid}`);
+    if (handle === undefined) {
+      this.close();
+      return;
+    }
+    if (!isValidHandle(handle)) {
+      this.send(`201 ${trid}`);
+      return;
+    }
     const target = accounts.get(handle);
-    if (!target) return this.send(`208 ${trid}`);
-    if (accounts.inList(account, handle, list)) return this.send(`215 ${trid}`);
-    if (list === 'AL' && accounts.inList(account, handle, 'BL')) return this.send(`219 ${trid}`);
-    if (list === 'BL' && accounts.inList(account, handle, 'AL')) return this.send(`219 ${trid}`);
+    if (!target) {
+      this.send(`208 ${trid}`);
+      return;
+    }
+    if (accounts.inList(account, handle, list)) {
+      this.send(`215 ${trid}`);
+      return;
+    }
+    if (list === 'AL' && accounts.inList(account, handle, 'BL')) {
+      this.send(`219 ${trid}`);
+      return;
+    }
+    if (list === 'BL' && accounts.inList(account, handle, 'AL')) {
+      this.send(`219 ${trid}`);
+      return;
+    }
     const groupGuid = list === 'FL' ? rest[0] : undefined;
-    if (groupGuid !== undefined && !account.groups.has(groupGuid)) return this.send(`224 ${trid}`);
+    if (groupGuid !== undefined && !account.groups.has(groupGuid)) {
+      this.send(`224 ${trid}`);
+      return;
+    }
 
     if (list === 'FL') {
       const nickname = params.has('F') ? msnDecode(params.get('F')!) : target.friendlyName;
@@ -462,17 +544,29 @@ export class NotificationSession implements PresenceSession {
   private onRem(trid: string, args: string[]): void {
     const list = this.parseList(args[0]);
     const id = args[1];
-    if (list === null || list === 'RL' || id === undefined) return this.close();
+    if (list === null || list === 'RL' || id === undefined) {
+      this.close();
+      return;
+    }
     const account = this.account;
     const accounts = this.ctx.accounts;
     if (list === 'FL') {
       // MSNP10+ names FL contacts by GUID; accept a handle as well.
       const entry = accounts.findByGuid(account, id) ?? account.contacts.get(id.toLowerCase());
-      if (!entry?.lists.has('FL')) return this.send(`216 ${trid}`);
+      if (!entry?.lists.has('FL')) {
+        this.send(`216 ${trid}`);
+        return;
+      }
       const groupGuid = args[2];
       if (groupGuid !== undefined) {
-        if (!account.groups.has(groupGuid)) return this.send(`224 ${trid}`);
-        if (!entry.groups.has(groupGuid)) return this.send(`225 ${trid}`);
+        if (!account.groups.has(groupGuid)) {
+          this.send(`224 ${trid}`);
+          return;
+        }
+        if (!entry.groups.has(groupGuid)) {
+          this.send(`225 ${trid}`);
+          return;
+        }
         entry.groups.delete(groupGuid);
         accounts.touch(account);
         this.send(`REM ${trid} FL ${id} ${groupGuid}`);
@@ -486,7 +580,10 @@ export class NotificationSession implements PresenceSession {
       return;
     }
     const email = id.toLowerCase();
-    if (!accounts.inList(account, email, list)) return this.send(`216 ${trid}`);
+    if (!accounts.inList(account, email, list)) {
+      this.send(`216 ${trid}`);
+      return;
+    }
     accounts.removeFromList(account, email, list);
     this.send(`REM ${trid} ${list} ${email}`);
     refreshVisibility(this.registry, this);
@@ -494,19 +591,34 @@ export class NotificationSession implements PresenceSession {
 
   private onAdg(trid: string, args: string[]): void {
     const encoded = args[0];
-    if (encoded === undefined) return this.close();
-    if (byteLength(encoded) > MAX_GROUP_NAME_BYTES) return this.send(`229 ${trid}`);
+    if (encoded === undefined) {
+      this.close();
+      return;
+    }
+    if (byteLength(encoded) > MAX_GROUP_NAME_BYTES) {
+      this.send(`229 ${trid}`);
+      return;
+    }
     const account = this.account;
-    if (account.groups.size >= MAX_GROUPS) return this.send(`223 ${trid}`);
+    if (account.groups.size >= MAX_GROUPS) {
+      this.send(`223 ${trid}`);
+      return;
+    }
     const group = this.ctx.accounts.addGroup(account, msnDecode(encoded));
     this.send(`ADG ${trid} ${msnEncode(group.name)} ${group.guid}`);
   }
 
   private onRmg(trid: string, args: string[]): void {
     const guid = args[0];
-    if (guid === undefined) return this.close();
+    if (guid === undefined) {
+      this.close();
+      return;
+    }
     const account = this.account;
-    if (!account.groups.has(guid)) return this.send(`224 ${trid}`);
+    if (!account.groups.has(guid)) {
+      this.send(`224 ${trid}`);
+      return;
+    }
     account.groups.delete(guid);
     for (const entry of account.contacts.values()) entry.groups.delete(guid);
     this.ctx.accounts.touch(account);
@@ -515,10 +627,19 @@ export class NotificationSession implements PresenceSession {
 
   private onReg(trid: string, args: string[]): void {
     const [guid, encoded] = args;
-    if (guid === undefined || encoded === undefined) return this.close();
+    if (guid === undefined || encoded === undefined) {
+      this.close();
+      return;
+    }
     const group = this.account.groups.get(guid);
-    if (!group) return this.send(`224 ${trid}`);
-    if (byteLength(encoded) > MAX_GROUP_NAME_BYTES) return this.send(`229 ${trid}`);
+    if (!group) {
+      this.send(`224 ${trid}`);
+      return;
+    }
+    if (byteLength(encoded) > MAX_GROUP_NAME_BYTES) {
+      this.send(`229 ${trid}`);
+      return;
+    }
     group.name = msnDecode(encoded);
     this.ctx.accounts.touch(this.account);
     this.send(`REG ${trid} ${guid} ${msnEncode(group.name)}`);
@@ -526,9 +647,15 @@ export class NotificationSession implements PresenceSession {
 
   private onBlp(trid: string, args: string[]): void {
     const mode = args[0];
-    if (mode !== 'AL' && mode !== 'BL') return this.send(`201 ${trid}`);
+    if (mode !== 'AL' && mode !== 'BL') {
+      this.send(`201 ${trid}`);
+      return;
+    }
     const account = this.account;
-    if (account.blp === mode) return this.send(`218 ${trid}`);
+    if (account.blp === mode) {
+      this.send(`218 ${trid}`);
+      return;
+    }
     account.blp = mode;
     this.ctx.accounts.touchSettings(account);
     this.send(`BLP ${trid} ${mode}`);
@@ -537,9 +664,15 @@ export class NotificationSession implements PresenceSession {
 
   private onGtc(trid: string, args: string[]): void {
     const mode = args[0];
-    if (mode !== 'A' && mode !== 'N') return this.close();
+    if (mode !== 'A' && mode !== 'N') {
+      this.close();
+      return;
+    }
     const account = this.account;
-    if (account.gtc === mode) return this.send(`218 ${trid}`);
+    if (account.gtc === mode) {
+      this.send(`218 ${trid}`);
+      return;
+    }
     account.gtc = mode;
     this.ctx.accounts.touchSettings(account);
     this.send(`GTC ${trid} ${mode}`);
@@ -547,11 +680,20 @@ export class NotificationSession implements PresenceSession {
 
   private onPrp(trid: string, args: string[]): void {
     const [key, value] = args;
-    if (key === undefined) return this.close();
-    if (key.length > 3) return this.close();
+    if (key === undefined) {
+      this.close();
+      return;
+    }
+    if (key.length > 3) {
+      this.close();
+      return;
+    }
     const account = this.account;
     if (key === 'MFN') {
-      if (value === undefined || byteLength(value) > MAX_FRIENDLY_NAME_BYTES) return this.close();
+      if (value === undefined || byteLength(value) > MAX_FRIENDLY_NAME_BYTES) {
+        this.close();
+        return;
+      }
       account.friendlyName = msnDecode(value);
       this.ctx.accounts.touchSettings(account);
       this.send(`PRP ${trid} MFN ${msnEncode(account.friendlyName)}`);
@@ -559,8 +701,14 @@ export class NotificationSession implements PresenceSession {
       if (this.receivesPresence && appearsOnline(this)) announce(this.registry, this);
       return;
     }
-    if (!PRP_PROPERTIES.has(key)) return this.send(`715 ${trid}`);
-    if (value !== undefined && byteLength(value) > 95) return this.close();
+    if (!PRP_PROPERTIES.has(key)) {
+      this.send(`715 ${trid}`);
+      return;
+    }
+    if (value !== undefined && byteLength(value) > 95) {
+      this.close();
+      return;
+    }
     if (value === undefined) account.properties.delete(key);
     else account.properties.set(key, value);
     this.ctx.accounts.touchSettings(account);
@@ -570,9 +718,15 @@ export class NotificationSession implements PresenceSession {
   /** SBP: rename a contact on our list (stored name only). */
   private onSbp(trid: string, args: string[]): void {
     const [guid, key, value] = args;
-    if (guid === undefined || key !== 'MFN' || value === undefined) return this.close();
+    if (guid === undefined || key !== 'MFN' || value === undefined) {
+      this.close();
+      return;
+    }
     const entry = this.ctx.accounts.findByGuid(this.account, guid);
-    if (!entry?.lists.has('FL')) return this.send(`216 ${trid}`);
+    if (!entry?.lists.has('FL')) {
+      this.send(`216 ${trid}`);
+      return;
+    }
     entry.nickname = msnDecode(value);
     this.ctx.accounts.touch(this.account);
     this.send(`SBP ${trid} ${guid} MFN ${msnEncode(entry.nickname)}`);
@@ -582,8 +736,14 @@ export class NotificationSession implements PresenceSession {
 
   private onChg(trid: string, args: string[]): void {
     const [status, caps, msnObject] = args;
-    if (status === undefined || !SETTABLE_STATUSES.has(status)) return this.send(`201 ${trid}`);
-    if (caps !== undefined && !/^\d+$/.test(caps)) return this.send(`201 ${trid}`);
+    if (status === undefined || !SETTABLE_STATUSES.has(status)) {
+      this.send(`201 ${trid}`);
+      return;
+    }
+    if (caps !== undefined && !/^\d+$/.test(caps)) {
+      this.send(`201 ${trid}`);
+      return;
+    }
     this.status = status;
     this.capabilities = caps ?? '0';
     this.msnObject = msnObject ?? null;
@@ -608,9 +768,15 @@ export class NotificationSession implements PresenceSession {
   }
 
   private onUux(trid: string, payload: Buffer): void {
-    if (this.protocol < 11) return this.close();
+    if (this.protocol < 11) {
+      this.close();
+      return;
+    }
     const text = payload.toString('utf8');
-    if (!/^\s*<Data>[\s\S]*<\/Data>\s*$/.test(text)) return this.close();
+    if (!/^\s*<Data>[\s\S]*<\/Data>\s*$/.test(text)) {
+      this.close();
+      return;
+    }
     this.account.personalData = text;
     this.send(`UUX ${trid} 0`);
     if (this.receivesPresence && appearsOnline(this)) announcePersonalData(this.registry, this);
@@ -619,9 +785,15 @@ export class NotificationSession implements PresenceSession {
   // ---- switchboard referral -------------------------------------------------
 
   private onXfr(trid: string, args: string[]): void {
-    if (args[0] !== 'SB') return this.close();
+    if (args[0] !== 'SB') {
+      this.close();
+      return;
+    }
     // Invisible or not yet online users cannot start conversations.
-    if (!appearsOnline(this)) return this.send(`913 ${trid}`);
+    if (!appearsOnline(this)) {
+      this.send(`913 ${trid}`);
+      return;
+    }
     const cookie = this.ctx.switchboard.issueXfrCookie(this.email);
     this.send(`XFR ${trid} SB ${this.ctx.switchboard.address()} CKI ${cookie}`);
   }

@@ -125,7 +125,8 @@ export class MsnSimulator extends EventEmitter {
       },
     };
     this.http = new PassportHttpServer(this.accounts, this.passport, {
-      onLogin: (email, ok) => this.ctx.log({ server: 'HTTP', direction: 'info', email, text: `login2.srf ${ok ? 200 : 401}` }),
+      onLogin: (email, ok) =>
+        this.ctx.log({ server: 'HTTP', direction: 'info', email, text: `login2.srf ${ok ? 200 : 401}` }),
     });
     this.switchboard = new SwitchboardServer(this.ctx, this.registry);
     this.nsListener = new TcpListener((socket) => this.accept(socket, false));
@@ -178,7 +179,10 @@ export class MsnSimulator extends EventEmitter {
 
   /** Graceful stop: every NS client gets "OUT SSD", then all listeners close. */
   async stop(): Promise<void> {
-    for (const session of this.registry.all()) session.kick('SSD');
+    // Unregister first so the kicked sessions do not FLN each other on the way out.
+    const sessions = this.registry.all();
+    this.registry.clear();
+    for (const session of sessions) session.kick('SSD');
     await this.shutdown();
   }
 

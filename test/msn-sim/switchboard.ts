@@ -74,7 +74,12 @@ class SbConnection {
     }
     for (const frame of frames) {
       if (this.closed) return;
-      this.server.ctx.log({ server: 'SB', direction: 'in', email: this.email || undefined, text: frame.line });
+      this.server.ctx.log({
+        server: 'SB',
+        direction: 'in',
+        email: this.email || undefined,
+        text: frame.line,
+      });
       this.handle(frame);
     }
   }
@@ -91,16 +96,24 @@ class SbConnection {
       return;
     }
     if (!this.session) {
-      if (name === 'USR') return this.server.onUsr(this, trid, args.slice(1));
-      if (name === 'ANS') return this.server.onAns(this, trid, args.slice(1));
+      if (name === 'USR') {
+        this.server.onUsr(this, trid, args.slice(1));
+        return;
+      }
+      if (name === 'ANS') {
+        this.server.onAns(this, trid, args.slice(1));
+        return;
+      }
       this.close();
       return;
     }
     switch (name) {
       case 'CAL':
-        return this.session.call(this, trid, args[1]);
+        this.session.call(this, trid, args[1]);
+        return;
       case 'MSG':
-        return this.session.message(this, trid, args[1], frame.payload ?? Buffer.alloc(0));
+        this.session.message(this, trid, args[1], frame.payload ?? Buffer.alloc(0));
+        return;
       default:
         this.close();
     }
@@ -146,16 +159,34 @@ class SbSession {
   }
 
   call(from: SbConnection, trid: string, target: string | undefined): void {
-    if (target === undefined) return from.close();
+    if (target === undefined) {
+      from.close();
+      return;
+    }
     const email = target.toLowerCase();
-    if (!isValidHandle(email)) return from.send(`208 ${trid}`);
-    if (this.participants.has(email) || this.ringing.has(email)) return from.send(`215 ${trid}`);
+    if (!isValidHandle(email)) {
+      from.send(`208 ${trid}`);
+      return;
+    }
+    if (this.participants.has(email) || this.ringing.has(email)) {
+      from.send(`215 ${trid}`);
+      return;
+    }
     const registry = this.server.registry;
     const reach = registry.reachable(from.email, email);
-    if (reach === 'offline') return from.send(`217 ${trid}`);
-    if (reach === 'blocked') return from.send(`216 ${trid}`);
+    if (reach === 'offline') {
+      from.send(`217 ${trid}`);
+      return;
+    }
+    if (reach === 'blocked') {
+      from.send(`216 ${trid}`);
+      return;
+    }
     const callee = registry.sessionOf(email);
-    if (!callee) return from.send(`217 ${trid}`);
+    if (!callee) {
+      from.send(`217 ${trid}`);
+      return;
+    }
     const cookie = this.server.issueRingCookie(email, this.id);
     const timer = setTimeout(() => {
       this.ringing.delete(email);
@@ -163,14 +194,22 @@ class SbSession {
     }, this.server.ctx.options.ringTimeoutMs);
     timer.unref();
     this.ringing.set(email, { cookie, timer });
-    callee.send(`RNG ${this.id} ${this.server.address()} CKI ${cookie} ${from.email} ${this.friendlyName(from.email)}`);
+    callee.send(
+      `RNG ${this.id} ${this.server.address()} CKI ${cookie} ${from.email} ${this.friendlyName(from.email)}`,
+    );
     from.send(`CAL ${trid} RINGING ${this.id}`);
     this.touch();
   }
 
   message(from: SbConnection, trid: string, ack: string | undefined, payload: Buffer): void {
-    if (ack !== 'U' && ack !== 'N' && ack !== 'A' && ack !== 'D') return from.close();
-    if (ack === 'D' && payload.indexOf('\r\n\r\n') < 0) return from.send(`282 ${trid}`);
+    if (ack !== 'U' && ack !== 'N' && ack !== 'A' && ack !== 'D') {
+      from.close();
+      return;
+    }
+    if (ack === 'D' && payload.indexOf('\r\n\r\n') < 0) {
+      from.send(`282 ${trid}`);
+      return;
+    }
     const recipients = [...this.participants.values()].filter((c) => c !== from);
     const header = `MSG ${from.email} ${this.friendlyName(from.email)} ${payload.length}`;
     for (const conn of recipients) conn.send(header, payload);
@@ -253,7 +292,11 @@ export class SwitchboardServer implements SwitchboardDirectory {
 
   issueXfrCookie(email: string): string {
     const cookie = this.newCookie();
-    this.cookies.set(cookie, { kind: 'xfr', email: email.toLowerCase(), expires: Date.now() + COOKIE_LIFETIME_MS });
+    this.cookies.set(cookie, {
+      kind: 'xfr',
+      email: email.toLowerCase(),
+      expires: Date.now() + COOKIE_LIFETIME_MS,
+    });
     return cookie;
   }
 
@@ -313,7 +356,9 @@ export class SwitchboardServer implements SwitchboardDirectory {
     conn.email = email;
     const others = [...session.participants.values()];
     others.forEach((other, index) => {
-      conn.send(`IRO ${trid} ${index + 1} ${others.length} ${other.email} ${session.friendlyName(other.email)}`);
+      conn.send(
+        `IRO ${trid} ${index + 1} ${others.length} ${other.email} ${session.friendlyName(other.email)}`,
+      );
     });
     session.join(conn);
     conn.send(`ANS ${trid} OK`);

@@ -1,0 +1,123 @@
+// A raw TCP (optionally TLS) peer for protocol-level tests: write bytes,
+// wait until the accumulated input matches a pattern, upgrade to TLS.
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+
+export class RawSocket {
+  input = '';
+  closed = false;
+  private waiters: Array<() => void> = [];
+
+  private constructor(private socket: Socket) {
+    this.attach(socket);
+  }
+
+  static connect(port: number, host = '127.0.0.1', tls = false): Promise<RawSocket> {
+    return new Promise((resolve, reject) => {
+      const s = tls
+        ? tlsConnect({ port, host, rejectUnauthorized: false }, () => resolve(new RawSocket(s)))
+        : netConnect({ port, host }, () => resolve(new RawSocket(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private attach(s: Socket): void {
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      this.input += d;
+      this.notify();
+    });
+    s.on('close', () => {
+      this.closed = true;
+      this.notify();
+    });
+    s.on('error', () => {});
+  }
+
+  private notify(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Waits until the input matches; returns the match. */
+  waitFor(pattern: RegExp, ms = 5000): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = this.input.match(pattern);
+        if (m) {
+          done();
+          resolve(m);
+        } else if (this.closed) {
+          done();
+          reject(new Error(`connection closed before ${pattern}; got: ${this.input.slice(-500)}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out waiting for ${pattern}; got: ${this.input.slice(-500)}`));
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.splice(this.waiters.indexOf(check), 1);
+      };
+      this.waiters.push(check);
+      check();
+    });
+  }
+
+  /** Waits for the socket to close. */
+  waitClosed(ms = 5000): Promise<void> {
+    return this.waitFor(/$^/, ms).then(
+      () => undefined,
+      (err: Error) => {
+        if (this.closed) return;
+        throw err;
+      },
+    );
+  }
+
+  /** Upgrades to TLS in place (after <proceed/>). */
+  startTls(servername = 'localhost'): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.socket.removeAllListeners('data');
+      this.socket.removeAllListeners('close');
+      const t = tlsConnect({ socket: this.socket, servername, rejectUnauthorized: false }, () => resolve());
+      t.once('error', reject);
+      this.input = '';
+      this.socket = t;
+      this.attach(t);
+    });
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+export const streamHeader = (to = 'localhost') =>
+  `<?xml version='1.0'?><stream:stream to='${to}' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
+
+/** Opens a stream, STARTTLS, PLAIN auth, bind: a logged-in raw client. */
+export async function rawLogin(port: number, user: string, password: string, resource = 'raw'): Promise<RawSocket> {
+  const s = await RawSocket.connect(port);
+  s.write(streamHeader());
+  await s.waitFor(/<\/stream:features>/);
+  s.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+  await s.waitFor(/<proceed/);
+  await s.startTls();
+  s.write(streamHeader());
+  await s.waitFor(/<\/stream:features>/);
+  const auth = Buffer.from(`\0${user}\0${password}`).toString('base64');
+  s.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${auth}</auth>`);
+  await s.waitFor(/<success/);
+  s.input = '';
+  s.write(streamHeader());
+  await s.waitFor(/<\/stream:features>/);
+  s.write(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
+  await s.waitFor(/<jid>[^<]+<\/jid>/);
+  s.input = '';
+  return s;
+}

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildConfig, ConfigError } from '../../src/config/load.ts';
+
+describe('configuration', () => {
+  it('has working defaults', () => {
+    const c = buildConfig({});
+    assert.equal(c.domain, 'localhost');
+    assert.equal(c.msn.domain, 'msn.localhost');
+    assert.equal(c.c2s.port, 5222);
+    assert.equal(c.c2s.directTlsPort, 5223);
+    assert.equal(c.c2s.requireTls, true);
+    assert.equal(c.s2s.port, 5269);
+    assert.equal(c.http.port, 5280);
+    assert.equal(c.registration.open, false);
+    assert.equal(c.storage.path, './storage');
+    assert.equal(c.tls.dir, './certs');
+  });
+
+  it('derives msn.domain from domain', () => {
+    assert.equal(buildConfig({ domain: 'example.org' }).msn.domain, 'msn.example.org');
+  });
+
+  const bad: Array<[unknown, RegExp]> = [
+    [{ domian: 'x' }, /unknown configuration key 'domian'/],
+    [{ c2s: { prot: 5 } }, /unknown configuration key 'c2s\.prot'/],
+    [{ c2s: { port: 70000 } }, /'c2s\.port' must be a port number/],
+    [{ c2s: { port: 'x' } }, /'c2s\.port' must be a port number/],
+    [{ c2s: { requireTls: 'yes' } }, /'c2s\.requireTls' must be a boolean/],
+    [{ limits: { maxStanzaSize: -1 } }, /'limits\.maxStanzaSize' must be a positive number/],
+    [{ listen: '0.0.0.0' }, /'listen' must be a list of strings/],
+    [{ msn: { server: 'nohostport' } }, /'msn\.server' must be host:port/],
+    [{ s2s: { routes: { a: 1 } } }, /'s2s\.routes' must be a map of strings/],
+    [[1, 2], /must be a map of keys/],
+  ];
+  for (const [given, message] of bad) {
+    it(`refuses ${JSON.stringify(given)}`, () => {
+      assert.throws(() => buildConfig(given), (e: unknown) => e instanceof ConfigError && message.test(e.message));
+    });
+  }
+});
