@@ -109,8 +109,12 @@ describe('MsnConnection', () => {
       (sock, line) => {
         const [name, trid] = line.trim().split(' ');
         // Reply in two chunks, with an unsolicited command in between.
-        if (name === 'ADC') sock.write(`NLN NLN bob@x.com Bob 0\r\n21`), setTimeout(() => sock.write(`5 ${trid}\r\n`), 5);
-        else sock.write(`${name} ${trid} OK\r\n`);
+        if (name === 'ADC') {
+          sock.write('NLN NLN bob@x.com Bob 0\r\n21');
+          setTimeout(() => sock.write(`5 ${trid}\r\n`), 5);
+        } else {
+          sock.write(`${name} ${trid} OK\r\n`);
+        }
       },
       async (port) => {
         const conn = await MsnConnection.connect('127.0.0.1', port, { connectTimeout: 2000, requestTimeout: 2000 });
