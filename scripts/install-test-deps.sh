@@ -13,6 +13,11 @@ if [ ${#need[@]} -eq 0 ]; then
   echo "test dependencies present"
   exit 0
 fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "the tests need these Debian packages: ${need[*]}" >&2
+  echo "run 'sudo bash scripts/install-test-deps.sh' once, then npm test again" >&2
+  exit 1
+fi
 echo "installing: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
