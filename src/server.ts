@@ -124,6 +124,7 @@ export class Server {
     this.stopping ??= (async () => {
       for (const s of [...this.services].reverse()) await s.stop().catch((e) => this.log.error('stop failed', { error: String(e) }));
       await this.c2s.stop();
+      for (const host of this.hosts.values()) await host.stop();
       await this.storage.close();
       this.log.info('stopped');
     })();

@@ -1,7 +1,9 @@
 // Optional parts of the server that own listeners or connections beyond
 // c2s (HTTP/WebSocket, s2s). Each factory may return null when disabled in
 // the configuration. Order matters for start (listed order) and stop (reverse).
+import { s2sServiceFactory } from './s2s/s2s-service.ts';
 import type { Server } from './server.ts';
+import { httpServiceFactory } from './websocket/http-service.ts';
 
 export interface Service {
   start(): Promise<void>;
@@ -10,4 +12,4 @@ export interface Service {
 
 export type ServiceFactory = (server: Server) => Service | null;
 
-export const serviceFactories: ServiceFactory[] = [];
+export const serviceFactories: ServiceFactory[] = [s2sServiceFactory, httpServiceFactory];

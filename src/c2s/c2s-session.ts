@@ -108,7 +108,8 @@ export class C2SSession implements ClientSession {
     const domain = this.server.config.domain;
     const id = this.newId();
     if (name !== 'stream:stream' || attrs['xmlns:stream'] !== NS.stream) {
-      if (name !== 'open') {
+      // WsFraming reports only an <open/> in the framing namespace (RFC 7395) as 'open'.
+      if (name !== 'open' || this.framing.transport !== 'websocket') {
         this.framing.openStream({ from: domain, id, version: '1.0', xmlns: NS.client });
         this.state = 'negotiating';
         return this.close('invalid-namespace', 'expected a stream:stream element');
@@ -188,7 +189,7 @@ export class C2SSession implements ClientSession {
       const key = `unauthenticated-iq/${payload?.getNS()}:${payload?.getName()}`;
       const handled = this.host.events.fire(key, {
         stanza,
-        origin: { kind: 'server' },
+        origin: { kind: 'unauthenticated', ip: this.ip },
         host: this.host,
         to: Jid.of('', this.host.name),
         from: Jid.of('', this.host.name),

@@ -29,6 +29,8 @@ export interface Config {
     authTimeout: number;
     maxConnectionsPerIp: number;
     maxAuthFailures: number;
+    /** Seconds between WebSocket pings; a peer that misses one pong is dropped. */
+    websocketPingInterval: number;
     rosterMaxItems: number;
     rosterFieldMaxLength: number;
     vcardMaxSize: number;
@@ -75,6 +77,7 @@ export function defaultConfig(): Config {
       authTimeout: 30,
       maxConnectionsPerIp: 32,
       maxAuthFailures: 3,
+      websocketPingInterval: 30,
       rosterMaxItems: 1000,
       rosterFieldMaxLength: 1024,
       vcardMaxSize: 256 * 1024,

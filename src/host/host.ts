@@ -63,6 +63,20 @@ export class Host {
     return this.events.hook(event, handler, priority);
   }
 
+  private readonly stopHandlers: Array<() => Promise<void>> = [];
+
+  /** Registers work to finish before storage closes (e.g. logging out of MSN). */
+  onStop(fn: () => Promise<void>): void {
+    this.stopHandlers.push(fn);
+  }
+
+  async stop(): Promise<void> {
+    for (const fn of this.stopHandlers.reverse()) {
+      await fn().catch((err) => this.log.error('stop handler failed', { error: String(err) }));
+    }
+    this.stopHandlers.length = 0;
+  }
+
   async load(modules: Module[]): Promise<void> {
     for (const m of modules) await m(this);
   }

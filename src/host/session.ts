@@ -28,4 +28,6 @@ export type Origin =
   | { kind: 'c2s'; session: ClientSession }
   | { kind: 's2s'; domains: Set<string> }
   | { kind: 'host'; name: string }
-  | { kind: 'server' };
+  | { kind: 'server' }
+  /** A client stream before authentication (in-band registration needs its IP). */
+  | { kind: 'unauthenticated'; ip: string };

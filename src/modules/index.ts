@@ -1,8 +1,38 @@
 // The modules each kind of host loads, in order. One XMPP feature per file.
+import { msnGateway } from '../gateway/msn/index.ts';
 import type { Module } from '../host/host.ts';
+import { blockingModule } from './blocking.ts';
+import { carbonsModule } from './carbons.ts';
+import { discoModule } from './disco.ts';
+import { lastModule } from './last.ts';
+import { messageModule } from './message.ts';
+import { offlineModule } from './offline.ts';
+import { pingModule } from './ping.ts';
+import { presenceModule } from './presence.ts';
+import { registerModule } from './register.ts';
+import { rosterModule } from './roster.ts';
+import { rosterSubsyncGuardModule } from './roster-subsync-guard.ts';
+import { timeModule } from './time.ts';
+import { vcardModule } from './vcard.ts';
+import { versionModule } from './version.ts';
 
 /** Modules of the user domain (accounts live here). */
-export const userHostModules: Module[] = [];
+export const userHostModules: Module[] = [
+  rosterModule,
+  presenceModule,
+  messageModule,
+  offlineModule,
+  carbonsModule,
+  blockingModule,
+  discoModule,
+  vcardModule,
+  pingModule,
+  versionModule,
+  timeModule,
+  lastModule,
+  registerModule,
+  rosterSubsyncGuardModule,
+];
 
 /** Modules of the internal MSN transport domain. */
-export const componentHostModules: Module[] = [];
+export const componentHostModules: Module[] = [msnGateway];

@@ -22,14 +22,18 @@ export const MSNP8_KEYS: ChallengeKeys = { productId: 'msmsgs@msnmsgr.com', prod
 
 /** MSNP8-10: lowercase hex MD5 of challenge followed by the private key. */
 export function md5Challenge(challenge: string, productKey: string = MSNP8_KEYS.productKey): string {
-  return createHash('md5').update(challenge + productKey, 'latin1').digest('hex');
+  return createHash('md5')
+    .update(challenge + productKey, 'latin1')
+    .digest('hex');
 }
 
 const MASK31 = 0x7fffffffn;
 
 /** MSNP11+: the keyed challenge response, 32 lowercase hex characters. */
 export function msnp11Challenge(challenge: string, keys: ChallengeKeys = MSNP11_KEYS): string {
-  const digest = createHash('md5').update(challenge + keys.productKey, 'latin1').digest();
+  const digest = createHash('md5')
+    .update(challenge + keys.productKey, 'latin1')
+    .digest();
   // The MD5 read as four little-endian 32-bit words, each cut to 31 bits.
   const md5Words: bigint[] = [0, 4, 8, 12].map((o) => BigInt(digest.readUInt32LE(o)) & MASK31);
 

@@ -51,7 +51,11 @@ export function trIdOf(cmd: MsnCommand): number | undefined {
  * Serialises a command. When `payload` is given (even empty) its byte length
  * is appended as the last token, as every payload command requires.
  */
-export function encodeCommand(name: string, args: readonly (string | number)[], payload?: Buffer | string): Buffer {
+export function encodeCommand(
+  name: string,
+  args: readonly (string | number)[],
+  payload?: Buffer | string,
+): Buffer {
   const tokens = [name, ...args.map(String)];
   if (payload === undefined) return Buffer.from(`${tokens.join(' ')}\r\n`, 'utf8');
   const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;

@@ -60,7 +60,11 @@ export class MsnConnection extends EventEmitter<ConnectionEvents> {
   }
 
   /** Opens a TCP connection, failing with MsnConnectionError / MsnTimeoutError instead of hanging. */
-  static connect(host: string, port: number, opts: { connectTimeout: number; requestTimeout: number }): Promise<MsnConnection> {
+  static connect(
+    host: string,
+    port: number,
+    opts: { connectTimeout: number; requestTimeout: number },
+  ): Promise<MsnConnection> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host, port });
       socket.setNoDelay(true);
@@ -102,7 +106,11 @@ export class MsnConnection extends EventEmitter<ConnectionEvents> {
    * Sends a command and resolves with the reply bearing the same TrID.
    * A numeric reply rejects with MsnError(code).
    */
-  request(name: string, args: readonly (string | number)[] = [], opts: RequestOptions = {}): Promise<MsnCommand> {
+  request(
+    name: string,
+    args: readonly (string | number)[] = [],
+    opts: RequestOptions = {},
+  ): Promise<MsnCommand> {
     if (this.closed) return Promise.reject(new MsnConnectionError(`connection closed before ${name}`));
     const trId = this.nextTrId++;
     return new Promise<MsnCommand>((resolve, reject) => {

@@ -34,7 +34,10 @@ export const DEFAULT_FORMAT: TextFormat = {
 
 /** MSN writes colours as BBGGRR with leading zeros dropped; this swaps to/from RRGGBB. */
 function swapColor(hex: string): string {
-  const six = hex.replace(/[^0-9a-fA-F]/g, '').padStart(6, '0').slice(-6);
+  const six = hex
+    .replace(/[^0-9a-fA-F]/g, '')
+    .padStart(6, '0')
+    .slice(-6);
   return `${six.slice(4, 6)}${six.slice(2, 4)}${six.slice(0, 2)}`.toLowerCase();
 }
 
@@ -83,7 +86,11 @@ export function buildTextMessage(text: string, format: TextFormat = DEFAULT_FORM
  * Cuts only between code points, so no UTF-8 sequence or surrogate pair is
  * broken; prefers to cut after a newline or space when one is near.
  */
-export function splitText(text: string, format: TextFormat = DEFAULT_FORMAT, limit = MAX_MSG_PAYLOAD): string[] {
+export function splitText(
+  text: string,
+  format: TextFormat = DEFAULT_FORMAT,
+  limit = MAX_MSG_PAYLOAD,
+): string[] {
   const headerBytes = buildMime(textHeaders(format)).length;
   const room = limit - headerBytes;
   if (room <= 0) throw new Error('message headers exceed the payload limit');
@@ -147,7 +154,11 @@ export type ParsedPayload =
 export function classifyMessage(msg: MimeMessage): ParsedPayload {
   const type = contentType(msg);
   if (type === 'text/plain') {
-    return { kind: 'text', text: msg.body.toString('utf8'), format: parseFormatHeader(getHeader(msg, 'X-MMS-IM-Format')) };
+    return {
+      kind: 'text',
+      text: msg.body.toString('utf8'),
+      format: parseFormatHeader(getHeader(msg, 'X-MMS-IM-Format')),
+    };
   }
   if (type === 'text/x-msmsgscontrol') {
     const user = getHeader(msg, 'TypingUser');

@@ -37,7 +37,10 @@ export function contentType(msg: MimeMessage): string {
 
 export function buildMime(headers: readonly [string, string][], body: Buffer | string = ''): Buffer {
   const head = headers.map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  return Buffer.concat([Buffer.from(`${head}\r\n`, 'utf8'), typeof body === 'string' ? Buffer.from(body, 'utf8') : body]);
+  return Buffer.concat([
+    Buffer.from(`${head}\r\n`, 'utf8'),
+    typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
+  ]);
 }
 
 /** Parses "key: value" lines of a text body (datacast, SLP bodies). */

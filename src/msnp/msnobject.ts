@@ -36,7 +36,12 @@ export function computeSha1c(o: Omit<MsnObject, 'sha1c'>): string {
 }
 
 /** Describes a display picture owned by `creator`. */
-export function createMsnObject(creator: string, data: Buffer, type = MSNOBJ_DISPLAY_PICTURE, location = 'TFR2C2.tmp'): MsnObject {
+export function createMsnObject(
+  creator: string,
+  data: Buffer,
+  type = MSNOBJ_DISPLAY_PICTURE,
+  location = 'TFR2C2.tmp',
+): MsnObject {
   const base = { creator, size: data.length, type, location, friendly: 'AAA=', sha1d: sha1Base64(data) };
   return { ...base, sha1c: computeSha1c(base) };
 }

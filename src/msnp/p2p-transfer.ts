@@ -102,7 +102,10 @@ export class P2PManager {
         object,
         resolve,
         reject,
-        timer: setTimeout(() => this.failFetch(f, new MsnTimeoutError(`display picture from ${peer}`)), this.timeout),
+        timer: setTimeout(
+          () => this.failFetch(f, new MsnTimeoutError(`display picture from ${peer}`)),
+          this.timeout,
+        ),
       };
       this.fetches.set(sessionId, f);
       const context = Buffer.from(`${serializeMsnObject(object)}\0`, 'utf8').toString('base64');
@@ -121,14 +124,17 @@ export class P2PManager {
           ['Context', context],
         ],
       });
-      this.sendMessage(sb, peer, 0, invite, P2P_FLAGS.NONE, P2P_APP_SLP).catch((err: Error) => this.failFetch(f, err));
+      this.sendMessage(sb, peer, 0, invite, P2P_FLAGS.NONE, P2P_APP_SLP).catch((err: Error) =>
+        this.failFetch(f, err),
+      );
     });
   }
 
   /** Fails transfers riding on a switchboard that just closed. */
   switchboardClosed(sb: Switchboard): void {
     for (const f of [...this.fetches.values()]) {
-      if (f.sb === sb) this.failFetch(f, new MsnProtocolError(`switchboard closed during transfer from ${f.peer}`));
+      if (f.sb === sb)
+        this.failFetch(f, new MsnProtocolError(`switchboard closed during transfer from ${f.peer}`));
     }
     for (const s of [...this.serves.values()]) if (s.sb === sb) this.endServe(s);
   }
@@ -163,7 +169,8 @@ export class P2PManager {
     }
     const f = this.fetches.get(header.sessionId);
     if (!f) return;
-    const isData = (header.flags & P2P_FLAGS.DATA) !== 0 || (footer === P2P_APP_DISPLAY_PICTURE && whole.length > 4);
+    const isData =
+      (header.flags & P2P_FLAGS.DATA) !== 0 || (footer === P2P_APP_DISPLAY_PICTURE && whole.length > 4);
     if (!isData) return; // data preparation message: the ack above is all it needs
     this.completeFetch(f, whole);
   }
@@ -201,7 +208,12 @@ export class P2PManager {
     if (slp.status !== undefined) {
       const f = [...this.fetches.values()].find((x) => x.callId === callId);
       if (f && slp.status !== 200) {
-        this.failFetch(f, new MsnProtocolError(`${from} answered the picture request with ${slp.status} ${slp.statusText ?? ''}`.trim()));
+        this.failFetch(
+          f,
+          new MsnProtocolError(
+            `${from} answered the picture request with ${slp.status} ${slp.statusText ?? ''}`.trim(),
+          ),
+        );
       }
     }
   }
@@ -234,7 +246,14 @@ export class P2PManager {
       avatar !== undefined &&
       (wanted === undefined || wanted.sha1d === avatar.object.sha1d);
     if (!acceptable || !avatar) {
-      void this.sendMessage(sb, from, 0, respond('603 Decline', [['SessionID', Number.isFinite(sessionId) ? sessionId : 0]]), 0, P2P_APP_SLP);
+      void this.sendMessage(
+        sb,
+        from,
+        0,
+        respond('603 Decline', [['SessionID', Number.isFinite(sessionId) ? sessionId : 0]]),
+        0,
+        P2P_APP_SLP,
+      );
       return;
     }
     const s: Serve = {
@@ -317,11 +336,20 @@ export class P2PManager {
 
   private async sendAck(sb: Switchboard, to: string, received: P2PHeader): Promise<void> {
     const header = buildAckHeader(received, this.nextId++);
-    await this.transmit(sb, to, encodeP2PPacket({ header, data: Buffer.alloc(0), footer: 0 })).catch(() => undefined);
+    await this.transmit(sb, to, encodeP2PPacket({ header, data: Buffer.alloc(0), footer: 0 })).catch(
+      () => undefined,
+    );
   }
 
   /** Sends one P2P message, split into chunks sharing an identifier; resolves with that identifier. */
-  private async sendMessage(sb: Switchboard, to: string, sessionId: number, data: Buffer, flags: number, footer: number): Promise<number> {
+  private async sendMessage(
+    sb: Switchboard,
+    to: string,
+    sessionId: number,
+    data: Buffer,
+    flags: number,
+    footer: number,
+  ): Promise<number> {
     const identifier = this.nextId++;
     const ackIdentifier = randomInt(1, 0x7fffffff);
     let offset = 0;

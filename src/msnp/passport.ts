@@ -55,7 +55,9 @@ function get(url: string, headers: Record<string, string>, timeout: number): Pro
       req.destroy();
       reject(new MsnTimeoutError(`Passport request to ${parsed.host}`));
     });
-    req.on('error', (err) => reject(new MsnConnectionError(`Passport request to ${parsed.host} failed: ${err.message}`)));
+    req.on('error', (err) =>
+      reject(new MsnConnectionError(`Passport request to ${parsed.host} failed: ${err.message}`)),
+    );
     req.end();
   });
 }
@@ -128,7 +130,11 @@ export async function passportLogin(opts: PassportOptions): Promise<string> {
     'Passport1.4 OrgVerb=GET,OrgURL=http%3A%2F%2Fmessenger%2Emsn%2Ecom' +
     `,sign-in=${encodeURIComponent(opts.email)},pwd=${encodeURIComponent(opts.password)},${opts.challenge}`;
   for (let hops = 0; hops < 5; hops++) {
-    const res = await get(url, { Authorization: auth, 'User-Agent': 'MSMSGS', 'Cache-Control': 'no-cache' }, opts.timeout);
+    const res = await get(
+      url,
+      { Authorization: auth, 'User-Agent': 'MSMSGS', 'Cache-Control': 'no-cache' },
+      opts.timeout,
+    );
     if (res.status === 302 || res.status === 301) {
       const location = header(res.headers, 'Location');
       if (!location) throw new MsnProtocolError('Passport redirect without Location');

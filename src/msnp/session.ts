@@ -7,11 +7,19 @@
  * events and promise-returning calls; every call either settles or times out.
  */
 import { EventEmitter } from 'node:events';
-import type { MsnCommand } from './command.ts';
 import { solveChallenge } from './challenge.ts';
+import type { MsnCommand } from './command.ts';
 import { MsnConnection } from './connection.ts';
 import { MsnAuthError, MsnConnectionError, MsnError, MsnProtocolError, MsnTimeoutError } from './errors.ts';
-import { buildDatacast, buildTextMessage, buildTypingMessage, classifyMessage, DEFAULT_FORMAT, splitText, type TextFormat } from './messages.ts';
+import {
+  buildDatacast,
+  buildTextMessage,
+  buildTypingMessage,
+  classifyMessage,
+  DEFAULT_FORMAT,
+  splitText,
+  type TextFormat,
+} from './messages.ts';
 import type { MimeMessage } from './mime.ts';
 import { createMsnObject, type MsnObject, parseMsnObject, serializeMsnObject } from './msnobject.ts';
 import { type OwnAvatar, P2PManager } from './p2p-transfer.ts';
@@ -102,6 +110,8 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
   /** True from login() until logout() or a fatal disconnect: drives reconnects. */
   private wantOnline = false;
   private outReason: string | undefined;
+  /** Bumped by every login attempt and by logout, so a superseded attempt can tell it must stop. */
+  private loginAttempt = 0;
   private outRetryMinutes: number | undefined;
 
   private readonly contactMap = new Map<string, MsnContact>();
@@ -140,7 +150,11 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     this.protocols = options.protocols ?? SUPPORTED_PROTOCOLS;
     this.myStatus = options.initialStatus ?? 'NLN';
     this.myNickname = this.email;
-    this.p2p = new P2PManager({ myEmail: this.email, getAvatar: () => this.avatar, timeout: this.timeouts.transfer });
+    this.p2p = new P2PManager({
+      myEmail: this.email,
+      getAvatar: () => this.avatar,
+      timeout: this.timeouts.transfer,
+    });
   }
 
   // ---------------------------------------------------------------- state
@@ -203,6 +217,9 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
   async login(): Promise<void> {
     if (this.state === 'online') return;
     if (this.state === 'connecting') throw new MsnError(0, 'login already in progress');
+    // A pending automatic retry is replaced by this explicit attempt.
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
     this.wantOnline = true;
     this.reconnectAttempt = 0;
     try {
@@ -218,12 +235,13 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
   async logout(): Promise<void> {
     const wasConnected = this.state !== 'offline';
     this.wantOnline = false;
+    this.loginAttempt++;
     this.state = 'offline';
     this.clearTimers();
     this.p2p.shutdown();
     const closing: Promise<void>[] = [];
     for (const sb of this.switchboards) {
-      closing.push(new Promise((resolve) => (sb.closed ? resolve() : sb.once('closed', () => resolve()))));
+      closing.push(sb.whenClosed());
       sb.close();
     }
     const conn = this.ns ?? this.loginConn;
@@ -242,27 +260,34 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
 
   private async connectOnce(): Promise<void> {
     this.state = this.state === 'reconnecting' ? 'reconnecting' : 'connecting';
+    const attempt = ++this.loginAttempt;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        this.loginAttempt++; // makes doLogin give up at its next step
         this.loginConn?.destroy();
         reject(new MsnTimeoutError('login'));
       }, this.timeouts.login);
     });
     try {
-      await Promise.race([this.doLogin(), deadline]);
+      await Promise.race([this.doLogin(attempt), deadline]);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private async doLogin(): Promise<void> {
+  private async doLogin(attempt: number): Promise<void> {
+    const superseded = () => attempt !== this.loginAttempt || !this.wantOnline;
     let [host, port] = splitHostPort(this.opts.server);
     for (let hop = 0; hop < 5; hop++) {
       const conn = await MsnConnection.connect(host, port, {
         connectTimeout: this.timeouts.connect,
         requestTimeout: this.timeouts.request,
       });
+      if (superseded()) {
+        conn.destroy();
+        throw new MsnConnectionError('login abandoned');
+      }
       this.loginConn = conn;
       conn.on('command', (cmd) => this.onNsCommand(conn, cmd));
       try {
@@ -272,10 +297,10 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
           [host, port] = splitHostPort(redirect);
           continue;
         }
-        if (!this.wantOnline) throw new MsnConnectionError('logged out during login');
+        if (superseded()) throw new MsnConnectionError('login abandoned');
         await this.synchronise(conn);
         await this.announce(conn);
-        if (!this.wantOnline) throw new MsnConnectionError('logged out during login');
+        if (superseded()) throw new MsnConnectionError('login abandoned');
       } catch (err) {
         conn.destroy();
         if (this.loginConn === conn) this.loginConn = undefined;
@@ -303,9 +328,19 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
   private async authenticate(conn: MsnConnection): Promise<string | undefined> {
     const ver = await conn.request('VER', [...this.protocols, 'CVR0']);
     const chosen = ver.args.slice(1).find((v) => this.protocols.includes(v));
-    if (!chosen) throw new MsnProtocolError(`server offered no supported protocol (${ver.args.slice(1).join(' ')})`);
+    if (!chosen)
+      throw new MsnProtocolError(`server offered no supported protocol (${ver.args.slice(1).join(' ')})`);
     this.negotiated = chosen;
-    await conn.request('CVR', ['0x0409', 'winnt', '5.1', 'i386', 'MSNMSGR', '7.0.0816', 'msmsgs', this.email]);
+    await conn.request('CVR', [
+      '0x0409',
+      'winnt',
+      '5.1',
+      'i386',
+      'MSNMSGR',
+      '7.0.0816',
+      'msmsgs',
+      this.email,
+    ]);
     let reply: MsnCommand;
     try {
       reply = await conn.request('USR', ['TWN', 'I', this.email], { accept: ['XFR'] });
@@ -314,7 +349,8 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     }
     if (reply.name === 'XFR') {
       // XFR trid NS host:port 0 current-server
-      if (reply.args[1] !== 'NS' || !reply.args[2]) throw new MsnProtocolError(`unexpected XFR ${reply.args.join(' ')}`);
+      if (reply.args[1] !== 'NS' || !reply.args[2])
+        throw new MsnProtocolError(`unexpected XFR ${reply.args.join(' ')}`);
       return reply.args[2];
     }
     if (reply.args[1] !== 'TWN' || reply.args[2] !== 'S' || reply.args[3] === undefined) {
@@ -336,7 +372,8 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     }
     if (ok.args[1] !== 'OK') throw new MsnProtocolError(`unexpected USR reply ${ok.args.join(' ')}`);
     // MSNP8/9 carry the friendly name here; MSNP10+ send it as PRP MFN during SYN.
-    if (versionNumber(this.negotiated) < 10 && ok.args[3] !== undefined) this.myNickname = decodeText(ok.args[3], this.email);
+    if (versionNumber(this.negotiated) < 10 && ok.args[3] !== undefined)
+      this.myNickname = decodeText(ok.args[3], this.email);
     return undefined;
   }
 
@@ -387,7 +424,8 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
 
   private chgArgs(status: SettableStatus): string[] {
     const args = [status, String(this.clientId)];
-    if (this.avatar && versionNumber(this.negotiated) >= 9) args.push(encodeText(serializeMsnObject(this.avatar.object)));
+    if (this.avatar && versionNumber(this.negotiated) >= 9)
+      args.push(encodeText(serializeMsnObject(this.avatar.object)));
     return args;
   }
 
@@ -405,7 +443,8 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
         clearTimeout(this.pongTimer);
         this.pongTimer = undefined;
         const secs = Number(a[0]);
-        const next = Number.isFinite(secs) && secs > 0 ? Math.min(secs * 1000, this.timeouts.ping) : this.timeouts.ping;
+        const next =
+          Number.isFinite(secs) && secs > 0 ? Math.min(secs * 1000, this.timeouts.ping) : this.timeouts.ping;
         if (conn === this.ns) this.schedulePing(next);
         break;
       }
@@ -510,7 +549,12 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     const s = this.sync;
     if (!s) return;
     s[kind]++;
-    if (s.expectContacts !== undefined && s.expectGroups !== undefined && s.contacts >= s.expectContacts && s.groups >= s.expectGroups) {
+    if (
+      s.expectContacts !== undefined &&
+      s.expectGroups !== undefined &&
+      s.contacts >= s.expectContacts &&
+      s.groups >= s.expectGroups
+    ) {
       s.done?.();
     }
   }
@@ -541,7 +585,8 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
       initial,
     });
     if (c.nickname !== prevNick) this.emit('nickname', { email: c.email, nickname: c.nickname });
-    if (status !== 'FLN' && c.msnObject?.sha1d !== prevSha) this.emit('avatar', { email: c.email, msnObject: c.msnObject });
+    if (status !== 'FLN' && c.msnObject?.sha1d !== prevSha)
+      this.emit('avatar', { email: c.email, msnObject: c.msnObject });
   }
 
   private onUbx(email: string | undefined, payload: Buffer | undefined): void {
@@ -584,7 +629,8 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     const list = a[1] as ListName;
     if (!(list in LIST_BITS) || !a[2]) return;
     const id = a[2].replace(/^N=/, '');
-    const c = this.contactMap.get(id.toLowerCase()) ?? [...this.contactMap.values()].find((x) => x.guid === id);
+    const c =
+      this.contactMap.get(id.toLowerCase()) ?? [...this.contactMap.values()].find((x) => x.guid === id);
     if (!c) return;
     if (a[3] !== undefined && list === 'FL') {
       c.groups = c.groups.filter((g) => g !== a[3]);
@@ -620,7 +666,10 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
       this.closeSwitchboards();
     }
     this.emit('disconnected', { reason, willReconnect, error: err });
-    if (willReconnect) this.scheduleReconnect(retryMinutes !== undefined && retryMinutes > 0 ? retryMinutes * 60_000 : undefined);
+    if (willReconnect)
+      this.scheduleReconnect(
+        retryMinutes !== undefined && retryMinutes > 0 ? retryMinutes * 60_000 : undefined,
+      );
   }
 
   private scheduleReconnect(forcedDelay?: number): void {
@@ -629,12 +678,17 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
       this.wantOnline = false;
       this.state = 'offline';
       this.closeSwitchboards();
-      this.emitError(new MsnConnectionError(`gave up reconnecting after ${this.reconnectOpts.maxAttempts} attempts`));
+      this.emitError(
+        new MsnConnectionError(`gave up reconnecting after ${this.reconnectOpts.maxAttempts} attempts`),
+      );
       return;
     }
     const delay =
       forcedDelay ??
-      Math.min(this.reconnectOpts.maxDelay, this.reconnectOpts.initialDelay * 2 ** (this.reconnectAttempt - 1));
+      Math.min(
+        this.reconnectOpts.maxDelay,
+        this.reconnectOpts.initialDelay * 2 ** (this.reconnectAttempt - 1),
+      );
     this.emit('reconnecting', { attempt: this.reconnectAttempt, delay });
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -660,7 +714,10 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
       if (!conn) return;
       conn.sendBare('PNG');
       clearTimeout(this.pongTimer);
-      this.pongTimer = setTimeout(() => conn.destroy(new MsnTimeoutError('QNG (keepalive)')), this.timeouts.pong);
+      this.pongTimer = setTimeout(
+        () => conn.destroy(new MsnTimeoutError('QNG (keepalive)')),
+        this.timeouts.pong,
+      );
       this.pongTimer.unref();
     }, interval);
     this.pingTimer.unref();
@@ -692,7 +749,14 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
       c.status = 'FLN';
       c.clientId = 0;
       if (emit) {
-        this.emit('presence', { email: c.email, status: 'FLN', nickname: c.nickname, clientId: 0, msnObject: c.msnObject, initial: false });
+        this.emit('presence', {
+          email: c.email,
+          status: 'FLN',
+          nickname: c.nickname,
+          clientId: 0,
+          msnObject: c.msnObject,
+          initial: false,
+        });
       }
     }
   }
@@ -762,7 +826,8 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     if (png === null) {
       this.avatar = undefined;
     } else {
-      if (png.length < 8 || !png.subarray(0, 8).equals(PNG_SIGNATURE)) throw new MsnError(201, 'display picture must be a PNG', 'CHG');
+      if (png.length < 8 || !png.subarray(0, 8).equals(PNG_SIGNATURE))
+        throw new MsnError(201, 'display picture must be a PNG', 'CHG');
       this.avatar = { object: createMsnObject(this.email, png), data: Buffer.from(png) };
     }
     if (this.state === 'online') await this.setStatus(this.myStatus);
@@ -781,7 +846,10 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     const v10 = versionNumber(this.negotiated) >= 10;
     let reply: MsnCommand;
     if (v10) {
-      reply = await conn.request('ADC', list === 'FL' ? [list, `N=${who}`, `F=${encodeText(who)}`] : [list, `N=${who}`]);
+      reply = await conn.request(
+        'ADC',
+        list === 'FL' ? [list, `N=${who}`, `F=${encodeText(who)}`] : [list, `N=${who}`],
+      );
     } else {
       reply = await conn.request('ADD', [list, who, encodeText(who)]);
     }
@@ -892,8 +960,11 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     // XFR trid SB host:port CKI cookie
     const addr = reply.args[2];
     const cookie = reply.args[4];
-    if (reply.args[1] !== 'SB' || !addr || !cookie) throw new MsnProtocolError(`unexpected XFR reply ${reply.args.join(' ')}`);
-    const sb = await Switchboard.create(addr, cookie, this.email, this.sbTimeouts(), (s) => this.trackSwitchboard(s));
+    if (reply.args[1] !== 'SB' || !addr || !cookie)
+      throw new MsnProtocolError(`unexpected XFR reply ${reply.args.join(' ')}`);
+    const sb = await Switchboard.create(addr, cookie, this.email, this.sbTimeouts(), (s) =>
+      this.trackSwitchboard(s),
+    );
     this.ready.add(sb);
     return sb;
   }
@@ -960,7 +1031,9 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     const [sessionId, addr, , cookie] = a;
     if (!sessionId || !addr || !cookie || !this.wantOnline) return;
     try {
-      const sb = await Switchboard.answer(addr, cookie, sessionId, this.email, this.sbTimeouts(), (s) => this.trackSwitchboard(s));
+      const sb = await Switchboard.answer(addr, cookie, sessionId, this.email, this.sbTimeouts(), (s) =>
+        this.trackSwitchboard(s),
+      );
       if (!this.wantOnline) {
         sb.close();
         return;
@@ -1098,14 +1171,17 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
   /** Leaves a conversation (OUT on its switchboard). */
   async leaveConversation(id: string): Promise<void> {
     const sb = this.conversation(id);
-    const closed = new Promise<void>((resolve) => sb.once('closed', () => resolve()));
     sb.close();
-    await withDeadline(closed, 2000).catch(() => undefined);
+    await withDeadline(sb.whenClosed(), 2000).catch(() => undefined);
   }
 }
 
 function asAuthError(err: unknown): unknown {
-  if (err instanceof MsnError && !(err instanceof MsnAuthError) && (err.code === 911 || err.code === 917 || err.code === 928)) {
+  if (
+    err instanceof MsnError &&
+    !(err instanceof MsnAuthError) &&
+    (err.code === 911 || err.code === 917 || err.code === 928)
+  ) {
     return new MsnAuthError(err.message, err.code);
   }
   return err;

@@ -85,7 +85,11 @@ export function parseSlp(data: Buffer): SlpMessage | undefined {
 
 /** "<msnmsgr:bob@example.com>" → "bob@example.com". */
 export function slpAddress(value: string | undefined): string {
-  return (value ?? '').replace(/^<?msnmsgr:/i, '').replace(/>$/, '').trim().toLowerCase();
+  return (value ?? '')
+    .replace(/^<?msnmsgr:/i, '')
+    .replace(/>$/, '')
+    .trim()
+    .toLowerCase();
 }
 
 /** The branch GUID out of "MSNSLP/1.0/TLP ;branch={...}". */

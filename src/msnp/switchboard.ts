@@ -52,8 +52,15 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
   private readonly conn: MsnConnection;
   private readonly myEmail: string;
   private readonly timeouts: SwitchboardTimeouts;
-  private joinWaiters: { email: string; resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
+  private joinWaiters: {
+    email: string;
+    resolve: () => void;
+    reject: (e: Error) => void;
+    timer: NodeJS.Timeout;
+  }[] = [];
   private isClosed = false;
+  /** Set by close(): the SB must not be reused while its socket finishes closing. */
+  private leaving = false;
   /** True once this SB has ever had more than one other participant, or was started as a group chat. */
   multiParty = false;
 
@@ -75,7 +82,10 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     setup?: (sb: Switchboard) => void,
   ): Promise<Switchboard> {
     const [host, port] = splitHostPort(addr);
-    const conn = await MsnConnection.connect(host, port, { connectTimeout: timeouts.connect, requestTimeout: timeouts.request });
+    const conn = await MsnConnection.connect(host, port, {
+      connectTimeout: timeouts.connect,
+      requestTimeout: timeouts.request,
+    });
     const sb = new Switchboard(conn, myEmail, timeouts);
     setup?.(sb);
     try {
@@ -101,7 +111,10 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     setup?: (sb: Switchboard) => void,
   ): Promise<Switchboard> {
     const [host, port] = splitHostPort(addr);
-    const conn = await MsnConnection.connect(host, port, { connectTimeout: timeouts.connect, requestTimeout: timeouts.request });
+    const conn = await MsnConnection.connect(host, port, {
+      connectTimeout: timeouts.connect,
+      requestTimeout: timeouts.request,
+    });
     const sb = new Switchboard(conn, myEmail, timeouts);
     setup?.(sb);
     try {
@@ -113,8 +126,9 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     return sb;
   }
 
+  /** True once close() was called or the connection dropped; such an SB is never reused. */
   get closed(): boolean {
-    return this.isClosed;
+    return this.isClosed || this.leaving;
   }
 
   /** Invites a contact (CAL). Resolves on RINGING; the contact is in once 'joined' fires. */
@@ -127,7 +141,7 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
   waitForJoin(email: string, timeout = this.timeouts.request): Promise<void> {
     const who = email.toLowerCase();
     if (this.participants.has(who)) return Promise.resolve();
-    if (this.isClosed) return Promise.reject(new MsnConnectionError('switchboard closed'));
+    if (this.closed) return Promise.reject(new MsnConnectionError('switchboard closed'));
     return new Promise((resolve, reject) => {
       const waiter = {
         email: who,
@@ -147,7 +161,7 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
    * modes U/N/D return as soon as the bytes are written.
    */
   async send(payload: Buffer, mode: AckMode): Promise<void> {
-    if (this.isClosed) throw new MsnConnectionError('switchboard closed');
+    if (this.closed) throw new MsnConnectionError('switchboard closed');
     this.lastActivity = Date.now();
     if (mode === 'A') {
       const reply = await this.conn.request('MSG', [mode], { payload, accept: ['ACK', 'NAK'] });
@@ -157,8 +171,15 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     this.conn.send('MSG', [mode], payload);
   }
 
+  /** Resolves once the socket is really gone. */
+  whenClosed(): Promise<void> {
+    if (this.isClosed) return Promise.resolve();
+    return new Promise((resolve) => this.once('closed', () => resolve()));
+  }
+
   /** Leaves the session politely (OUT) and closes the socket. */
   close(): void {
+    this.leaving = true;
     if (this.conn.isOpen) {
       this.conn.sendBare('OUT');
       this.conn.close();
@@ -192,7 +213,8 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
         break;
       }
       default:
-        if (/^\d{3}$/.test(cmd.name)) this.emit('sendError', new MsnError(Number(cmd.name), undefined, 'MSG'));
+        if (/^\d{3}$/.test(cmd.name))
+          this.emit('sendError', new MsnError(Number(cmd.name), undefined, 'MSG'));
     }
   }
 

@@ -10,7 +10,16 @@ export type SettableStatus = 'NLN' | 'BSY' | 'IDL' | 'BRB' | 'AWY' | 'PHN' | 'LU
 /** Presence codes a contact can have; FLN = offline. */
 export type MsnStatus = Exclude<SettableStatus, 'HDN'> | 'FLN';
 
-export const SETTABLE_STATUSES: readonly SettableStatus[] = ['NLN', 'BSY', 'IDL', 'BRB', 'AWY', 'PHN', 'LUN', 'HDN'];
+export const SETTABLE_STATUSES: readonly SettableStatus[] = [
+  'NLN',
+  'BSY',
+  'IDL',
+  'BRB',
+  'AWY',
+  'PHN',
+  'LUN',
+  'HDN',
+];
 
 /** Forward (contacts), Allow, Block, Reverse (who added us), Pending. */
 export type ListName = 'FL' | 'AL' | 'BL' | 'RL' | 'PL';
@@ -101,7 +110,13 @@ export interface AvatarEvent {
   msnObject?: MsnObject;
 }
 
-export type DisconnectReason = 'logout' | 'otherLogin' | 'serverShutdown' | 'network' | 'authFailed' | 'protocol';
+export type DisconnectReason =
+  | 'logout'
+  | 'otherLogin'
+  | 'serverShutdown'
+  | 'network'
+  | 'authFailed'
+  | 'protocol';
 
 export interface DisconnectedEvent {
   reason: DisconnectReason;

@@ -53,13 +53,26 @@ describe('MSNP11 challenge (QRY) algorithm', () => {
 describe('MSNP6-MSNP10 challenge algorithm', () => {
   it('matches the documented example', () => {
     // QRY page: CHL 12345678901234567890 -> msmsgs@msnmsgr.com 8ba1bb9d6dbf624fee31a2053af5fdd0
-    assert.equal(legacyChallengeResponse('12345678901234567890', 'Q1P7W2E4J9R8U3S5'), '8ba1bb9d6dbf624fee31a2053af5fdd0');
     assert.equal(
-      verifyChallengeResponse(10, ['12345678901234567890'], 'msmsgs@msnmsgr.com', '8ba1bb9d6dbf624fee31a2053af5fdd0'),
+      legacyChallengeResponse('12345678901234567890', 'Q1P7W2E4J9R8U3S5'),
+      '8ba1bb9d6dbf624fee31a2053af5fdd0',
+    );
+    assert.equal(
+      verifyChallengeResponse(
+        10,
+        ['12345678901234567890'],
+        'msmsgs@msnmsgr.com',
+        '8ba1bb9d6dbf624fee31a2053af5fdd0',
+      ),
       true,
     );
     assert.equal(
-      verifyChallengeResponse(10, ['12345678901234567890'], 'PROD0090YUAUV{2B', '8ba1bb9d6dbf624fee31a2053af5fdd0'),
+      verifyChallengeResponse(
+        10,
+        ['12345678901234567890'],
+        'PROD0090YUAUV{2B',
+        '8ba1bb9d6dbf624fee31a2053af5fdd0',
+      ),
       false,
     );
   });

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FrameDecoder, FramingError, clientPayloadRule, encodeCommand, serverPayloadRule } from './framing.ts';
+import {
+  FrameDecoder,
+  FramingError,
+  clientPayloadRule,
+  encodeCommand,
+  serverPayloadRule,
+} from './framing.ts';
 
 describe('FrameDecoder', () => {
   it('decodes several commands from one chunk', () => {

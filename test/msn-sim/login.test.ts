@@ -10,7 +10,10 @@ import { login, passportLogin } from './test-flows.ts';
 const CHL = '22210219642164014968';
 const QRY_ANSWER = '85ecb0db8f32113df79ce0892b9a102c';
 
-async function withSim(fn: (sim: MsnSimulator) => Promise<void>, options: SimulatorOptions = {}): Promise<void> {
+async function withSim(
+  fn: (sim: MsnSimulator) => Promise<void>,
+  options: SimulatorOptions = {},
+): Promise<void> {
   const sim = new MsnSimulator({ challengeGenerator: () => CHL, ...options });
   sim.addAccount('alice@example.com', 'alice-pw', { nickname: 'Alice Example' });
   sim.addAccount('bob@example.com', 'b0b,pw:%', { nickname: 'Bob' });
@@ -36,7 +39,8 @@ describe('nexus and login2.srf', () => {
   it('answers 401 da-status=failed for a wrong password, and 200 with a ticket for the right one', () =>
     withSim(async (sim) => {
       const ep = sim.endpoints();
-      const challenge = 'lc=1033,id=507,tw=40,fs=1,ru=http%3A%2F%2Fmessenger%2Emsn%2Ecom,ct=1,kpp=1,kv=5,ver=2.1.0173.1,tpf=00';
+      const challenge =
+        'lc=1033,id=507,tw=40,fs=1,ru=http%3A%2F%2Fmessenger%2Emsn%2Ecom,ct=1,kpp=1,kv=5,ver=2.1.0173.1,tpf=00';
       // A challenge the NS never issued is refused even with the right password.
       const forged = await passportLogin(ep, 'bob@example.com', 'b0b,pw:%', challenge);
       assert.equal(forged.status, 401);
@@ -71,7 +75,10 @@ describe('notification server login (MSNP11)', () => {
       c.send('VER 1 MSNP11 MSNP10 CVR0');
       assert.equal(await c.nextLine(), 'VER 1 MSNP11');
       c.send('CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0816 MSMSGS alice@example.com');
-      assert.match(await c.nextLine(), /^CVR 2 \d+\.\d+\.\d+ \d+\.\d+\.\d+ \d+\.\d+\.\d+ http:\/\/\S+ http:\/\/\S+$/);
+      assert.match(
+        await c.nextLine(),
+        /^CVR 2 \d+\.\d+\.\d+ \d+\.\d+\.\d+ \d+\.\d+\.\d+ http:\/\/\S+ http:\/\/\S+$/,
+      );
       c.send('USR 3 TWN I alice@example.com');
       const usr = await c.nextLine();
       const challenge = /^USR 3 TWN S (lc=1033,id=507,\S+)$/.exec(usr)?.[1];
@@ -126,6 +133,23 @@ describe('notification server login (MSNP11)', () => {
       await c.waitClosed();
       assert.deepEqual(c.pendingLines(), []);
       assert.equal(sim.isOnline('alice@example.com'), false);
+    }));
+
+  it('handles several commands in one chunk and commands split across chunks', () =>
+    withSim(async (sim) => {
+      const ep = sim.endpoints();
+      const c = await RawClient.connect(ep.nsHost, ep.nsPort);
+      c.socket.setNoDelay(true);
+      c.write(
+        'VER 1 MSNP11 CVR0\r\nCVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0816 MSMSGS alice@example.com\r\nUS',
+      );
+      assert.equal(await c.nextLine(), 'VER 1 MSNP11');
+      assert.match(await c.nextLine(), /^CVR 2 /);
+      c.write('R 3 TWN I alice');
+      c.write('@example.com\r');
+      c.write('\n');
+      assert.match(await c.nextLine(), /^USR 3 TWN S lc=1033,/);
+      c.destroy();
     }));
 
   it('wrong ticket -> 911 and disconnect', () =>

@@ -50,7 +50,10 @@ describe('presence', () => {
       // A new friendly name propagates as a fresh NLN.
       bob.client.send(`PRP ${bob.trid++} MFN Bobby%20%E2%98%83`);
       assert.equal(await bob.client.nextLine(), `PRP ${bob.trid - 1} MFN Bobby%20%E2%98%83`);
-      assert.equal(await alice.client.nextLine(), `NLN AWY bob@example.com Bobby%20%E2%98%83 1342177280 ${MSNOBJ}`);
+      assert.equal(
+        await alice.client.nextLine(),
+        `NLN AWY bob@example.com Bobby%20%E2%98%83 1342177280 ${MSNOBJ}`,
+      );
       assert.equal(sim.getLists('bob@example.com').blp, 'AL');
       assert.equal(sim.getPresence('bob@example.com')?.friendlyName, 'Bobby ☃');
 

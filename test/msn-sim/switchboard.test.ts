@@ -6,7 +6,10 @@ import { RawClient } from './raw-client.ts';
 import { MsnSimulator, type SimulatorOptions } from './simulator.ts';
 import { type LoggedIn, login } from './test-flows.ts';
 
-async function withSim(fn: (sim: MsnSimulator) => Promise<void>, options: SimulatorOptions = {}): Promise<void> {
+async function withSim(
+  fn: (sim: MsnSimulator) => Promise<void>,
+  options: SimulatorOptions = {},
+): Promise<void> {
   const sim = new MsnSimulator({ challengeAfterLogin: false, ...options });
   for (const [email, nick] of [
     ['alice@example.com', 'Alice'],
@@ -30,7 +33,9 @@ async function withSim(fn: (sim: MsnSimulator) => Promise<void>, options: Simula
 async function openSwitchboard(ns: LoggedIn, email: string): Promise<RawClient> {
   const t = ns.trid++;
   ns.client.send(`XFR ${t} SB`);
-  const xfr = /^XFR (\d+) SB 127\.0\.0\.1:(\d+) CKI (\S+)$/.exec((await ns.client.waitForLine(`XFR ${t} `)).line);
+  const xfr = /^XFR (\d+) SB 127\.0\.0\.1:(\d+) CKI (\S+)$/.exec(
+    (await ns.client.waitForLine(`XFR ${t} `)).line,
+  );
   assert.ok(xfr);
   const sb = await RawClient.connect('127.0.0.1', Number(xfr[2]));
   sb.send(`USR 1 ${email} ${xfr[3]}`);
@@ -40,7 +45,9 @@ async function openSwitchboard(ns: LoggedIn, email: string): Promise<RawClient> 
 
 /** Waits for RNG on the NS and answers it with ANS; returns the SB client and the IRO lines. */
 async function answerRing(ns: LoggedIn, email: string): Promise<{ sb: RawClient; iro: string[] }> {
-  const rng = /^RNG (\d+) 127\.0\.0\.1:(\d+) CKI (\S+) (\S+) (\S+)$/.exec((await ns.client.waitForLine('RNG ')).line);
+  const rng = /^RNG (\d+) 127\.0\.0\.1:(\d+) CKI (\S+) (\S+) (\S+)$/.exec(
+    (await ns.client.waitForLine('RNG ')).line,
+  );
   assert.ok(rng);
   const sb = await RawClient.connect('127.0.0.1', Number(rng[2]));
   sb.send(`ANS 1 ${email} ${rng[3]} ${rng[1]}`);
@@ -64,7 +71,10 @@ describe('switchboard', () => {
       const cal = /^CAL 2 RINGING (\d+)$/.exec(await sbA.nextLine());
       assert.ok(cal);
       const rng = await bob.client.waitForLine('RNG ');
-      assert.match(rng.line, new RegExp(`^RNG ${cal[1]} 127\\.0\\.0\\.1:\\d+ CKI \\S+ alice@example\\.com Alice$`));
+      assert.match(
+        rng.line,
+        new RegExp(`^RNG ${cal[1]} 127\\.0\\.0\\.1:\\d+ CKI \\S+ alice@example\\.com Alice$`),
+      );
       // Answer with the RNG data.
       const [, sid, addr, , cookie] = rng.line.split(' ');
       const sbB = await RawClient.connect('127.0.0.1', Number(addr!.split(':')[1]));
@@ -74,7 +84,8 @@ describe('switchboard', () => {
       assert.equal(await sbA.nextLine(), 'JOI bob@example.com Bob');
 
       // A text message with UTF-8, acknowledged.
-      const text = 'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nX-MMS-IM-Format: FN=Arial; EF=; CO=0; CS=0; PF=22\r\n\r\nhéllo wörld ☃';
+      const text =
+        'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nX-MMS-IM-Format: FN=Arial; EF=; CO=0; CS=0; PF=22\r\n\r\nhéllo wörld ☃';
       sbA.send(`MSG 3 A ${Buffer.byteLength(text)}`, text);
       const got = await sbB.next();
       assert.equal(got.line, `MSG alice@example.com Alice ${Buffer.byteLength(text)}`);
@@ -82,7 +93,8 @@ describe('switchboard', () => {
       assert.equal(await sbA.nextLine(), 'ACK 3');
 
       // Typing notification, unacknowledged: relayed, and no ACK/NAK comes back.
-      const typing = 'MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: bob@example.com\r\n\r\n\r\n';
+      const typing =
+        'MIME-Version: 1.0\r\nContent-Type: text/x-msmsgscontrol\r\nTypingUser: bob@example.com\r\n\r\n\r\n';
       sbB.send(`MSG 2 U ${Buffer.byteLength(typing)}`, typing);
       const typed = await sbA.next();
       assert.equal(typed.line, `MSG bob@example.com Bob ${Buffer.byteLength(typing)}`);
@@ -183,7 +195,7 @@ describe('switchboard', () => {
       const text = 'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nhi all';
       c.sb.send(`MSG 2 N ${text.length}`, text);
       for (const sb of [sbA, b.sb]) {
-        const m = await sb.next();
+        const m = await sb.waitForLine('MSG ');
         assert.equal(m.line, `MSG carol@example.com Carol ${text.length}`);
         assert.equal(m.payload!.toString(), text);
       }

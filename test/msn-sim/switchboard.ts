@@ -56,11 +56,11 @@ class SbConnection {
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
-  /** Leaves the conversation; `timedOut` marks a server-side disconnect (BYE ... 1). */
-  finish(timedOut = false): void {
+  /** Leaves the conversation (the others get BYE). */
+  finish(): void {
     if (this.closed) return;
     this.closed = true;
-    this.session?.leave(this, timedOut);
+    this.session?.leave(this);
     this.session = null;
   }
 
@@ -219,22 +219,25 @@ class SbSession {
     this.touch();
   }
 
-  leave(conn: SbConnection, timedOut: boolean): void {
+  leave(conn: SbConnection): void {
     if (this.participants.get(conn.email) !== conn) return;
     this.participants.delete(conn.email);
-    for (const other of this.participants.values()) {
-      other.send(timedOut ? `BYE ${conn.email} 1` : `BYE ${conn.email}`);
-    }
+    for (const other of this.participants.values()) other.send(`BYE ${conn.email}`);
     if (this.participants.size === 0) this.end();
   }
 
-  /** Idle timeout: everyone is disconnected by the server. */
+  /**
+   * Idle timeout: the server disconnects everyone, and each participant is
+   * told that every other one was timed out (BYE handle 1).
+   */
   private expire(): void {
     this.server.ctx.log({ server: 'SB', direction: 'info', text: `session ${this.id} idle, closing` });
-    for (const conn of [...this.participants.values()]) {
-      conn.finish(true);
-      conn.close();
+    const conns = [...this.participants.values()];
+    for (const p of conns) {
+      for (const q of conns) if (p !== q) p.send(`BYE ${q.email} 1`);
     }
+    this.participants.clear();
+    for (const conn of conns) conn.close();
     this.end();
   }
 

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MSNP8_KEYS, MSNP11_KEYS, md5Challenge, msnp11Challenge, solveChallenge } from '../../src/msnp/challenge.ts';
+import {
+  MSNP8_KEYS,
+  MSNP11_KEYS,
+  md5Challenge,
+  msnp11Challenge,
+  solveChallenge,
+} from '../../src/msnp/challenge.ts';
 
 test('MSNP11 challenge: the worked example of the MSNP11 Challenges document', () => {
   // Challenge 22210219642164014968 with PROD0090YUAUV{2B / YMM8C_H7KCQ2S_KL.
@@ -8,8 +14,14 @@ test('MSNP11 challenge: the worked example of the MSNP11 Challenges document', (
 });
 
 test('MSNP8-10 challenge: examples from the QRY and MSNP8 Challenges documents', () => {
-  assert.equal(md5Challenge('12345678901234567890', MSNP8_KEYS.productKey), '8ba1bb9d6dbf624fee31a2053af5fdd0');
-  assert.equal(md5Challenge('15570131571988941333', MSNP8_KEYS.productKey), '8f2f5a91b72102cd28355e9fc9000d6e');
+  assert.equal(
+    md5Challenge('12345678901234567890', MSNP8_KEYS.productKey),
+    '8ba1bb9d6dbf624fee31a2053af5fdd0',
+  );
+  assert.equal(
+    md5Challenge('15570131571988941333', MSNP8_KEYS.productKey),
+    '8f2f5a91b72102cd28355e9fc9000d6e',
+  );
 });
 
 test('solveChallenge picks keys and algorithm by protocol version', () => {

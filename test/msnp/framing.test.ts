@@ -89,7 +89,10 @@ describe('CommandParser', () => {
 });
 
 describe('MsnConnection', () => {
-  async function withServer(onData: (sock: net.Socket, line: string) => void, fn: (port: number) => Promise<void>) {
+  async function withServer(
+    onData: (sock: net.Socket, line: string) => void,
+    fn: (port: number) => Promise<void>,
+  ) {
     const sockets = new Set<net.Socket>();
     const server = net.createServer((sock) => {
       sockets.add(sock);
@@ -117,12 +120,18 @@ describe('MsnConnection', () => {
         }
       },
       async (port) => {
-        const conn = await MsnConnection.connect('127.0.0.1', port, { connectTimeout: 2000, requestTimeout: 2000 });
+        const conn = await MsnConnection.connect('127.0.0.1', port, {
+          connectTimeout: 2000,
+          requestTimeout: 2000,
+        });
         const unsolicited: string[] = [];
         conn.on('command', (c) => unsolicited.push(c.name));
         const ok = await conn.request('BLP', ['AL']);
         assert.deepEqual(ok.args, ['1', 'OK']);
-        await assert.rejects(conn.request('ADC', ['FL', 'N=bob@x.com']), (e: unknown) => e instanceof MsnError && e.code === 215);
+        await assert.rejects(
+          conn.request('ADC', ['FL', 'N=bob@x.com']),
+          (e: unknown) => e instanceof MsnError && e.code === 215,
+        );
         assert.deepEqual(unsolicited, ['NLN']);
         const closed = new Promise((r) => conn.once('close', r));
         conn.close();
@@ -135,7 +144,10 @@ describe('MsnConnection', () => {
     await withServer(
       () => undefined,
       async (port) => {
-        const conn = await MsnConnection.connect('127.0.0.1', port, { connectTimeout: 2000, requestTimeout: 50 });
+        const conn = await MsnConnection.connect('127.0.0.1', port, {
+          connectTimeout: 2000,
+          requestTimeout: 50,
+        });
         await assert.rejects(conn.request('SYN', ['0', '0']), MsnTimeoutError);
         conn.destroy();
       },

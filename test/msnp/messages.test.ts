@@ -45,7 +45,10 @@ test('long texts split under 1664 payload bytes without breaking UTF-8', () => {
   assert.ok(parts.length > 1);
   assert.equal(parts.join(''), text);
   for (const part of parts) {
-    assert.ok(buildTextMessage(part).length <= MAX_MSG_PAYLOAD, `part of ${buildTextMessage(part).length} bytes`);
+    assert.ok(
+      buildTextMessage(part).length <= MAX_MSG_PAYLOAD,
+      `part of ${buildTextMessage(part).length} bytes`,
+    );
     assert.ok(!part.includes('\uFFFD'));
     // No lone surrogate at either end.
     assert.ok(!/^[\uDC00-\uDFFF]|[\uD800-\uDBFF]$/.test(part));

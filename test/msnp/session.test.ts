@@ -8,8 +8,14 @@ import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import {
+  MsnAuthError,
+  MsnError,
+  MsnSession,
+  type MsnSessionEvents,
+  type MsnSessionOptions,
+} from '../../src/msnp/index.ts';
 import { MsnSimulator, type SimulatorEndpoints } from '../msn-sim/simulator.ts';
-import { MsnAuthError, MsnError, MsnSession, type MsnSessionEvents, type MsnSessionOptions } from '../../src/msnp/index.ts';
 
 const ALICE = 'alice@hotmail.com';
 const BOB = 'bob@hotmail.com';
@@ -163,7 +169,10 @@ describe('MsnSession with the MSN simulator', () => {
     assert.equal((await reply).text, 'hi alice');
 
     // Reuses the open switchboard: no second conversation appears on the server.
-    assert.equal(sim.switchboards().filter((s) => s.participants.includes(ALICE) && s.participants.includes(BOB)).length, 1);
+    assert.equal(
+      sim.switchboards().filter((s) => s.participants.includes(ALICE) && s.participants.includes(BOB)).length,
+      1,
+    );
 
     const long = `${'ü'.repeat(900)}${'x'.repeat(800)}${'🎉'.repeat(300)}`;
     const parts: string[] = [];
@@ -187,7 +196,45 @@ describe('MsnSession with the MSN simulator', () => {
 
   test('sending to an offline contact rejects with MsnError 217', async () => {
     await alice.addContact(DAVE);
-    await assert.rejects(alice.sendMessage(DAVE, 'are you there?'), (e: unknown) => e instanceof MsnError && e.code === 217);
+    await assert.rejects(
+      alice.sendMessage(DAVE, 'are you there?'),
+      (e: unknown) => e instanceof MsnError && e.code === 217,
+    );
+  });
+
+  test('groups, moving contacts, block/unblock and removal are applied on the server', async () => {
+    const group = await alice.addGroup('Work mates');
+    assert.ok(alice.groups.some((g) => g.id === group.id && g.name === 'Work mates'));
+    assert.ok(sim.getLists(ALICE).groups.some((g) => g.guid === group.id && g.name === 'Work mates'));
+
+    await alice.moveContact(CAROL, group.id);
+    assert.deepEqual(alice.getContact(CAROL)?.groups, [group.id]);
+    assert.deepEqual(sim.getLists(ALICE).contacts.find((c) => c.email === CAROL)?.groups, ['Work mates']);
+
+    await alice.renameGroup(group.id, 'Colleagues');
+    assert.ok(sim.getLists(ALICE).groups.some((g) => g.name === 'Colleagues'));
+
+    await alice.moveContact(CAROL, null, group.id);
+    assert.deepEqual(sim.getLists(ALICE).contacts.find((c) => c.email === CAROL)?.groups, []);
+    await alice.removeGroup(group.id);
+    assert.equal(sim.getLists(ALICE).groups.length, 0);
+
+    await alice.block(CAROL);
+    assert.ok(sim.getLists(ALICE).BL.includes(CAROL));
+    assert.ok(!sim.getLists(ALICE).AL.includes(CAROL));
+    assert.deepEqual(alice.getContact(CAROL)?.lists.sort(), ['BL', 'FL', 'RL']);
+    await alice.unblock(CAROL);
+    assert.ok(sim.getLists(ALICE).AL.includes(CAROL));
+    assert.ok(!sim.getLists(ALICE).BL.includes(CAROL));
+
+    const removed = waitFor(alice, 'contactRemoved', (e) => e.email === DAVE && e.list === 'FL');
+    await alice.removeContact(DAVE);
+    await removed;
+    assert.ok(!sim.getLists(ALICE).FL.includes(DAVE));
+    await assert.rejects(
+      alice.moveContact(DAVE, 'nope'),
+      (e: unknown) => e instanceof MsnError && e.code === 216,
+    );
   });
 
   test('three-party conversation: start, message everyone, someone leaves', async () => {
@@ -220,8 +267,34 @@ describe('MsnSession with the MSN simulator', () => {
     await carol.logout();
   });
 
+  test('an idle switchboard is closed with OUT, and the next message opens a new one', async () => {
+    const carol = session(CAROL, 'carol-pw', {
+      timeouts: { switchboardIdle: 150, request: 3000, join: 3000 },
+    });
+    await carol.login();
+    const out = new Promise<void>((resolve) => {
+      const onLog = (e: { server: string; direction: string; email?: string; text: string }) => {
+        if (e.server === 'SB' && e.direction === 'in' && e.email === CAROL && e.text === 'OUT') {
+          sim.off('log', onLog);
+          resolve();
+        }
+      };
+      sim.on('log', onLog);
+    });
+    const first = waitFor(alice, 'message', (m) => m.from === CAROL && m.text === 'one');
+    await carol.sendMessage(ALICE, 'one');
+    await first;
+    await out;
+    const second = waitFor(alice, 'message', (m) => m.from === CAROL && m.text === 'two');
+    await carol.sendMessage(ALICE, 'two');
+    await second;
+    await carol.logout();
+  });
+
   test('display picture: MSNObject in presence, fetched over MSNSLP, SHA1D verified', async () => {
-    const png = await sharp({ create: { width: 96, height: 96, channels: 4, background: { r: 200, g: 40, b: 90, alpha: 1 } } })
+    const png = await sharp({
+      create: { width: 96, height: 96, channels: 4, background: { r: 200, g: 40, b: 90, alpha: 1 } },
+    })
       .png()
       .toBuffer();
     const announced = waitFor(alice, 'avatar', (e) => e.email === BOB && e.msnObject !== undefined);
@@ -293,4 +366,39 @@ describe('MsnSession with the MSN simulator', () => {
     assert.equal(retried, false);
     assert.equal(sim.isOnline(BOB), false);
   });
+  for (const protocol of ['MSNP8', 'MSNP9', 'MSNP10']) {
+    test(`${protocol}: logs in, answers the MD5 challenge, keeps alive with PNG, chats`, async () => {
+      const dave = session(DAVE, 'dave-pw', {
+        protocols: [protocol],
+        timeouts: { ping: 50, request: 3000, login: 8000 },
+      });
+      const seen = { qry: false, qng: false };
+      const both = new Promise<void>((resolve) => {
+        const onLog = (e: { server: string; direction: string; email?: string; text: string }) => {
+          if (e.server !== 'NS' || e.direction !== 'out' || e.email !== DAVE) return;
+          if (/^QRY \d+$/.test(e.text)) seen.qry = true;
+          if (/^QNG/.test(e.text)) seen.qng = true;
+          if (seen.qry && seen.qng) {
+            sim.off('log', onLog);
+            resolve();
+          }
+        };
+        sim.on('log', onLog);
+      });
+      if (!alice.getContact(DAVE)?.lists.includes('FL')) await alice.addContact(DAVE);
+      const daveOnline = waitFor(alice, 'presence', (p) => p.email === DAVE && p.status === 'NLN');
+      await dave.login();
+      assert.equal(dave.protocol, protocol);
+      assert.equal(dave.nickname, 'Dave');
+      await daveOnline;
+      await both;
+      assert.ok(dave.connected);
+      const got = waitFor(dave, 'message', (m) => m.from === ALICE);
+      await alice.sendMessage(DAVE, `hello ${protocol}`);
+      assert.equal((await got).text, `hello ${protocol}`);
+      const offline = waitFor(alice, 'presence', (p) => p.email === DAVE && p.status === 'FLN');
+      await dave.logout();
+      await offline;
+    });
+  }
 });

@@ -1,0 +1,94 @@
+// The MSN transport as an internal host (msn.<domain>). It sends and
+// receives stanzas through the router exactly like an XEP-0114 component
+// would, and, living in-process, reads and writes local users' rosters and
+// vCards directly. One UserSession (one MSN login) per registered bare JID,
+// shared by all of the user's resources.
+import type { Host } from '../../host/host.ts';
+import { Jid } from '../../jid/jid.ts';
+import type { MsnSessionOptions } from '../../msnp/index.ts';
+import type { Server } from '../../server.ts';
+import { type MsnRegistration, MsnRegistrationStore } from '../../storage/msn-registrations.ts';
+import type { Element } from '../../xml/element.ts';
+import { emailToJid, localToEmail } from './address.ts';
+import { AvatarCache } from './avatars.ts';
+import { SecretBox } from './secret-box.ts';
+import type { UserSession } from './user-session.ts';
+
+const gateways = new WeakMap<Server, MsnGateway>();
+
+/** The running gateway of a server, if the transport is enabled. */
+export function msnGatewayOf(server: Server): MsnGateway | undefined {
+  return gateways.get(server);
+}
+
+export class MsnGateway {
+  readonly domain: string;
+  readonly server: Server;
+  readonly registrations: MsnRegistrationStore;
+  readonly box: SecretBox;
+  readonly avatars: AvatarCache;
+  /** Bare JID → the user's MSN session. */
+  readonly sessions = new Map<string, UserSession>();
+
+  constructor(readonly host: Host) {
+    this.server = host.server;
+    this.domain = host.name;
+    this.registrations = this.server.store(MsnRegistrationStore);
+    this.box = SecretBox.open(this.server.config.storage.path);
+    this.avatars = new AvatarCache(this.server);
+    gateways.set(this.server, this);
+  }
+
+  /** Sends a stanza from the gateway (or one of its contact JIDs) through the router. */
+  send(stanza: Element): void {
+    this.server.router.route(stanza, { kind: 'host', name: this.domain });
+  }
+
+  contactJid(email: string): string {
+    return emailToJid(email, this.domain);
+  }
+
+  /** The MSN address a contact JID stands for, or null. */
+  emailOf(jid: Jid): string | null {
+    if (jid.domain !== this.domain || !jid.local) return null;
+    return localToEmail(jid.local);
+  }
+
+  isLocalUser(jid: Jid): boolean {
+    return jid.domain === this.server.config.domain;
+  }
+
+  /** Whether this user may use the transport at all (local, or remote when allowed). */
+  mayRegister(jid: Jid): boolean {
+    return this.isLocalUser(jid) || this.server.config.msn.allowRemoteUsers;
+  }
+
+  /** Options for an MSN login with the configured network endpoints. */
+  msnOptions(email: string, password: string): MsnSessionOptions {
+    const msn = this.server.config.msn;
+    return {
+      email,
+      password,
+      server: msn.server,
+      nexusUrl: msn.nexus,
+      loginUrl: msn.loginUrl || undefined,
+    };
+  }
+
+  async registration(bare: string): Promise<(MsnRegistration & { password: string }) | undefined> {
+    const reg = await this.registrations.get(bare);
+    if (!reg) return undefined;
+    return { ...reg, password: this.box.open(reg.passwordSealed) };
+  }
+
+  /** A snapshot for the status page: nothing private. */
+  state(): { domain: string; sessions: number; online: number } {
+    let online = 0;
+    for (const s of this.sessions.values()) if (s.online) online++;
+    return { domain: this.domain, sessions: this.sessions.size, online };
+  }
+
+  static parse(jid: string | undefined): Jid | null {
+    return Jid.tryParse(jid);
+  }
+}

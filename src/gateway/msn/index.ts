@@ -1,0 +1,243 @@
+// The transport host's module: hooks every stanza addressed to
+// msn.<domain>, its contact JIDs (`friend%hotmail.com@msn.<domain>`) and its
+// rooms (`room@msn.<domain>/nick`), and routes them to the user's session.
+import type { Module, StanzaEvent } from '../../host/host.ts';
+import { sendResult } from '../../host/iq-result.ts';
+import type { Jid } from '../../jid/jid.ts';
+import { MsnError } from '../../msnp/index.ts';
+import { type Element, el, firstChild } from '../../xml/element.ts';
+import { StanzaError } from '../../xml/errors.ts';
+import { NS } from '../../xml/namespaces.ts';
+import { emailToJid, isMsnAddress } from './address.ts';
+import { contactVcard } from './contact-vcard.ts';
+import { MsnGateway } from './gateway.ts';
+import { register, registrationForm } from './registration.ts';
+import { UserSession } from './user-session.ts';
+
+const FEATURES = [
+  NS.discoInfo,
+  NS.discoItems,
+  NS.register,
+  NS.gateway,
+  NS.vcard,
+  NS.muc,
+  NS.chatStates,
+  NS.events,
+  'urn:xmpp:ping',
+];
+
+export const msnGateway: Module = (host) => {
+  const gw = new MsnGateway(host);
+  const { server } = gw;
+  host.identities.push({ category: 'gateway', type: 'msn', name: 'MSN Transport' });
+  for (const f of FEATURES) host.features.add(f);
+  host.onStop(async () => {
+    await Promise.all([...gw.sessions.values()].map((s) => s.close()));
+  });
+
+  const session = (from: Jid) => gw.sessions.get(from.bare);
+  const isRoom = (jid: Jid) => !jid.local.includes('%');
+
+  // --- the gateway itself --------------------------------------------------
+  host.hook('iq-get/host/jabber:iq:register:query', async (e) => sendResult(e, await registrationForm(gw, e.from.toBare())));
+  host.hook('iq-set/host/jabber:iq:register:query', (e) => register(gw, e, firstChild(e.stanza)!));
+
+  // XEP-0100 §6.3: the prompt is an MSN address; the answer its JID here.
+  host.hook('iq-get/host/jabber:iq:gateway:query', (e) => {
+    sendResult(
+      e,
+      el('query', { xmlns: NS.gateway }, el('desc', null, 'Enter the MSN address of the contact'), el('prompt', null, 'MSN Address')),
+    );
+    return true;
+  });
+  host.hook('iq-set/host/jabber:iq:gateway:query', (e) => {
+    const prompt = firstChild(e.stanza)!.getChildText('prompt')?.trim() ?? '';
+    if (!isMsnAddress(prompt)) return Promise.reject(new StanzaError('not-acceptable', `'${prompt}' is not an MSN address`));
+    const jid = emailToJid(prompt, gw.domain);
+    sendResult(e, el('query', { xmlns: NS.gateway }, el('jid', null, jid), el('prompt', null, jid)));
+    return true;
+  });
+
+  host.hook('iq-get/host/http://jabber.org/protocol/disco#info:query', (e) => {
+    const node = firstChild(e.stanza)!.attrs.node;
+    if (node) return Promise.reject(new StanzaError('item-not-found'));
+    sendResult(
+      e,
+      el(
+        'query',
+        { xmlns: NS.discoInfo },
+        ...host.identities.map((i) => el('identity', { category: i.category, type: i.type, name: i.name })),
+        ...[...host.features].sort().map((f) => el('feature', { var: f })),
+      ),
+    );
+    return true;
+  });
+  host.hook('iq-get/host/http://jabber.org/protocol/disco#items:query', (e) => {
+    sendResult(e, el('query', { xmlns: NS.discoItems }));
+    return true;
+  });
+  host.hook('iq-get/host/urn:xmpp:ping:ping', (e) => {
+    sendResult(e);
+    return true;
+  });
+
+  // Presence to the gateway: the user's status, which logs in and out of MSN.
+  host.hook('presence/host', (e) => onGatewayPresence(e));
+
+  async function onGatewayPresence(e: StanzaEvent): Promise<void> {
+    const { stanza, from } = e;
+    const type = stanza.attrs.type;
+    const user = from.toBare();
+    if (type === 'probe') {
+      const s = session(from);
+      gw.send(el('presence', { from: gw.domain, to: from.toString(), type: s?.online ? undefined : 'unavailable' }));
+      return;
+    }
+    if (type === 'subscribe') {
+      // Only registered users get the gateway's presence.
+      const registered = (await gw.registrations.get(user.bare)) !== undefined;
+      gw.send(el('presence', { from: gw.domain, to: user.bare, type: registered ? 'subscribed' : 'unsubscribed' }));
+      return;
+    }
+    if (type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed' || type === 'error') return;
+    if (type === 'unavailable') {
+      const s = session(from);
+      if (s?.unavailableFrom(from)) await s.close();
+      return;
+    }
+    if (type !== undefined) return;
+    let s = session(from);
+    if (!s) {
+      const reg = await gw.registration(user.bare);
+      if (!reg) return;
+      // Presence may race with another resource's: the first one creates the session.
+      s = session(from);
+      if (!s) {
+        s = new UserSession(gw, user, reg);
+        gw.sessions.set(user.bare, s);
+        s.presenceFrom(from, stanza);
+        await s.start().catch(() => {});
+        return;
+      }
+    }
+    s.presenceFrom(from, stanza);
+    if (s.online) {
+      s.sendGatewayPresence(from.toString());
+      s.sendAllContactPresences(from.toString());
+    }
+  }
+
+  // --- contact JIDs and rooms -------------------------------------------------
+  host.hook('presence/bare', (e) => (isRoom(e.to) ? undefined : onContactPresence(e)));
+  host.hook('presence/full', (e) =>
+    isRoom(e.to) ? withSession(e, (s) => s.groupchats.presence(e.from, e.to, e.stanza)) : onContactPresence(e),
+  );
+
+  async function onContactPresence(e: StanzaEvent): Promise<void> {
+    const email = gw.emailOf(e.to);
+    const type = e.stanza.attrs.type;
+    if (!email) return;
+    const s = session(e.from);
+    if (type === 'probe') {
+      if (s) s.answerProbe(email, e.from.toString());
+      else gw.send(el('presence', { type: 'unavailable', from: gw.contactJid(email), to: e.from.toString() }));
+      return;
+    }
+    if (!s?.online) return;
+    // Subscription changes map onto the MSN lists (XEP-0100 §5).
+    switch (type) {
+      case 'subscribe':
+        await s.msn.addContact(email, 'FL').catch(ignoreExisting);
+        await s.msn.allow(email).catch(ignoreExisting);
+        gw.send(el('presence', { type: 'subscribed', from: gw.contactJid(email), to: e.from.bare }));
+        break;
+      case 'subscribed':
+        await s.msn.allow(email).catch(ignoreExisting);
+        break;
+      case 'unsubscribed':
+        await s.msn.block(email).catch(ignoreExisting);
+        break;
+      case 'unsubscribe':
+        await s.msn.removeContact(email, 'FL').catch(ignoreExisting);
+        gw.send(el('presence', { type: 'unsubscribed', from: gw.contactJid(email), to: e.from.bare }));
+        break;
+      default:
+      // Available/unavailable directed at a contact: MSN has no per-contact presence.
+    }
+  }
+
+  host.hook('message/bare', (e) =>
+    isRoom(e.to) ? withSession(e, (s) => s.groupchats.message(e.from, e.to, e.stanza)) : onContactMessage(e),
+  );
+  host.hook('message/full', (e) => (isRoom(e.to) ? true : onContactMessage(e)));
+  host.hook('message/host', (e) => e.stanza.attrs.type === 'error' || undefined);
+
+  async function onContactMessage(e: StanzaEvent): Promise<void> {
+    const { stanza } = e;
+    if (stanza.attrs.type === 'error' || stanza.attrs.type === 'groupchat') return;
+    const noerror = stanza.getChild('noerror', NS.sapoNoerror) !== undefined;
+    try {
+      const email = gw.emailOf(e.to);
+      if (!email) throw new StanzaError('item-not-found', 'not an MSN contact address');
+      const s = session(e.from);
+      if (!s) {
+        const registered = await gw.registrations.get(e.from.bare);
+        throw new StanzaError(registered ? 'recipient-unavailable' : 'registration-required', 'you are not logged in to MSN');
+      }
+      const body = stanza.getChildText('body');
+      if (body !== null && body !== '') {
+        await s.msn.sendMessage(email, body).catch((err) => {
+          throw new StanzaError('recipient-unavailable', msnReason(err));
+        });
+        return;
+      }
+      if (isComposing(stanza)) await s.msn.sendTyping(email).catch(() => {});
+    } catch (err) {
+      // sapo:noerror: the sender asked not to hear about failures.
+      if (noerror) return;
+      throw err;
+    }
+  }
+
+  host.hook('iq-get/bare/vcard-temp:vCard', (e) => contactVcard(gw, e));
+  host.hook('iq-get/bare/http://jabber.org/protocol/disco#info:query', (e) => {
+    if (isRoom(e.to)) {
+      sendResult(e, el('query', { xmlns: NS.discoInfo }, el('identity', { category: 'conference', type: 'text', name: e.to.local }), el('feature', { var: NS.muc })));
+      return true;
+    }
+    sendResult(
+      e,
+      el(
+        'query',
+        { xmlns: NS.discoInfo },
+        el('identity', { category: 'client', type: 'pc', name: gw.emailOf(e.to) ?? e.to.local }),
+        ...[NS.discoInfo, NS.vcard, NS.chatStates, NS.events].map((f) => el('feature', { var: f })),
+      ),
+    );
+    return true;
+  });
+
+  function withSession(e: StanzaEvent, work: (s: UserSession) => Promise<void>): Promise<void> {
+    const s = session(e.from);
+    if (!s?.online) return Promise.reject(new StanzaError('registration-required', 'log in to the MSN transport first'));
+    return work(s);
+  }
+};
+
+function ignoreExisting(err: unknown): void {
+  // 215 (already on the list) / 216 (not on the list) mean the list is already right.
+  if (err instanceof MsnError && (err.code === 215 || err.code === 216)) return;
+  throw err;
+}
+
+function msnReason(err: unknown): string {
+  if (err instanceof MsnError && err.code === 217) return 'the MSN contact is offline';
+  return `MSN did not deliver the message: ${(err as Error).message}`;
+}
+
+/** XEP-0085 composing, or XEP-0022's composing event (without a body). */
+function isComposing(stanza: Element): boolean {
+  if (stanza.getChild('composing', NS.chatStates)) return true;
+  const x = stanza.getChild('x', NS.events);
+  return x?.getChild('composing') !== undefined && x.getChild('id') !== undefined;
+}

@@ -1,0 +1,75 @@
+// XEP-0280 Message Carbons: a resource that enables carbons gets a copy of
+// the user's chat messages that other resources sent (<sent/>, hooked here
+// on the way out) or received (<received/>, sent by the message module right
+// after delivery, since only it knows which resources got the original).
+import type { Module, StanzaEvent } from '../host/host.ts';
+import { sendResult } from '../host/iq-result.ts';
+import type { ClientSession } from '../host/session.ts';
+import type { Server } from '../server.ts';
+import { clone, type Element, el } from '../xml/element.ts';
+import { NS } from '../xml/namespaces.ts';
+
+const ENABLED = 'carbons';
+const HINTS = 'urn:xmpp:hints';
+
+export const carbonsModule: Module = (host) => {
+  host.features.add(NS.carbons);
+  host.accountFeatures.add(NS.carbons);
+
+  const toggle = (on: boolean) => (event: StanzaEvent) => {
+    if (event.origin.kind !== 'c2s') return false;
+    if (on) event.origin.session.data.set(ENABLED, true);
+    else event.origin.session.data.delete(ENABLED);
+    sendResult(event);
+    return true;
+  };
+  host.hook(`iq-set/self/${NS.carbons}:enable`, toggle(true));
+  host.hook(`iq-set/self/${NS.carbons}:disable`, toggle(false));
+
+  // After blocking (which may refuse the message) and before delivery.
+  const sent = (event: StanzaEvent) => {
+    const { stanza, origin, from, to } = event;
+    if (origin.kind !== 'c2s' || from.bare === to.bare || !eligible(stanza)) return false;
+    sendCarbons(host.server, from.bare, wrap('sent', from.bare, stanza), [origin.session]);
+    return false;
+  };
+  for (const type of ['bare', 'full', 'host']) host.hook(`pre-message/${type}`, sent, -1);
+};
+
+/**
+ * The <received/> copy of a message about to be delivered to a local user,
+ * or null when it is not to be copied. Removes a <private/> hint, as the
+ * receiving server should (XEP-0280 §7).
+ */
+export function receivedCarbon(event: StanzaEvent): Element | null {
+  const { stanza, from, to } = event;
+  const carbon = from.bare !== to.bare && eligible(stanza) ? wrap('received', to.bare, stanza) : null;
+  stanza.children = stanza.children.filter((c) => typeof c === 'string' || !c.is('private', NS.carbons));
+  return carbon;
+}
+
+/** Sends a carbon to the user's carbons-enabled resources except `skip` (they have the original). */
+export function sendCarbons(server: Server, user: string, carbon: Element, skip: ClientSession[]): void {
+  for (const session of server.sessions.resources(user)) {
+    if (!session.data.get(ENABLED) || skip.includes(session)) continue;
+    carbon.attrs.to = session.jid.toString();
+    session.send(carbon);
+  }
+}
+
+/** Chat messages and normal ones with a body (XEP-0280 §6), unless the sender opted out. */
+function eligible(stanza: Element): boolean {
+  if (stanza.getChild('private', NS.carbons) || stanza.getChild('no-copy', HINTS)) return false;
+  const type = stanza.attrs.type ?? 'normal';
+  return type === 'chat' || (type === 'normal' && stanza.getChild('body') !== undefined);
+}
+
+function wrap(direction: 'sent' | 'received', user: string, stanza: Element): Element {
+  const copy = clone(stanza);
+  copy.attrs.xmlns = NS.client;
+  return el(
+    'message',
+    { from: user, type: stanza.attrs.type },
+    el(direction, { xmlns: NS.carbons }, el('forwarded', { xmlns: NS.forward }, copy)),
+  );
+}

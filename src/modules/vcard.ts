@@ -1,0 +1,56 @@
+// XEP-0054 vcard-temp. Users read and replace their own vCard; anyone may
+// read a local user's vCard (as with Prosody, vCards are public). A user
+// without one gets item-not-found, a JID with no account service-unavailable
+// (RFC 6121 §8.5.1); nobody may write another's vCard. Limits: the whole
+// vCard (limits.vcardMaxSize) and each PHOTO's decoded bytes
+// (limits.vcardPhotoMaxSize), refused with policy-violation as Metronome
+// (Prosody's fork) does.
+import type { Module, StanzaEvent } from '../host/host.ts';
+import { sendResult } from '../host/iq-result.ts';
+import { serialize, VcardStore } from '../storage/vcard.ts';
+import { type Element, byteLength, firstChild } from '../xml/element.ts';
+import { StanzaError } from '../xml/errors.ts';
+import { NS } from '../xml/namespaces.ts';
+
+export const vcardModule: Module = (host) => {
+  const server = host.server;
+  const store = server.store(VcardStore);
+  const limits = server.config.limits;
+  host.features.add(NS.vcard);
+
+  const get = async (event: StanzaEvent) => {
+    const owner = event.to;
+    if (owner.bare !== event.from.bare && !(await server.accounts.exists(owner.local))) {
+      throw new StanzaError('service-unavailable');
+    }
+    const card = await store.get(owner.bare);
+    if (!card) throw new StanzaError('item-not-found');
+    sendResult(event, card);
+  };
+  host.hook(`iq-get/self/${NS.vcard}:vCard`, get);
+  host.hook(`iq-get/bare/${NS.vcard}:vCard`, get);
+
+  host.hook(`iq-set/self/${NS.vcard}:vCard`, async (event) => {
+    const card = firstChild(event.stanza)!;
+    if (byteLength(serialize(card)) > limits.vcardMaxSize) {
+      throw new StanzaError('policy-violation', `vCard larger than ${limits.vcardMaxSize} bytes`);
+    }
+    for (const photo of card.getChildren('PHOTO')) {
+      if (photoBytes(photo) > limits.vcardPhotoMaxSize) {
+        throw new StanzaError('policy-violation', `PHOTO larger than ${limits.vcardPhotoMaxSize} bytes`);
+      }
+    }
+    await store.set(event.to.bare, card);
+    sendResult(event);
+  });
+
+  host.hook(`iq-set/bare/${NS.vcard}:vCard`, async () => {
+    throw new StanzaError('forbidden', 'only the owner may change a vCard');
+  });
+};
+
+/** Decoded size of an inline PHOTO (BINVAL is base64, possibly line-wrapped). */
+function photoBytes(photo: Element): number {
+  const binval = photo.getChildText('BINVAL') ?? '';
+  return Buffer.byteLength(binval.replace(/\s+/g, ''), 'base64');
+}

@@ -1,0 +1,274 @@
+// Browser access: an HTTP server on http.port and an HTTPS server on
+// https.port (the server's certificates, chosen by SNI), both serving
+//   /xmpp-websocket          XMPP over WebSocket (RFC 7395) into C2SSession
+//   /.well-known/host-meta   XEP-0156 discovery (XRD, and .json)
+//   /status                  public health information as JSON
+//   /                        the Converse.js web client (http.webClient)
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as NetServer, Socket } from 'node:net';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { C2SSession } from '../c2s/c2s-session.ts';
+import type { Logger } from '../log.ts';
+import type { Server } from '../server.ts';
+import type { Service } from '../services.ts';
+import { closeAll, listenAll } from '../util/listen.ts';
+import { hostMetaJson, hostMetaXml, requestHostname, WEBSOCKET_PATH, websocketUrls } from './host-meta.ts';
+import { OriginPolicy, type OwnPorts } from './origin-policy.ts';
+import { StaticFiles } from './static-files.ts';
+import { CONVERSE_PREFIX, converseDistDir, START_SCRIPT, START_SCRIPT_PATH, webClientPage } from './web-client.ts';
+import { WsFraming } from './ws-framing.ts';
+
+const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+
+// Frames up to this much over the stanza limit are still read, so the XML
+// parser can answer them like TCP does (policy-violation stream error);
+// larger ones are cut by ws from the frame header alone (close code 1009).
+const FRAME_SLACK = 64 * 1024;
+
+// Sent with every response. No HSTS: it would apply to every port of the
+// host and lock browsers out of the plain HTTP port.
+const COMMON_HEADERS = {
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+};
+
+// Converse needs inline styles (lit) and WebAssembly (OMEMO); scripts come
+// only from us; 'self' covers same-origin ws:/wss: in CSP 3.
+const PAGE_CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob: https:",
+  "media-src 'self' data: blob:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "worker-src 'self' blob:",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export class HttpService implements Service {
+  /** Bound ports, null when disabled. */
+  readonly ports: OwnPorts = { http: null, https: null };
+  readonly sessions = new Set<C2SSession>();
+  private readonly log: Logger;
+  private readonly servers: NetServer[] = [];
+  private readonly wss: WebSocketServer;
+  private readonly sockets = new Set<WebSocket>();
+  private readonly awaitingPong = new WeakSet<WebSocket>();
+  private readonly perIp = new Map<string, number>();
+  // Until the ports are known, only clients without an Origin get in.
+  private origins = new OriginPolicy('', [], { http: null, https: null }, []);
+  private converse: StaticFiles | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly server: Server) {
+    this.log = server.log.child('http');
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: server.config.limits.maxStanzaSize + FRAME_SLACK,
+      // Requests without the subprotocol are refused before the handshake.
+      handleProtocols: () => 'xmpp',
+    });
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.server;
+    if (config.http.webClient) {
+      const dist = converseDistDir();
+      if (dist) this.converse = new StaticFiles(dist);
+      else this.log.warn('converse.js is not installed: the web client is disabled');
+    }
+    if (config.http.port !== false) {
+      const make = () => this.attach(createHttpServer(), false);
+      const bound = await listenAll(make, config.http.port, config.listen);
+      this.ports.http = bound.port;
+      this.servers.push(...bound.servers);
+    }
+    if (config.https.port !== false) {
+      const make = () => {
+        const s = createHttpsServer(this.server.certs.serverOptions());
+        // A failed handshake must not become an unhandled error.
+        s.on('tlsClientError', () => {});
+        return this.attach(s, true);
+      };
+      const bound = await listenAll(make, config.https.port, config.listen);
+      this.ports.https = bound.port;
+      this.servers.push(...bound.servers);
+    }
+    this.origins = new OriginPolicy(config.domain, config.listen, this.ports, config.http.allowedOrigins);
+    this.pingTimer = setInterval(() => this.pingAll(), config.limits.websocketPingInterval * 1000);
+    this.pingTimer.unref();
+    this.log.info('listening', { http: this.ports.http, https: this.ports.https });
+  }
+
+  private attach<S extends ReturnType<typeof createHttpServer>>(s: S, secure: boolean): S {
+    s.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.onRequest(req, res, secure).catch((err) => {
+        this.log.error('request failed', { url: req.url, error: String(err) });
+        if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal server error\n');
+        else res.destroy();
+      });
+    });
+    s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head, secure));
+    return s;
+  }
+
+  // --- WebSocket --------------------------------------------------------
+
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, secure: boolean): void {
+    socket.on('error', () => socket.destroy());
+    if (pathOf(req) !== WEBSOCKET_PATH) return refuse(socket, 404, 'no WebSocket endpoint here');
+    const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',');
+    if (!protocols.some((p) => p.trim() === 'xmpp')) {
+      return refuse(socket, 400, "the 'xmpp' WebSocket subprotocol is required (RFC 7395)");
+    }
+    const origin = req.headers.origin;
+    if (!this.origins.allows(origin)) {
+      this.log.debug('WebSocket origin refused', { origin, ip: socket.remoteAddress });
+      return refuse(socket, 403, 'pages from this origin may not connect');
+    }
+    const ip = socket.remoteAddress ?? 'unknown';
+    const count = (this.perIp.get(ip) ?? 0) + 1;
+    if (count > this.server.config.limits.maxConnectionsPerIp) {
+      return refuse(socket, 429, 'too many connections from your address');
+    }
+    this.perIp.set(ip, count);
+    socket.once('close', () => {
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, n);
+    });
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, secure));
+  }
+
+  private accept(ws: WebSocket, ip: string, secure: boolean): void {
+    this.sockets.add(ws);
+    ws.on('pong', () => this.awaitingPong.delete(ws));
+    ws.on('close', () => this.sockets.delete(ws));
+    const framing = new WsFraming(ws, ip, secure, this.server.parserLimits);
+    const session = new C2SSession(this.server, framing, (s) => this.sessions.delete(s));
+    this.sessions.add(session);
+  }
+
+  /** Drops peers that did not answer the previous ping (dead NAT, sleeping laptop). */
+  private pingAll(): void {
+    for (const ws of this.sockets) {
+      if (this.awaitingPong.has(ws)) {
+        this.log.debug('WebSocket peer stopped answering pings');
+        ws.terminate();
+        continue;
+      }
+      this.awaitingPong.add(ws);
+      ws.ping();
+    }
+  }
+
+  // --- HTTP -------------------------------------------------------------
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
+    for (const [k, v] of Object.entries(COMMON_HEADERS)) res.setHeader(k, v);
+    const path = pathOf(req);
+    if (path === null) return send(res, 400, 'text/plain; charset=utf-8', 'bad request\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    }
+    const { config } = this.server;
+    const hostname = requestHostname(req.headers.host, config.domain);
+    switch (path) {
+      case WEBSOCKET_PATH:
+        res.setHeader('Upgrade', 'websocket');
+        return send(res, 426, 'text/plain; charset=utf-8', 'XMPP over WebSocket (RFC 7395): connect with the xmpp subprotocol\n');
+      case '/.well-known/host-meta':
+        res.setHeader('Access-Control-Allow-Origin', '*');
+        return send(res, 200, 'application/xrd+xml; charset=utf-8', hostMetaXml(websocketUrls(hostname, this.ports)));
+      case '/.well-known/host-meta.json':
+        res.setHeader('Access-Control-Allow-Origin', '*');
+        return send(res, 200, 'application/json; charset=utf-8', hostMetaJson(websocketUrls(hostname, this.ports)));
+      case '/status':
+        res.setHeader('Cache-Control', 'no-store');
+        return send(res, 200, 'application/json; charset=utf-8', `${JSON.stringify(this.status(), null, 2)}\n`);
+    }
+    if (this.converse) {
+      if (path === '/') {
+        // Logins need TLS when c2s.requireTls is set: send browsers where they can log in.
+        if (!secure && config.c2s.requireTls && this.ports.https !== null) {
+          res.setHeader('Location', `https://${hostname}:${this.ports.https}/`);
+          return send(res, 302, 'text/plain; charset=utf-8', 'this chat needs HTTPS\n');
+        }
+        res.setHeader('Content-Security-Policy', PAGE_CSP);
+        res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+        res.setHeader('Cache-Control', 'no-cache');
+        const page = webClientPage({ domain: config.domain, registrationOpen: config.registration.open });
+        return send(res, 200, 'text/html; charset=utf-8', page);
+      }
+      if (path === START_SCRIPT_PATH) {
+        res.setHeader('Cache-Control', 'no-cache');
+        return send(res, 200, 'text/javascript; charset=utf-8', START_SCRIPT);
+      }
+      if (path.startsWith(CONVERSE_PREFIX) && (await this.converse.serve(req, res, path.slice(CONVERSE_PREFIX.length)))) {
+        return;
+      }
+    }
+    send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+  }
+
+  /** Public facts only: nothing about users or addresses. */
+  private status(): object {
+    const { config } = this.server;
+    return {
+      software: 'jabberfly',
+      version: VERSION,
+      uptime: Math.floor((Date.now() - this.server.startedAt) / 1000),
+      sessions: this.server.sessions.count,
+      msn: config.msn.enabled ? { enabled: true, domain: config.msn.domain } : { enabled: false },
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    for (const s of [...this.sessions]) s.close('system-shutdown', 'the server is shutting down');
+    // Let the closing handshakes finish briefly, then cut what is left so
+    // the listeners can close.
+    const closed = [...this.sockets].map((ws) => new Promise((r) => ws.once('close', r)));
+    await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 1000).unref())]);
+    for (const ws of this.sockets) ws.terminate();
+    const done = closeAll(this.servers);
+    for (const s of this.servers) (s as ReturnType<typeof createHttpServer>).closeAllConnections();
+    await done;
+  }
+}
+
+/** The request's path (no query), or null if the target is not origin-form. */
+function pathOf(req: IncomingMessage): string | null {
+  const target = req.url ?? '';
+  if (!target.startsWith('/')) return null;
+  const q = target.search(/[?#]/);
+  return q === -1 ? target : target.slice(0, q);
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** Answers a refused WebSocket handshake with a plain HTTP error. */
+function refuse(socket: Socket, status: number, text: string): void {
+  const body = `${text}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+export function httpServiceFactory(server: Server): HttpService | null {
+  const { config } = server;
+  return config.http.port === false && config.https.port === false ? null : new HttpService(server);
+}

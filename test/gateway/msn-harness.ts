@@ -1,0 +1,73 @@
+// The MSN side of transport tests: the simulator plus MsnSession buddies,
+// and a jabberfly server whose transport points at the simulator.
+import { MsnSession } from '../../src/msnp/index.ts';
+import type { MsnSessionEvents } from '../../src/msnp/types.ts';
+import { MsnSimulator, type SimulatorEndpoints } from '../msn-sim/simulator.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+
+export interface MsnWorld {
+  sim: MsnSimulator;
+  endpoints: SimulatorEndpoints;
+  ts: TestServer;
+  buddy(email: string, password: string): Promise<MsnSession>;
+  stop(): Promise<void>;
+}
+
+export async function startMsnWorld(setup: (sim: MsnSimulator) => void): Promise<MsnWorld> {
+  const sim = new MsnSimulator();
+  setup(sim);
+  const endpoints = await sim.start();
+  const ts = await startServer({
+    msn: {
+      enabled: true,
+      server: `127.0.0.1:${endpoints.dispatchPort}`,
+      nexus: endpoints.nexusUrl,
+    },
+  });
+  const buddies: MsnSession[] = [];
+  return {
+    sim,
+    endpoints,
+    ts,
+    async buddy(email, password) {
+      const s = new MsnSession({
+        email,
+        password,
+        server: `127.0.0.1:${endpoints.nsPort}`,
+        nexusUrl: endpoints.nexusUrl,
+        reconnect: { initialDelay: 100, maxDelay: 500 },
+      });
+      s.on('error', () => {});
+      await s.login();
+      buddies.push(s);
+      return s;
+    },
+    async stop() {
+      await Promise.all(buddies.map((b) => b.logout().catch(() => {})));
+      await ts.stop();
+      await sim.stop();
+    },
+  };
+}
+
+/** Resolves with the next event of that name matching pred. */
+export function nextEvent<K extends keyof MsnSessionEvents>(
+  s: MsnSession,
+  name: K,
+  pred: (...args: MsnSessionEvents[K]) => boolean = () => true,
+  ms = 8000,
+): Promise<MsnSessionEvents[K][0]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      s.off(name, handler as never);
+      reject(new Error(`timed out waiting for MSN event ${String(name)}`));
+    }, ms);
+    const handler = (...args: MsnSessionEvents[K]) => {
+      if (!pred(...args)) return;
+      clearTimeout(timer);
+      s.off(name, handler as never);
+      resolve(args[0]);
+    };
+    s.on(name, handler as never);
+  });
+}
