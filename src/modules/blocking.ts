@@ -54,11 +54,14 @@ export const blockingModule: Module = async (host) => {
 
   /** Normalised item JIDs of a block/unblock request; jid-malformed on a bad one. */
   const itemJids = (stanza: Element): string[] => {
-    const jids = stanza.getChildElements()[0]!.getChildren('item').map((item) => {
-      const jid = Jid.tryParse(item.attrs.jid);
-      if (!jid) throw new StanzaError('jid-malformed', `invalid item JID '${item.attrs.jid ?? ''}'`);
-      return jid.toString();
-    });
+    const jids = stanza
+      .getChildElements()[0]!
+      .getChildren('item')
+      .map((item) => {
+        const jid = Jid.tryParse(item.attrs.jid);
+        if (!jid) throw new StanzaError('jid-malformed', `invalid item JID '${item.attrs.jid ?? ''}'`);
+        return jid.toString();
+      });
     return [...new Set(jids)];
   };
 
@@ -119,7 +122,8 @@ export const blockingModule: Module = async (host) => {
   // still must not get it. Unavailable passes: it is what blocking shows.
   const routedPresence = (event: StanzaEvent) => {
     const { stanza, from, to } = event;
-    if (stanza.attrs.type === 'unavailable' || from.domain !== host.name || from.bare === to.bare) return false;
+    if (stanza.attrs.type === 'unavailable' || from.domain !== host.name || from.bare === to.bare)
+      return false;
     return store.isBlocked(from.bare, to);
   };
 
@@ -131,7 +135,12 @@ export const blockingModule: Module = async (host) => {
     if (type !== 'error' && !(stanza.name === 'iq' && type === 'result')) {
       // Straight to the session: routed, the error would come "from" the
       // blocked JID and be dropped as inbound.
-      const err = new StanzaError('not-acceptable', undefined, 'cancel', el('blocked', { xmlns: NS.blockingErrors }));
+      const err = new StanzaError(
+        'not-acceptable',
+        undefined,
+        'cancel',
+        el('blocked', { xmlns: NS.blockingErrors }),
+      );
       origin.session.send(errorReply(stanza, err));
     }
     return true;

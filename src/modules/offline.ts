@@ -20,9 +20,12 @@ export const offlineModule: Module = (host) => {
     // Not stored: what the sender marked so (XEP-0334), and chat state
     // notifications alone, which only mean something live (XEP-0160 §4).
     if (stanza.getChild('no-store', HINTS)) return true;
-    if (!stanza.getChild('body') && stanza.getChildElements().some((c) => c.getNS() === NS.chatStates)) return true;
+    if (!stanza.getChild('body') && stanza.getChildElements().some((c) => c.getNS() === NS.chatStates))
+      return true;
     const stored = clone(stanza);
-    stored.cnode(el('delay', { xmlns: NS.delay, from: host.name, stamp: new Date().toISOString() }, 'Offline Storage'));
+    stored.cnode(
+      el('delay', { xmlns: NS.delay, from: host.name, stamp: new Date().toISOString() }, 'Offline Storage'),
+    );
     return store.add(to.bare, stored).then((added) => {
       // A full queue is answered like a recipient that cannot take messages (XEP-0160 §3).
       if (!added) throw new StanzaError('service-unavailable', 'offline message storage is full');
@@ -51,7 +54,9 @@ export const offlineModule: Module = (host) => {
         for (const m of messages) session.send(m);
         return true;
       })
-      .catch((err) => host.log.error('offline delivery failed', { user: session.jid.bare, error: String(err) }));
+      .catch((err) =>
+        host.log.error('offline delivery failed', { user: session.jid.bare, error: String(err) }),
+      );
   };
 };
 

@@ -46,11 +46,15 @@ function directedOf(session: ClientSession): Set<string> {
 }
 
 function subscribedTo(roster: Roster): string[] {
-  return [...roster.items.values()].filter((i) => i.subscription === 'to' || i.subscription === 'both').map((i) => i.jid);
+  return [...roster.items.values()]
+    .filter((i) => i.subscription === 'to' || i.subscription === 'both')
+    .map((i) => i.jid);
 }
 
 function subscribers(roster: Roster): string[] {
-  return [...roster.items.values()].filter((i) => i.subscription === 'from' || i.subscription === 'both').map((i) => i.jid);
+  return [...roster.items.values()]
+    .filter((i) => i.subscription === 'from' || i.subscription === 'both')
+    .map((i) => i.jid);
 }
 
 /** A copy of `stanza` (children untouched) with new addresses. */
@@ -74,8 +78,10 @@ export const presenceModule: Module = (host: Host) => {
   const server = host.server;
   const store = server.store(RosterStore);
   const route = (stanza: Element) => server.router.route(stanza);
-  // One session's presence work runs in the order the client sent it.
+  // One session's presence work runs in the order the client sent it, and
+  // one user's inbound subscription stanzas in the order they arrived.
   const inOrder = new KeyedMutex();
+  const inboundOrder = new KeyedMutex();
 
   /** Sends each available resource's presence (or `override`) to `to`; returns how many. */
   function sendPresenceOf(user: string, to: string, override?: Element): number {
@@ -253,7 +259,9 @@ export const presenceModule: Module = (host: Host) => {
   function inbound(event: StanzaEvent, full: boolean): boolean | Promise<void> {
     const { stanza, to, from } = event;
     const type = stanza.attrs.type;
-    if (SUBSCRIPTION_TYPES.has(type ?? '') || type === 'probe') return inboundSubscription(stanza, to, from);
+    if (SUBSCRIPTION_TYPES.has(type ?? '') || type === 'probe') {
+      return inboundOrder.run(to.bare, () => inboundSubscription(stanza, to, from));
+    }
     if (type !== undefined && type !== 'unavailable' && type !== 'error') {
       return Promise.reject(new StanzaError('bad-request', `unknown presence type '${type}'`));
     }
@@ -288,7 +296,8 @@ export const presenceModule: Module = (host: Host) => {
       }
       // Answers go to whoever probed (a resource or the bare JID).
       const prober = from.toString();
-      if (sendPresenceOf(user, prober) === 0) route(el('presence', { type: 'unavailable', from: user, to: prober }));
+      if (sendPresenceOf(user, prober) === 0)
+        route(el('presence', { type: 'unavailable', from: user, to: prober }));
       return;
     }
 

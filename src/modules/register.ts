@@ -168,12 +168,12 @@ async function removeAccount(host: Host, event: StanzaEvent): Promise<void> {
   const server = host.server;
   const bare = event.from.bare;
   // The account goes first, so nothing that runs as the sessions close
-  // (last activity, ...) writes data for it again.
+  // (last activity, ...) writes data for it again; the result says all is gone.
   await server.accounts.delete(event.from.local);
-  sendResult(event);
-  for (const s of server.sessions.resources(bare)) s.close('not-authorized', 'account removed');
   await deleteUserData(server.storage, bare);
   host.log.info('account removed in-band', { user: bare });
+  sendResult(event);
+  for (const s of server.sessions.resources(bare)) s.close('not-authorized', 'account removed');
 }
 
 /** The normalised localpart for a requested username, or a stanza error. */

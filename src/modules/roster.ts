@@ -29,7 +29,13 @@ export function itemElement(item: RosterItem, removed = false): Element {
 }
 
 /** Sends one item to every interested resource (those that asked for the roster). */
-export function pushRosterItem(server: Server, user: string, item: RosterItem, version: number, removed = false): void {
+export function pushRosterItem(
+  server: Server,
+  user: string,
+  item: RosterItem,
+  version: number,
+  removed = false,
+): void {
   for (const session of server.sessions.resources(user)) {
     if (!session.rosterRequested) continue;
     session.send(
@@ -44,7 +50,8 @@ export function pushRosterItem(server: Server, user: string, item: RosterItem, v
 
 /** Pushes every item an update changed. */
 export function pushRosterChanges(server: Server, user: string, changes: RosterChanges<unknown>): void {
-  for (const { item, removed } of changes.changed) pushRosterItem(server, user, item, changes.version, removed);
+  for (const { item, removed } of changes.changed)
+    pushRosterItem(server, user, item, changes.version, removed);
 }
 
 /** Edits a user's roster (serialised per user) and pushes what changed. */
@@ -66,7 +73,10 @@ export function itemFor(server: Server, roster: Roster, jid: string): RosterItem
   let item = roster.items.get(jid);
   if (!item) {
     if (roster.items.size >= server.config.limits.rosterMaxItems) {
-      throw new StanzaError('policy-violation', `a roster holds at most ${server.config.limits.rosterMaxItems} items`);
+      throw new StanzaError(
+        'policy-violation',
+        `a roster holds at most ${server.config.limits.rosterMaxItems} items`,
+      );
     }
     item = { jid, subscription: 'none', groups: [] };
     roster.items.set(jid, item);
@@ -170,7 +180,8 @@ function readItem(item: Element, maxLength: number): { name?: string; groups: st
   for (const g of item.getChildren('group')) {
     const text = g.getText();
     if (text === '') throw new StanzaError('not-acceptable', 'empty group name');
-    if (byteLength(text) > maxLength) throw new StanzaError('not-acceptable', `group names are limited to ${maxLength} bytes`);
+    if (byteLength(text) > maxLength)
+      throw new StanzaError('not-acceptable', `group names are limited to ${maxLength} bytes`);
     if (groups.includes(text)) throw new StanzaError('bad-request', `duplicate group '${text}'`);
     groups.push(text);
   }

@@ -5,7 +5,12 @@
 //   /status                  public health information as JSON
 //   /                        the Converse.js web client (http.webClient)
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  STATUS_CODES,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as NetServer, Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -17,10 +22,19 @@ import { closeAll, listenAll } from '../util/listen.ts';
 import { hostMetaJson, hostMetaXml, requestHostname, WEBSOCKET_PATH, websocketUrls } from './host-meta.ts';
 import { OriginPolicy, type OwnPorts } from './origin-policy.ts';
 import { StaticFiles } from './static-files.ts';
-import { CONVERSE_PREFIX, converseDistDir, START_SCRIPT, START_SCRIPT_PATH, webClientPage } from './web-client.ts';
+import {
+  CONVERSE_PREFIX,
+  converseDistDir,
+  OMEMO_WASM_PATH,
+  START_SCRIPT,
+  START_SCRIPT_PATH,
+  webClientPage,
+} from './web-client.ts';
 import { WsFraming } from './ws-framing.ts';
 
-const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+const VERSION: string = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+).version;
 
 // Frames up to this much over the stanza limit are still read, so the XML
 // parser can answer them like TCP does (policy-violation stream error);
@@ -116,7 +130,9 @@ export class HttpService implements Service {
         else res.destroy();
       });
     });
-    s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head, secure));
+    s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+      this.onUpgrade(req, socket, head, secure),
+    );
     return s;
   }
 
@@ -124,28 +140,38 @@ export class HttpService implements Service {
 
   private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, secure: boolean): void {
     socket.on('error', () => socket.destroy());
-    if (pathOf(req) !== WEBSOCKET_PATH) return refuse(socket, 404, 'no WebSocket endpoint here');
-    const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',');
-    if (!protocols.some((p) => p.trim() === 'xmpp')) {
-      return refuse(socket, 400, "the 'xmpp' WebSocket subprotocol is required (RFC 7395)");
-    }
-    const origin = req.headers.origin;
-    if (!this.origins.allows(origin)) {
-      this.log.debug('WebSocket origin refused', { origin, ip: socket.remoteAddress });
-      return refuse(socket, 403, 'pages from this origin may not connect');
+    const refusal = this.refusal(req, socket);
+    if (refusal) {
+      refuse(socket, refusal.status, refusal.text);
+      return;
     }
     const ip = socket.remoteAddress ?? 'unknown';
-    const count = (this.perIp.get(ip) ?? 0) + 1;
-    if (count > this.server.config.limits.maxConnectionsPerIp) {
-      return refuse(socket, 429, 'too many connections from your address');
-    }
-    this.perIp.set(ip, count);
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     socket.once('close', () => {
       const n = (this.perIp.get(ip) ?? 1) - 1;
       if (n <= 0) this.perIp.delete(ip);
       else this.perIp.set(ip, n);
     });
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, secure));
+  }
+
+  /** Why a WebSocket handshake is refused, or null to accept it. */
+  private refusal(req: IncomingMessage, socket: Socket): { status: number; text: string } | null {
+    if (pathOf(req) !== WEBSOCKET_PATH) return { status: 404, text: 'no WebSocket endpoint here' };
+    const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',');
+    if (!protocols.some((p) => p.trim() === 'xmpp')) {
+      return { status: 400, text: "the 'xmpp' WebSocket subprotocol is required (RFC 7395)" };
+    }
+    const origin = req.headers.origin;
+    if (!this.origins.allows(origin)) {
+      this.log.debug('WebSocket origin refused', { origin, ip: socket.remoteAddress });
+      return { status: 403, text: 'pages from this origin may not connect' };
+    }
+    const ip = socket.remoteAddress ?? 'unknown';
+    if ((this.perIp.get(ip) ?? 0) >= this.server.config.limits.maxConnectionsPerIp) {
+      return { status: 429, text: 'too many connections from your address' };
+    }
+    return null;
   }
 
   private accept(ws: WebSocket, ip: string, secure: boolean): void {
@@ -174,50 +200,63 @@ export class HttpService implements Service {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
     for (const [k, v] of Object.entries(COMMON_HEADERS)) res.setHeader(k, v);
+    const reply = await this.route(req, res, secure);
+    if (reply) send(res, reply.status, reply.type, reply.body);
+  }
+
+  /** Answers a request: a reply to send, or null when the response was written already. */
+  private async route(req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<Reply | null> {
     const path = pathOf(req);
-    if (path === null) return send(res, 400, 'text/plain; charset=utf-8', 'bad request\n');
+    if (path === null) return text(400, 'bad request');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
-      return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+      return text(405, 'method not allowed');
     }
     const { config } = this.server;
     const hostname = requestHostname(req.headers.host, config.domain);
     switch (path) {
       case WEBSOCKET_PATH:
         res.setHeader('Upgrade', 'websocket');
-        return send(res, 426, 'text/plain; charset=utf-8', 'XMPP over WebSocket (RFC 7395): connect with the xmpp subprotocol\n');
+        return text(426, 'XMPP over WebSocket (RFC 7395): connect with the xmpp subprotocol');
       case '/.well-known/host-meta':
         res.setHeader('Access-Control-Allow-Origin', '*');
-        return send(res, 200, 'application/xrd+xml; charset=utf-8', hostMetaXml(websocketUrls(hostname, this.ports)));
+        return {
+          status: 200,
+          type: 'application/xrd+xml; charset=utf-8',
+          body: hostMetaXml(websocketUrls(hostname, this.ports)),
+        };
       case '/.well-known/host-meta.json':
         res.setHeader('Access-Control-Allow-Origin', '*');
-        return send(res, 200, 'application/json; charset=utf-8', hostMetaJson(websocketUrls(hostname, this.ports)));
+        return { status: 200, type: JSON_TYPE, body: hostMetaJson(websocketUrls(hostname, this.ports)) };
       case '/status':
         res.setHeader('Cache-Control', 'no-store');
-        return send(res, 200, 'application/json; charset=utf-8', `${JSON.stringify(this.status(), null, 2)}\n`);
+        return { status: 200, type: JSON_TYPE, body: `${JSON.stringify(this.status(), null, 2)}\n` };
     }
-    if (this.converse) {
-      if (path === '/') {
-        // Logins need TLS when c2s.requireTls is set: send browsers where they can log in.
-        if (!secure && config.c2s.requireTls && this.ports.https !== null) {
-          res.setHeader('Location', `https://${hostname}:${this.ports.https}/`);
-          return send(res, 302, 'text/plain; charset=utf-8', 'this chat needs HTTPS\n');
-        }
-        res.setHeader('Content-Security-Policy', PAGE_CSP);
-        res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
-        res.setHeader('Cache-Control', 'no-cache');
-        const page = webClientPage({ domain: config.domain, registrationOpen: config.registration.open });
-        return send(res, 200, 'text/html; charset=utf-8', page);
+    if (!this.converse) return text(404, 'not found');
+    if (path === '/') {
+      // Logins need TLS when c2s.requireTls is set: send browsers where they can log in.
+      if (!secure && config.c2s.requireTls && this.ports.https !== null) {
+        res.setHeader('Location', `https://${hostname}:${this.ports.https}/`);
+        return text(302, 'this chat needs HTTPS');
       }
-      if (path === START_SCRIPT_PATH) {
-        res.setHeader('Cache-Control', 'no-cache');
-        return send(res, 200, 'text/javascript; charset=utf-8', START_SCRIPT);
-      }
-      if (path.startsWith(CONVERSE_PREFIX) && (await this.converse.serve(req, res, path.slice(CONVERSE_PREFIX.length)))) {
-        return;
-      }
+      res.setHeader('Content-Security-Policy', PAGE_CSP);
+      res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+      res.setHeader('Cache-Control', 'no-cache');
+      const page = webClientPage({ domain: config.domain, registrationOpen: config.registration.open });
+      return { status: 200, type: 'text/html; charset=utf-8', body: page };
     }
-    send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+    if (path === START_SCRIPT_PATH) {
+      res.setHeader('Cache-Control', 'no-cache');
+      return { status: 200, type: 'text/javascript; charset=utf-8', body: START_SCRIPT };
+    }
+    const file =
+      path === OMEMO_WASM_PATH
+        ? path.slice(1)
+        : path.startsWith(CONVERSE_PREFIX)
+          ? path.slice(CONVERSE_PREFIX.length)
+          : null;
+    if (file !== null && (await this.converse.serve(req, res, file))) return null;
+    return text(404, 'not found');
   }
 
   /** Public facts only: nothing about users or addresses. */
@@ -252,6 +291,18 @@ function pathOf(req: IncomingMessage): string | null {
   if (!target.startsWith('/')) return null;
   const q = target.search(/[?#]/);
   return q === -1 ? target : target.slice(0, q);
+}
+
+interface Reply {
+  status: number;
+  type: string;
+  body: string;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+function text(status: number, body: string): Reply {
+  return { status, type: 'text/plain; charset=utf-8', body: `${body}\n` };
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {

@@ -17,7 +17,13 @@ export class OriginPolicy {
 
   constructor(domain: string, listen: string[], ports: OwnPorts, extra: string[]) {
     this.anyOrigin = extra.includes('*');
-    const hosts = [domain, 'localhost', '127.0.0.1', '[::1]', ...listen.map((a) => (a.includes(':') ? `[${a}]` : a))];
+    const hosts = [
+      domain,
+      'localhost',
+      '127.0.0.1',
+      '[::1]',
+      ...listen.map((a) => (a.includes(':') ? `[${a}]` : a)),
+    ];
     for (const host of hosts) {
       if (ports.http !== null) this.add(`http://${host}:${ports.http}`);
       if (ports.https !== null) this.add(`https://${host}:${ports.https}`);

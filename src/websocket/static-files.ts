@@ -34,7 +34,19 @@ const TYPES: Record<string, string> = {
   '.ogg': 'audio/ogg',
   '.txt': 'text/plain; charset=utf-8',
 };
-const COMPRESSIBLE = new Set(['.html', '.js', '.mjs', '.css', '.json', '.map', '.svg', '.txt', '.ttf', '.otf', '.eot']);
+const COMPRESSIBLE = new Set([
+  '.html',
+  '.js',
+  '.mjs',
+  '.css',
+  '.json',
+  '.map',
+  '.svg',
+  '.txt',
+  '.ttf',
+  '.otf',
+  '.eot',
+]);
 
 export class StaticFiles {
   private readonly root: string;

@@ -9,6 +9,8 @@ import { escapeXML } from '../xml/element.ts';
 
 export const CONVERSE_PREFIX = '/converse/';
 export const START_SCRIPT_PATH = '/web-client.js';
+/** libomemo fetches its WebAssembly next to the page, not next to itself. */
+export const OMEMO_WASM_PATH = '/curve25519_compiled.wasm';
 
 /** Where the converse.js package keeps its built files, or null if it is not installed. */
 export function converseDistDir(): string | null {
@@ -46,6 +48,7 @@ export function webClientPage(o: WebClientOptions): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Chat on ${escapeXML(o.domain)}</title>
+<link rel="icon" href="${CONVERSE_PREFIX.slice(1)}images/favicon.ico">
 <link rel="stylesheet" href="${CONVERSE_PREFIX.slice(1)}converse.min.css">
 <script type="application/json" id="converse-settings">${json}</script>
 <script type="module" src="${START_SCRIPT_PATH.slice(1)}"></script>

@@ -82,9 +82,9 @@ export class WsFraming implements Framing {
   }
 
   private onElement(e: Element): void {
-    if (e.attrs.xmlns === NS.framing && e.name === 'open') return this.handlers?.open(e.attrs, 'open');
-    if (e.attrs.xmlns === NS.framing && e.name === 'close') return this.handlers?.close();
-    this.handlers?.stanza(e);
+    if (e.attrs.xmlns === NS.framing && e.name === 'open') this.handlers?.open(e.attrs, 'open');
+    else if (e.attrs.xmlns === NS.framing && e.name === 'close') this.handlers?.close();
+    else this.handlers?.stanza(e);
   }
 
   private end(reason: string): void {
@@ -131,8 +131,7 @@ export class WsFraming implements Framing {
     this.write(el('close', { xmlns: NS.framing, 'see-other-uri': this.seeOtherUri }));
     this.closed = true;
     this.ws.close(1000);
-    const timer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
-    this.ws.once('close', () => clearTimeout(timer));
+    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   startTls(done: (err?: Error) => void): void {

@@ -71,3 +71,30 @@ export function nextEvent<K extends keyof MsnSessionEvents>(
     s.on(name, handler as never);
   });
 }
+
+import { xml } from '@xmpp/client';
+import { connect, type TestClient } from '../helpers/xmpp-client.ts';
+
+/** A local user online (roster fetched, available) and registered with the transport as `email`. */
+export async function registeredUser(world: MsnWorld, user: string, email: string, password: string): Promise<TestClient> {
+  await world.ts.addUser(user, 'pw');
+  const c = await connect({ port: world.ts.port, username: user, password: 'pw', resource: 'desk' });
+  await c.send(xml('iq', { type: 'get', id: 'roster' }, xml('query', { xmlns: 'jabber:iq:roster' })));
+  await c.waitFor((s) => s.attrs.id === 'roster', 'roster');
+  await c.send(xml('presence'));
+  await c.send(
+    xml(
+      'iq',
+      { type: 'set', id: 'reg', to: world.ts.config.msn.domain },
+      xml('query', { xmlns: 'jabber:iq:register' }, xml('username', {}, email), xml('password', {}, password)),
+    ),
+  );
+  const r = await c.waitFor((s) => s.attrs.id === 'reg', 'registration result', 10000);
+  if (r.attrs.type !== 'result') throw new Error(`registration failed: ${r.toString()}`);
+  await c.waitFor(
+    (s) => s.is('presence') && s.attrs.from === world.ts.config.msn.domain && !s.attrs.type,
+    'gateway online',
+    10000,
+  );
+  return c;
+}

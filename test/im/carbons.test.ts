@@ -29,7 +29,9 @@ describe('message carbons', () => {
   /** bob sends a chat marker to slix; resolves once it arrived (everything before it did too). */
   async function markSlix(): Promise<void> {
     const id = `mark-${Math.random().toString(36).slice(2)}`;
-    await bob.send(el('message', { to: 'alice@localhost/slix', type: 'chat', id }, el('body', null, 'marker')));
+    await bob.send(
+      el('message', { to: 'alice@localhost/slix', type: 'chat', id }, el('body', null, 'marker')),
+    );
     await slix.waitStanza((s) => s.attrs.id === id, 'marker');
   }
 
@@ -72,7 +74,10 @@ describe('message carbons', () => {
       const info = await laptop.xmpp.iqCaller.request(
         el('iq', { type: 'get', to }, el('query', { xmlns: 'http://jabber.org/protocol/disco#info' })),
       );
-      const vars = info.getChild('query').getChildren('feature').map((f: Stanza) => f.attrs.var);
+      const vars = info
+        .getChild('query')
+        .getChildren('feature')
+        .map((f: Stanza) => f.attrs.var);
       assert.ok(vars.includes(CARBONS), `${to}: ${vars.join(' ')}`);
     }
   });
@@ -86,7 +91,9 @@ describe('message carbons', () => {
   });
 
   it('copies a message received by one resource to the other as <received/>', async () => {
-    await bob.send(el('message', { to: 'alice@localhost/laptop', type: 'chat', id: 'r1' }, el('body', null, 'hi laptop')));
+    await bob.send(
+      el('message', { to: 'alice@localhost/laptop', type: 'chat', id: 'r1' }, el('body', null, 'hi laptop')),
+    );
     const original = await laptop.waitFor((s) => s.attrs.id === 'r1', 'original');
     assert.equal(original.attrs.from, 'bob@localhost/desk');
     const copy = await slix.waitStanza((s) => carbon(s, 'received')?.attrs.id === 'r1', 'received carbon');
@@ -99,15 +106,22 @@ describe('message carbons', () => {
   });
 
   it('copies a bare-JID message only to the resources routing did not give it to', async () => {
-    await bob.send(el('message', { to: 'alice@localhost', type: 'chat', id: 'r2' }, el('body', null, 'hi alice')));
+    await bob.send(
+      el('message', { to: 'alice@localhost', type: 'chat', id: 'r2' }, el('body', null, 'hi alice')),
+    );
     await laptop.waitFor((s) => s.attrs.id === 'r2', 'original on the top resource');
     await slix.waitStanza((s) => carbon(s, 'received')?.attrs.id === 'r2', 'received carbon');
     await markSlix();
-    assert.ok(!laptop.received.some((s) => carbon(s, 'received')?.attrs.id === 'r2'), 'the recipient also got a carbon');
+    assert.ok(
+      !laptop.received.some((s) => carbon(s, 'received')?.attrs.id === 'r2'),
+      'the recipient also got a carbon',
+    );
   });
 
   it('copies a message sent by one resource to the other as <sent/>, both ways', async () => {
-    await laptop.send(el('message', { to: 'bob@localhost', type: 'chat', id: 's1' }, el('body', null, 'from laptop')));
+    await laptop.send(
+      el('message', { to: 'bob@localhost', type: 'chat', id: 's1' }, el('body', null, 'from laptop')),
+    );
     await bob.waitFor((s) => s.attrs.id === 's1', 'message on bob');
     const copy = await slix.waitStanza((s) => carbon(s, 'sent')?.attrs.id === 's1', 'sent carbon');
     const inner = carbon(copy, 'sent')!;
@@ -125,13 +139,28 @@ describe('message carbons', () => {
 
   it('honours <private/> (and strips it for the recipient) and the no-copy hint', async () => {
     await laptop.send(
-      el('message', { to: 'bob@localhost', type: 'chat', id: 'p1' }, el('body', null, 'secret'), el('private', { xmlns: CARBONS })),
+      el(
+        'message',
+        { to: 'bob@localhost', type: 'chat', id: 'p1' },
+        el('body', null, 'secret'),
+        el('private', { xmlns: CARBONS }),
+      ),
     );
     await laptop.send(
-      el('message', { to: 'bob@localhost', type: 'chat', id: 'p2' }, el('body', null, 'no copy'), el('no-copy', { xmlns: 'urn:xmpp:hints' })),
+      el(
+        'message',
+        { to: 'bob@localhost', type: 'chat', id: 'p2' },
+        el('body', null, 'no copy'),
+        el('no-copy', { xmlns: 'urn:xmpp:hints' }),
+      ),
     );
     await bob.send(
-      el('message', { to: 'alice@localhost/laptop', type: 'chat', id: 'p3' }, el('body', null, 'psst'), el('private', { xmlns: CARBONS })),
+      el(
+        'message',
+        { to: 'alice@localhost/laptop', type: 'chat', id: 'p3' },
+        el('body', null, 'psst'),
+        el('private', { xmlns: CARBONS }),
+      ),
     );
     const atBob = await bob.waitFor((s) => s.attrs.id === 'p1', 'private message on bob');
     assert.equal(atBob.getChild('private', CARBONS), undefined, 'the recipient got the <private/> hint');
@@ -142,9 +171,19 @@ describe('message carbons', () => {
 
   it('never copies errors or groupchat messages', async () => {
     await bob.send(
-      el('message', { to: 'alice@localhost/laptop', type: 'error', id: 'e1' }, el('error', { type: 'cancel' }, el('item-not-found', { xmlns: 'urn:ietf:params:xml:ns:xmpp-stanzas' }))),
+      el(
+        'message',
+        { to: 'alice@localhost/laptop', type: 'error', id: 'e1' },
+        el(
+          'error',
+          { type: 'cancel' },
+          el('item-not-found', { xmlns: 'urn:ietf:params:xml:ns:xmpp-stanzas' }),
+        ),
+      ),
     );
-    await bob.send(el('message', { to: 'alice@localhost/laptop', type: 'groupchat', id: 'g1' }, el('body', null, 'room')));
+    await bob.send(
+      el('message', { to: 'alice@localhost/laptop', type: 'groupchat', id: 'g1' }, el('body', null, 'room')),
+    );
     await laptop.waitFor((s) => s.attrs.id === 'g1', 'groupchat on laptop');
     await markSlix();
     assert.ok(!slixHasCarbonOf('e1') && !slixHasCarbonOf('g1'));
@@ -153,8 +192,12 @@ describe('message carbons', () => {
   it('stops copying once a resource disables carbons', async () => {
     slix.send(`<iq type='set' id='off'><disable xmlns='${CARBONS}'/></iq>`);
     assert.equal((await slix.waitStanza((s) => s.attrs.id === 'off', 'disable reply')).attrs.type, 'result');
-    await bob.send(el('message', { to: 'alice@localhost/laptop', type: 'chat', id: 'd1' }, el('body', null, 'after')));
-    await laptop.send(el('message', { to: 'bob@localhost', type: 'chat', id: 'd2' }, el('body', null, 'after')));
+    await bob.send(
+      el('message', { to: 'alice@localhost/laptop', type: 'chat', id: 'd1' }, el('body', null, 'after')),
+    );
+    await laptop.send(
+      el('message', { to: 'bob@localhost', type: 'chat', id: 'd2' }, el('body', null, 'after')),
+    );
     await bob.waitFor((s) => s.attrs.id === 'd2', 'message on bob');
     await markSlix();
     assert.ok(!slixHasCarbonOf('d1') && !slixHasCarbonOf('d2'));

@@ -59,7 +59,9 @@ describe('message delivery', () => {
     assert.equal(m.getChildText('body'), 'hi desk');
 
     // And the other way, @xmpp/client to slixmpp.
-    await desk.send(el('message', { to: 'alice@localhost/slix', type: 'chat', id: 'back1' }, el('body', null, 'hi alice')));
+    await desk.send(
+      el('message', { to: 'alice@localhost/slix', type: 'chat', id: 'back1' }, el('body', null, 'hi alice')),
+    );
     const back = await alice.waitStanza((s) => s.attrs.id === 'back1', 'reply to full JID');
     assert.equal(back.attrs.from, 'bob@localhost/desk');
     assert.equal(back.getChildText('body'), 'hi alice');
@@ -115,9 +117,15 @@ describe('message delivery', () => {
 
   it('delivers a message to the sender’s own bare JID like any bare message', async () => {
     alice.send('<presence/>');
-    await alice.waitStanza((s) => s.is('presence') && s.attrs.from === 'alice@localhost/slix', 'own presence');
+    await alice.waitStanza(
+      (s) => s.is('presence') && s.attrs.from === 'alice@localhost/slix',
+      'own presence',
+    );
     alice.send(`<message to='alice@localhost' type='chat' id='self1'><body>note to self</body></message>`);
-    const m = await alice.waitStanza((s) => s.attrs.id === 'self1' && s.attrs.type === 'chat', 'message to self');
+    const m = await alice.waitStanza(
+      (s) => s.attrs.id === 'self1' && s.attrs.type === 'chat',
+      'message to self',
+    );
     assert.equal(m.attrs.from, 'alice@localhost/slix');
   });
 
@@ -129,7 +137,9 @@ describe('message delivery', () => {
       assert.equal(err.attrs.from, to);
       assert.ok(err.getChild('error')?.getChild('service-unavailable'), err.toString());
       await assert.rejects(
-        desk.xmpp.iqCaller.request(el('iq', { type: 'get', to }, el('query', { xmlns: 'jabber:iq:version' }))),
+        desk.xmpp.iqCaller.request(
+          el('iq', { type: 'get', to }, el('query', { xmlns: 'jabber:iq:version' })),
+        ),
         (e: { condition?: string }) => e.condition === 'service-unavailable',
       );
     }

@@ -59,9 +59,16 @@ describe('offline messages', () => {
   it('advertises msgoffline', async () => {
     const c = await login('frank');
     const info = await c.xmpp.iqCaller.request(
-      el('iq', { type: 'get', to: 'localhost' }, el('query', { xmlns: 'http://jabber.org/protocol/disco#info' })),
+      el(
+        'iq',
+        { type: 'get', to: 'localhost' },
+        el('query', { xmlns: 'http://jabber.org/protocol/disco#info' }),
+      ),
     );
-    const vars = info.getChild('query').getChildren('feature').map((f: Stanza) => f.attrs.var);
+    const vars = info
+      .getChild('query')
+      .getChildren('feature')
+      .map((f: Stanza) => f.attrs.var);
     assert.ok(vars.includes('msgoffline'), vars.join(' '));
   });
 
@@ -91,7 +98,9 @@ describe('offline messages', () => {
   });
 
   it('waits for a non-negative priority, and skips lone chat states', async () => {
-    alice.send(`<message to='dave@localhost' type='chat' id='typing'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`);
+    alice.send(
+      `<message to='dave@localhost' type='chat' id='typing'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+    );
     send('dave@localhost', 'neg', 'for later');
     await stored('dave', 1);
     const dave = await login('dave');
@@ -112,7 +121,9 @@ describe('offline messages', () => {
     assert.equal(err.attrs.type, 'error');
     assert.ok(err.getChild('error')?.getChild('service-unavailable'), err.toString());
     // Errors come back in order, so any for the first ones would be here by now.
-    const refused = alice.events.filter((e) => e.event === 'stanza' && parse(e.xml!).attrs.id?.startsWith('fill'));
+    const refused = alice.events.filter(
+      (e) => e.event === 'stanza' && parse(e.xml!).attrs.id?.startsWith('fill'),
+    );
     assert.deepEqual(refused, []);
   });
 

@@ -34,12 +34,19 @@ function isPresence(from: string, type?: string) {
 
 async function subscriptionOf(c: TestClient, jid: string): Promise<string | undefined> {
   const result = await rosterGet(c);
-  const item = result.getChild('query', ROSTER).getChildren('item').find((i: Stanza) => i.attrs.jid === jid);
+  const item = result
+    .getChild('query', ROSTER)
+    .getChildren('item')
+    .find((i: Stanza) => i.attrs.jid === jid);
   return item?.attrs.subscription;
 }
 
 /** Asserts nothing matching `unwanted` reached `c` before a marker message sent after it. */
-async function assertNothingBefore(c: TestClient, sender: TestClient, unwanted: (s: Stanza) => boolean): Promise<void> {
+async function assertNothingBefore(
+  c: TestClient,
+  sender: TestClient,
+  unwanted: (s: Stanza) => boolean,
+): Promise<void> {
   const id = `marker-${Math.random().toString(36).slice(2)}`;
   await sender.send(xml('message', { to: c.jid, id, type: 'chat' }, xml('body', {}, 'marker')));
   await c.waitFor((s) => s.is('message') && s.attrs.id === id, 'marker');
@@ -55,7 +62,11 @@ describe('presence and subscriptions', () => {
     return c;
   };
   /** Logs in, asks for the roster and sends initial presence (what real clients do). */
-  const online = async (username: string, resource?: string, presence = xml('presence')): Promise<TestClient> => {
+  const online = async (
+    username: string,
+    resource?: string,
+    presence = xml('presence'),
+  ): Promise<TestClient> => {
     const c = await login(username, resource);
     await rosterGet(c);
     await c.send(presence);
@@ -80,7 +91,29 @@ describe('presence and subscriptions', () => {
 
   before(async () => {
     ts = await startServer();
-    const users = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank', 'ivy', 'jack', 'kate', 'leo', 'mia', 'ned', 'olga'];
+    const users = [
+      'alice',
+      'bob',
+      'carol',
+      'dave',
+      'erin',
+      'frank',
+      'gina',
+      'hank',
+      'ivy',
+      'jack',
+      'kate',
+      'leo',
+      'mia',
+      'ned',
+      'olga',
+      'pat',
+      'quinn',
+      'rita',
+      'sam',
+      'tom',
+      'uma',
+    ];
     for (const u of users) await ts.addUser(u, 'pw');
   });
   after(async () => {
@@ -94,7 +127,10 @@ describe('presence and subscriptions', () => {
 
     await alice.send(xml('presence', { to: 'bob@localhost', type: 'subscribe' }));
     await alice.waitFor(isPush('bob@localhost', 'none', 'subscribe'), 'alice: none + ask');
-    const request = await bob.waitFor((s) => s.is('presence') && s.attrs.type === 'subscribe', 'request at bob');
+    const request = await bob.waitFor(
+      (s) => s.is('presence') && s.attrs.type === 'subscribe',
+      'request at bob',
+    );
     assert.equal(request.attrs.from, 'alice@localhost', 'subscription stanzas carry the bare JID');
 
     await bob.send(xml('presence', { to: 'alice@localhost', type: 'subscribed' }));
@@ -132,7 +168,10 @@ describe('presence and subscriptions', () => {
     dave.send(
       "<presence><show>away</show><status>out for lunch</status><priority>5</priority><x xmlns='vcard-temp:x:update'><photo>0123abcd</photo></x><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v='/></presence>",
     );
-    const p = await carol.waitFor((s) => isPresence(dave.jid)(s) && s.getChildText('show') === 'away', 'dave away');
+    const p = await carol.waitFor(
+      (s) => isPresence(dave.jid)(s) && s.getChildText('show') === 'away',
+      'dave away',
+    );
     assert.equal(p.getChildText('status'), 'out for lunch');
     assert.equal(p.getChildText('priority'), '5');
     assert.equal(p.getChild('x', 'vcard-temp:x:update')?.getChildText('photo'), '0123abcd');
@@ -140,20 +179,30 @@ describe('presence and subscriptions', () => {
     assert.equal(ts.server.sessions.get(Jid.parse(dave.jid))?.priority, 5);
 
     await carol.send(xml('presence', {}, xml('show', {}, 'dnd'), xml('status', {}, 'busy busy')));
-    const q = await dave.waitStanza((s) => s.is('presence') && s.attrs.from === carol.jid && s.getChildText('show') === 'dnd', 'carol dnd');
+    const q = await dave.waitStanza(
+      (s) => s.is('presence') && s.attrs.from === carol.jid && s.getChildText('show') === 'dnd',
+      'carol dnd',
+    );
     assert.equal(q.getChildText('status'), 'busy busy');
   });
 
   it("probes give a late-comer its contacts' current presence, and unavailable for offline ones", async () => {
     await befriend('erin', 'frank');
     await befriend('frank', 'gina');
-    const erin = await online('erin', 'desk', xml('presence', {}, xml('show', {}, 'xa'), xml('status', {}, 'gone fishing')));
+    const erin = await online(
+      'erin',
+      'desk',
+      xml('presence', {}, xml('show', {}, 'xa'), xml('status', {}, 'gone fishing')),
+    );
     const frank = await slix('frank');
     frank.send('<presence/>');
     const p = await frank.waitStanza((s) => s.is('presence') && s.attrs.from === erin.jid, "erin's presence");
     assert.equal(p.getChildText('show'), 'xa');
     assert.equal(p.getChildText('status'), 'gone fishing');
-    const offline = await frank.waitStanza((s) => s.is('presence') && s.attrs.from === 'gina@localhost', 'gina offline');
+    const offline = await frank.waitStanza(
+      (s) => s.is('presence') && s.attrs.from === 'gina@localhost',
+      'gina offline',
+    );
     assert.equal(offline.attrs.type, 'unavailable');
     await erin.waitFor(isPresence('frank@localhost/slix'), "frank's initial presence reaches erin");
   });
@@ -164,7 +213,7 @@ describe('presence and subscriptions', () => {
     const ivy = await online('ivy');
     await ivy.waitFor(isPresence(hank.jid), 'hank available');
     // No </stream>, no TLS close: the TCP connection just goes away.
-    hank.xmpp.socket.socket.destroy();
+    hank.xmpp.socket!.socket!.destroy();
     const gone = await ivy.waitFor(isPresence(hank.jid, 'unavailable'), 'hank unavailable');
     assert.equal(gone.attrs.to, 'ivy@localhost');
     assert.equal(ts.server.sessions.available('hank@localhost').length, 0);
@@ -177,7 +226,10 @@ describe('presence and subscriptions', () => {
     const direct = await kate.waitFor(isPresence(jack.jid), 'directed presence');
     assert.equal(direct.getChildText('status'), 'just for you');
     await jack.send(xml('presence', {}, xml('status', {}, 'for my contacts')));
-    await jack.waitFor((s) => isPresence(jack.jid)(s) && s.getChildText('status') === 'for my contacts', 'reflected');
+    await jack.waitFor(
+      (s) => isPresence(jack.jid)(s) && s.getChildText('status') === 'for my contacts',
+      'reflected',
+    );
     await assertNothingBefore(kate, jack, (s) => s.is('presence') && s.attrs.from === jack.jid);
     await jack.stop();
     await kate.waitFor(isPresence(jack.jid, 'unavailable'), 'unavailable after logout');
@@ -185,7 +237,9 @@ describe('presence and subscriptions', () => {
 
   it('re-delivers a pending request at login, and a refusal reaches the requester', async () => {
     const leo = await online('leo');
-    await leo.send(xml('presence', { to: 'mia@localhost', type: 'subscribe' }, xml('status', {}, "it's leo")));
+    await leo.send(
+      xml('presence', { to: 'mia@localhost', type: 'subscribe' }, xml('status', {}, "it's leo")),
+    );
     await leo.waitFor(isPush('mia@localhost', 'none', 'subscribe'), 'leo: ask');
     const mia = await login('mia');
     await rosterGet(mia);
@@ -218,5 +272,70 @@ describe('presence and subscriptions', () => {
     const approved = await ned.waitFor(isPush('olga@localhost', 'from'), 'ned: from');
     assert.equal(pushedItem(approved)!.attrs.approved, undefined);
     await assertNothingBefore(ned, olga, isPresence('olga@localhost', 'subscribe'));
+  });
+
+  it('removing a contact from the roster cancels both subscriptions', async () => {
+    await befriend('pat', 'quinn');
+    const pat = await online('pat');
+    const quinn = await online('quinn');
+    await quinn.waitFor(isPresence(pat.jid), 'pat available');
+    await pat.xmpp.iqCaller.request(
+      xml(
+        'iq',
+        { type: 'set' },
+        xml('query', { xmlns: ROSTER }, xml('item', { jid: 'quinn@localhost', subscription: 'remove' })),
+      ),
+    );
+    await pat.waitFor(isPush('quinn@localhost', 'remove'), 'pat: removed');
+    await quinn.waitFor(isPresence('pat@localhost', 'unsubscribe'), 'unsubscribe at quinn');
+    await quinn.waitFor(isPresence('pat@localhost', 'unsubscribed'), 'unsubscribed at quinn');
+    await quinn.waitFor(isPresence(pat.jid, 'unavailable'), 'pat gone for quinn');
+    await quinn.waitFor(isPush('pat@localhost', 'none'), 'quinn: none');
+    assert.equal(await subscriptionOf(quinn, 'pat@localhost'), 'none');
+  });
+
+  it('unsubscribe ends one direction and the contact stops showing as available', async () => {
+    await befriend('rita', 'sam');
+    const rita = await online('rita');
+    const sam = await online('sam');
+    await rita.waitFor(isPresence(sam.jid), 'sam available');
+    await rita.send(xml('presence', { to: 'sam@localhost', type: 'unsubscribe' }));
+    await rita.waitFor(isPush('sam@localhost', 'from'), 'rita: from');
+    await sam.waitFor(isPush('rita@localhost', 'to'), 'sam: to');
+    await sam.waitFor(isPresence('rita@localhost', 'unsubscribe'), 'unsubscribe at sam');
+    await rita.waitFor(isPresence(sam.jid, 'unavailable'), "sam's resources go unavailable for rita");
+    // Sam's later updates no longer reach rita.
+    await sam.send(xml('presence', {}, xml('status', {}, 'after')));
+    await sam.waitFor((s) => isPresence(sam.jid)(s) && s.getChildText('status') === 'after', 'reflected');
+    await assertNothingBefore(
+      rita,
+      sam,
+      (s) => isPresence(sam.jid)(s) && s.getChildText('status') === 'after',
+    );
+  });
+
+  it('presence to a bare JID reaches every available resource; priorities are kept; bad types are refused', async () => {
+    const tomA = await online('tom', 'a', xml('presence', {}, xml('priority', {}, '1')));
+    const tomB = await online('tom', 'b', xml('presence', {}, xml('priority', {}, '-1')));
+    const uma = await online('uma');
+    assert.equal(ts.server.sessions.get(Jid.parse(tomA.jid))?.priority, 1);
+    assert.equal(ts.server.sessions.get(Jid.parse(tomB.jid))?.priority, -1);
+    await tomA.waitFor(isPresence(tomB.jid), "a hears b's initial presence");
+    await tomB.waitFor(isPresence(tomA.jid), 'b is told about a');
+
+    await uma.send(xml('presence', { to: 'tom@localhost' }, xml('status', {}, 'hi tom')));
+    for (const c of [tomA, tomB]) {
+      const p = await c.waitFor(isPresence(uma.jid), 'directed to the bare JID');
+      assert.equal(p.getChildText('status'), 'hi tom');
+    }
+
+    await uma.send(xml('presence', { to: 'tom@localhost', type: 'bogus', id: 'bad1' }));
+    const err = await uma.waitFor((s) => s.is('presence') && s.attrs.id === 'bad1', 'error');
+    assert.equal(err.attrs.type, 'error');
+    assert.ok(err.getChild('error').getChild('bad-request', 'urn:ietf:params:xml:ns:xmpp-stanzas'));
+
+    await tomB.send(xml('presence', { type: 'unavailable' }));
+    await tomA.waitFor(isPresence(tomB.jid, 'unavailable'), 'b unavailable');
+    assert.equal(ts.server.sessions.get(Jid.parse(tomB.jid))?.presence, null);
   });
 });

@@ -24,7 +24,9 @@ function rosterGet(c: TestClient, ver?: string): Promise<Stanza> {
 }
 
 function rosterSet(c: TestClient, item: Record<string, string>, ...children: Stanza[]): Promise<Stanza> {
-  return c.xmpp.iqCaller.request(xml('iq', { type: 'set' }, xml('query', { xmlns: ROSTER }, xml('item', item, ...children))));
+  return c.xmpp.iqCaller.request(
+    xml('iq', { type: 'set' }, xml('query', { xmlns: ROSTER }, xml('item', item, ...children))),
+  );
 }
 
 function items(result: Stanza): Array<Record<string, unknown>> {
@@ -36,8 +38,11 @@ function items(result: Stanza): Array<Record<string, unknown>> {
 
 function isPush(jid: string, subscription?: string) {
   return (s: Stanza) => {
-    const item = s.is('iq') && s.attrs.type === 'set' ? s.getChild('query', ROSTER)?.getChild('item') : undefined;
-    return item?.attrs.jid === jid && (subscription === undefined || item.attrs.subscription === subscription);
+    const item =
+      s.is('iq') && s.attrs.type === 'set' ? s.getChild('query', ROSTER)?.getChild('item') : undefined;
+    return (
+      item?.attrs.jid === jid && (subscription === undefined || item.attrs.subscription === subscription)
+    );
   };
 }
 
@@ -67,7 +72,9 @@ describe('roster', () => {
       await s.startTls();
       s.write(streamHeader());
       await s.waitFor(/<\/stream:features>/);
-      s.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0alice\0pw').toString('base64')}</auth>`);
+      s.write(
+        `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0alice\0pw').toString('base64')}</auth>`,
+      );
       await s.waitFor(/<success/);
       s.input = '';
       s.write(streamHeader());
@@ -90,12 +97,20 @@ describe('roster', () => {
       assert.ok(v0 !== undefined, 'roster result carries a version');
       await rosterGet(a2);
 
-      await rosterSet(a1, { jid: 'Bob@LocalHost', name: 'Bobby' }, xml('group', {}, 'Friends'), xml('group', {}, 'Work'));
+      await rosterSet(
+        a1,
+        { jid: 'Bob@LocalHost', name: 'Bobby' },
+        xml('group', {}, 'Friends'),
+        xml('group', {}, 'Work'),
+      );
       for (const c of [a1, a2]) {
         const push = await c.waitFor(isPush('bob@localhost', 'none'), 'roster push');
         const item = push.getChild('query').getChild('item');
         assert.equal(item.attrs.name, 'Bobby');
-        assert.deepEqual(item.getChildren('group').map((g: Stanza) => g.text()), ['Friends', 'Work']);
+        assert.deepEqual(
+          item.getChildren('group').map((g: Stanza) => g.text()),
+          ['Friends', 'Work'],
+        );
         assert.notEqual(push.getChild('query').attrs.ver, v0);
       }
 
@@ -133,9 +148,16 @@ describe('roster', () => {
     const c = await connect({ port: ts.port, username: 'limits', password: 'pw' });
     try {
       await rosterGet(c);
-      const two = xml('iq', { type: 'set' }, xml('query', { xmlns: ROSTER }, xml('item', { jid: 'a@x' }), xml('item', { jid: 'b@x' })));
+      const two = xml(
+        'iq',
+        { type: 'set' },
+        xml('query', { xmlns: ROSTER }, xml('item', { jid: 'a@x' }), xml('item', { jid: 'b@x' })),
+      );
       await rejectsWith(c.xmpp.iqCaller.request(two), 'bad-request');
-      await rejectsWith(rosterSet(c, { jid: 'a@x' }, xml('group', {}, 'G'), xml('group', {}, 'G')), 'bad-request');
+      await rejectsWith(
+        rosterSet(c, { jid: 'a@x' }, xml('group', {}, 'G'), xml('group', {}, 'G')),
+        'bad-request',
+      );
       await rejectsWith(rosterSet(c, { jid: 'a@b@x' }), 'jid-malformed');
       await rejectsWith(rosterSet(c, { jid: 'a@x/res' }), 'jid-malformed');
       await rejectsWith(rosterSet(c, { jid: 'limits@localhost' }), 'not-allowed');
@@ -210,7 +232,9 @@ describe('roster durability', () => {
 
   /** Starts `jabberfly start` and resolves with its c2s port once it listens. */
   function startProcess(): Promise<number> {
-    const proc = spawn(process.execPath, [BIN, 'start', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [BIN, 'start', '--config', configFile], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     child = proc;
     return new Promise((resolve, reject) => {
       let err = '';
@@ -231,9 +255,21 @@ describe('roster durability', () => {
   }
 
   it('a roster change acknowledged by a push survives kill -9 (slixmpp client)', async () => {
-    await promisify(execFile)(process.execPath, [BIN, 'adduser', 'alice@localhost', '--password', 'pw', '--config', configFile]);
+    await promisify(execFile)(process.execPath, [
+      BIN,
+      'adduser',
+      'alice@localhost',
+      '--password',
+      'pw',
+      '--config',
+      configFile,
+    ]);
     const login = async () => {
-      const c = new SlixClient({ jid: 'alice@localhost/durable', password: 'pw', port: await startProcess() });
+      const c = new SlixClient({
+        jid: 'alice@localhost/durable',
+        password: 'pw',
+        port: await startProcess(),
+      });
       await c.started();
       return c;
     };
@@ -241,7 +277,9 @@ describe('roster durability', () => {
     try {
       c.send(`<iq type='get' id='g1'><query xmlns='${ROSTER}'/></iq>`);
       await c.waitStanza((s) => s.attrs.id === 'g1' && s.attrs.type === 'result', 'roster result');
-      c.send(`<iq type='set' id='s1'><query xmlns='${ROSTER}'><item jid='durable@example.org' name='Durable'/></query></iq>`);
+      c.send(
+        `<iq type='set' id='s1'><query xmlns='${ROSTER}'><item jid='durable@example.org' name='Durable'/></query></iq>`,
+      );
       await c.waitStanza(isPush('durable@example.org', 'none'), 'roster push');
       await c.waitStanza((s) => s.attrs.id === 's1' && s.attrs.type === 'result', 'roster set result');
     } finally {

@@ -101,7 +101,10 @@ function u16(n: number): Buffer {
 
 function encodeName(name: string): Buffer {
   const parts = name.split('.').filter(Boolean);
-  return Buffer.concat([...parts.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'ascii')])), Buffer.from([0])]);
+  return Buffer.concat([
+    ...parts.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'ascii')])),
+    Buffer.from([0]),
+  ]);
 }
 
 /** An answer record whose name points back at the question (offset 12). */

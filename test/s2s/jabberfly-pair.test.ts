@@ -25,8 +25,9 @@ function s2s(ts: TestServer): S2SService {
 
 function errorCondition(s: Stanza): string | undefined {
   const e = s.getChild('error');
-  return e?.children.find((c: Stanza | string) => typeof c !== 'string' && c.attrs.xmlns === 'urn:ietf:params:xml:ns:xmpp-stanzas')
-    ?.name;
+  return e?.children.find(
+    (c: Stanza | string) => typeof c !== 'string' && c.attrs.xmlns === 'urn:ietf:params:xml:ns:xmpp-stanzas',
+  )?.name;
 }
 
 function isRosterPush(jid: string, subscription: string) {
@@ -69,8 +70,25 @@ describe('federation between two jabberfly servers', () => {
     b.config.s2s.routes['a.test'] = `127.0.0.1:${s2s(a).ports.starttls}`;
     await a.addUser('alice', 'pw');
     await b.addUser('bob', 'pw');
-    alice = await connect({ port: a.port, domain: 'a.test', username: 'alice', password: 'pw', resource: 'home' });
-    bob = await connect({ port: b.port, domain: 'b.test', username: 'bob', password: 'pw', resource: 'work' });
+    alice = await connect({
+      port: a.port,
+      domain: 'a.test',
+      username: 'alice',
+      password: 'pw',
+      resource: 'home',
+    });
+    bob = await connect({
+      port: b.port,
+      domain: 'b.test',
+      username: 'bob',
+      password: 'pw',
+      resource: 'work',
+    });
+    // Available resources that asked for their roster (RFC 6121 "interested").
+    for (const c of [alice, bob]) {
+      await c.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
+      await c.send(xml('presence'));
+    }
   });
 
   after(async () => {
@@ -82,7 +100,9 @@ describe('federation between two jabberfly servers', () => {
 
   it('delivers an iq to a full JID on the other server over dialback-authenticated links', async () => {
     const reply = bob.waitFor((s) => s.is('iq') && s.attrs.id === 'ping1', 'iq at bob');
-    await alice.send(xml('iq', { type: 'get', to: 'bob@b.test/work', id: 'ping1' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    await alice.send(
+      xml('iq', { type: 'get', to: 'bob@b.test/work', id: 'ping1' }, xml('ping', { xmlns: 'urn:xmpp:ping' })),
+    );
     const iq = await reply;
     assert.equal(iq.attrs.from, 'alice@a.test/home');
     await bob.send(xml('iq', { type: 'result', to: iq.attrs.from, id: 'ping1' }));
@@ -90,23 +110,35 @@ describe('federation between two jabberfly servers', () => {
     assert.equal(back.attrs.type, 'result');
     assert.equal(back.attrs.from, 'bob@b.test/work');
     // Both directions were authenticated with dialback (no verified certificates).
-    assert.ok(a.logs.some((l) => /outgoing s2s authenticated.*to=b\.test.*method=dialback/.test(l)), 'a→b dialback');
-    assert.ok(b.logs.some((l) => /incoming s2s authenticated.*from=a\.test.*method=dialback/.test(l)), 'b accepted a');
-    assert.ok(b.logs.some((l) => /outgoing s2s authenticated.*to=a\.test.*method=dialback/.test(l)), 'b→a dialback');
+    assert.ok(
+      a.logs.some((l) => /outgoing s2s authenticated.*to=b\.test.*method=dialback/.test(l)),
+      'a→b dialback',
+    );
+    assert.ok(
+      b.logs.some((l) => /incoming s2s authenticated.*from=a\.test.*method=dialback/.test(l)),
+      'b accepted a',
+    );
+    assert.ok(
+      b.logs.some((l) => /outgoing s2s authenticated.*to=a\.test.*method=dialback/.test(l)),
+      'b→a dialback',
+    );
   });
 
   it('subscribes both ways across servers and ends with subscription both', async () => {
-    await alice.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
-    await bob.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
-
     await alice.send(xml('presence', { to: 'bob@b.test', type: 'subscribe' }));
-    const sub1 = await bob.waitFor((s) => s.is('presence') && s.attrs.type === 'subscribe', 'subscribe at bob');
+    const sub1 = await bob.waitFor(
+      (s) => s.is('presence') && s.attrs.type === 'subscribe',
+      'subscribe at bob',
+    );
     assert.equal(sub1.attrs.from, 'alice@a.test');
     await bob.send(xml('presence', { to: 'alice@a.test', type: 'subscribed' }));
     await alice.waitFor(isRosterPush('bob@b.test', 'to'), 'alice roster push to');
 
     await bob.send(xml('presence', { to: 'alice@a.test', type: 'subscribe' }));
-    const sub2 = await alice.waitFor((s) => s.is('presence') && s.attrs.type === 'subscribe', 'subscribe at alice');
+    const sub2 = await alice.waitFor(
+      (s) => s.is('presence') && s.attrs.type === 'subscribe',
+      'subscribe at alice',
+    );
     assert.equal(sub2.attrs.from, 'bob@b.test');
     await alice.send(xml('presence', { to: 'bob@b.test', type: 'subscribed' }));
     await alice.waitFor(isRosterPush('bob@b.test', 'both'), 'alice roster push both');
@@ -116,27 +148,63 @@ describe('federation between two jabberfly servers', () => {
       [alice, 'bob@b.test'],
       [bob, 'alice@a.test'],
     ] as const) {
-      const roster = await c.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
-      const item = roster.getChild('query', ROSTER).getChildren('item').find((i: Stanza) => i.attrs.jid === peer);
+      const roster = await c.xmpp.iqCaller.request(
+        xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })),
+      );
+      const item = roster
+        .getChild('query', ROSTER)
+        .getChildren('item')
+        .find((i: Stanza) => i.attrs.jid === peer);
       assert.equal(item?.attrs.subscription, 'both', `${c.jid} sees ${peer} as both`);
     }
   });
 
   it('exchanges presence in both directions', async () => {
-    const atBob = bob.waitFor((s) => s.is('presence') && s.attrs.from === 'alice@a.test/home' && !s.attrs.type, 'alice online');
+    // Subscribed both ways, each already received the other's initial presence (probes).
+    assert.ok(
+      bob.received.some((s) => s.is('presence') && s.attrs.from === 'alice@a.test/home' && !s.attrs.type),
+    );
+    assert.ok(
+      alice.received.some((s) => s.is('presence') && s.attrs.from === 'bob@b.test/work' && !s.attrs.type),
+    );
+    const atBob = bob.waitFor(
+      (s) =>
+        s.is('presence') &&
+        !s.attrs.type &&
+        s.attrs.from === 'alice@a.test/home' &&
+        s.getChildText('status') === 'from a',
+      'alice status',
+    );
     await alice.send(xml('presence', {}, xml('status', {}, 'from a')));
     assert.equal((await atBob).getChildText('status'), 'from a');
-    const atAlice = alice.waitFor((s) => s.is('presence') && s.attrs.from === 'bob@b.test/work' && !s.attrs.type, 'bob online');
+    const atAlice = alice.waitFor(
+      (s) =>
+        s.is('presence') &&
+        !s.attrs.type &&
+        s.attrs.from === 'bob@b.test/work' &&
+        s.getChildText('status') === 'from b',
+      'bob status',
+    );
     await bob.send(xml('presence', {}, xml('status', {}, 'from b')));
     assert.equal((await atAlice).getChildText('status'), 'from b');
   });
 
   it('exchanges chat messages both ways', async () => {
-    await alice.send(xml('message', { to: 'bob@b.test', type: 'chat', id: 'm1' }, xml('body', {}, 'hello bob')));
-    const m1 = await bob.waitFor((s) => s.is('message') && s.getChildText('body') === 'hello bob', 'message at bob');
+    await alice.send(
+      xml('message', { to: 'bob@b.test', type: 'chat', id: 'm1' }, xml('body', {}, 'hello bob')),
+    );
+    const m1 = await bob.waitFor(
+      (s) => s.is('message') && s.getChildText('body') === 'hello bob',
+      'message at bob',
+    );
     assert.equal(m1.attrs.from, 'alice@a.test/home');
-    await bob.send(xml('message', { to: 'alice@a.test/home', type: 'chat', id: 'm2' }, xml('body', {}, 'hi alice')));
-    const m2 = await alice.waitFor((s) => s.is('message') && s.getChildText('body') === 'hi alice', 'message at alice');
+    await bob.send(
+      xml('message', { to: 'alice@a.test/home', type: 'chat', id: 'm2' }, xml('body', {}, 'hi alice')),
+    );
+    const m2 = await alice.waitFor(
+      (s) => s.is('message') && s.getChildText('body') === 'hi alice',
+      'message at alice',
+    );
     assert.equal(m2.attrs.from, 'bob@b.test/work');
   });
 
@@ -156,9 +224,13 @@ describe('federation between two jabberfly servers', () => {
     // makes the key, and b checks it with a (the authoritative server).
     const peer = new RawS2SPeer('a.test', 'b.test');
     try {
-      const verdict = await peer.authenticate(s2s(b).ports.starttls!, (id) => s2s(a).keys.key('b.test', 'a.test', id));
+      const verdict = await peer.authenticate(s2s(b).ports.starttls!, (id) =>
+        s2s(a).keys.key('b.test', 'a.test', id),
+      );
       assert.equal(verdict.attrs.type, 'valid');
-      peer.write("<message from='mallory@evil.test/x' to='bob@b.test/work' type='chat'><body>forged</body></message>");
+      peer.write(
+        "<message from='mallory@evil.test/x' to='bob@b.test/work' type='chat'><body>forged</body></message>",
+      );
       const err = await peer.waitFor((e) => e.name === 'stream:error', 'stream error');
       assert.ok(err.getChild('invalid-from', 'urn:ietf:params:xml:ns:xmpp-streams'), `invalid-from: ${err}`);
       await peer.closed;
@@ -166,8 +238,13 @@ describe('federation between two jabberfly servers', () => {
       peer.destroy();
     }
     // A genuine message sent afterwards arrives; the forged one never did.
-    await alice.send(xml('message', { to: 'bob@b.test/work', type: 'chat' }, xml('body', {}, 'after forgery')));
-    await bob.waitFor((s) => s.is('message') && s.getChildText('body') === 'after forgery', 'genuine message');
+    await alice.send(
+      xml('message', { to: 'bob@b.test/work', type: 'chat' }, xml('body', {}, 'after forgery')),
+    );
+    await bob.waitFor(
+      (s) => s.is('message') && s.getChildText('body') === 'after forgery',
+      'genuine message',
+    );
     assert.ok(!bob.received.some((s) => s.getChildText('body') === 'forged'), 'forged message not delivered');
   });
 
@@ -176,9 +253,14 @@ describe('federation between two jabberfly servers', () => {
     try {
       const verdict = await peer.authenticate(s2s(b).ports.starttls!, () => 'f'.repeat(64));
       assert.equal(verdict.attrs.type, 'invalid');
-      peer.write("<message from='alice@a.test/x' to='bob@b.test/work' type='chat'><body>unauthenticated</body></message>");
+      peer.write(
+        "<message from='alice@a.test/x' to='bob@b.test/work' type='chat'><body>unauthenticated</body></message>",
+      );
       const err = await peer.waitFor((e) => e.name === 'stream:error', 'stream error');
-      assert.ok(err.getChild('not-authorized', 'urn:ietf:params:xml:ns:xmpp-streams'), `not-authorized: ${err}`);
+      assert.ok(
+        err.getChild('not-authorized', 'urn:ietf:params:xml:ns:xmpp-streams'),
+        `not-authorized: ${err}`,
+      );
     } finally {
       peer.destroy();
     }
@@ -188,7 +270,9 @@ describe('federation between two jabberfly servers', () => {
     const peer = new RawS2SPeer('a.test', 'b.test');
     try {
       await peer.authenticate(s2s(b).ports.starttls!, (id) => s2s(a).keys.key('b.test', 'a.test', id));
-      peer.write("<message from='alice@a.test/x' to='someone@c.test' type='chat'><body>relay me</body></message>");
+      peer.write(
+        "<message from='alice@a.test/x' to='someone@c.test' type='chat'><body>relay me</body></message>",
+      );
       const err = await peer.waitFor((e) => e.name === 'stream:error', 'stream error');
       assert.ok(err.getChild('host-unknown', 'urn:ietf:params:xml:ns:xmpp-streams'), `host-unknown: ${err}`);
     } finally {
@@ -198,7 +282,9 @@ describe('federation between two jabberfly servers', () => {
 
   it('bounces remote-server-not-found for a domain whose server cannot be reached', async () => {
     a.config.s2s.routes['nowhere.test'] = `127.0.0.1:${await closedPort()}`;
-    await alice.send(xml('message', { to: 'x@nowhere.test', type: 'chat', id: 'lost1' }, xml('body', {}, 'anyone?')));
+    await alice.send(
+      xml('message', { to: 'x@nowhere.test', type: 'chat', id: 'lost1' }, xml('body', {}, 'anyone?')),
+    );
     const bounce = await alice.waitFor((s) => s.is('message') && s.attrs.id === 'lost1', 'bounce');
     assert.equal(bounce.attrs.type, 'error');
     assert.equal(bounce.attrs.from, 'x@nowhere.test');
@@ -207,15 +293,18 @@ describe('federation between two jabberfly servers', () => {
 
   it('bounces remote-server-timeout when the remote server never answers', async () => {
     // Accepts TCP connections and then says nothing.
-    const silent = createServer(() => {});
+    const sockets = new Set<import('node:net').Socket>();
+    const silent = createServer((sock) => sockets.add(sock));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     try {
       a.config.s2s.routes['silent.test'] = `127.0.0.1:${(silent.address() as { port: number }).port}`;
-      await alice.send(xml('message', { to: 'x@silent.test', type: 'chat', id: 'lost2' }, xml('body', {}, 'hello?')));
+      await alice.send(
+        xml('message', { to: 'x@silent.test', type: 'chat', id: 'lost2' }, xml('body', {}, 'hello?')),
+      );
       const bounce = await alice.waitFor((s) => s.is('message') && s.attrs.id === 'lost2', 'bounce', 8000);
       assert.equal(errorCondition(bounce), 'remote-server-timeout');
     } finally {
-      silent.closeAllConnections();
+      for (const sock of sockets) sock.destroy();
       await new Promise<void>((r) => silent.close(() => r()));
     }
   });
@@ -223,8 +312,12 @@ describe('federation between two jabberfly servers', () => {
   it('finds the other server through SRV records, preferring _xmpps-server (direct TLS)', async () => {
     const dns = await FakeDns.start({
       srv: {
-        '_xmpps-server._tcp.b.test': [{ priority: 0, weight: 5, port: s2s(b).ports.directTls!, target: '127.0.0.1' }],
-        '_xmpp-server._tcp.b.test': [{ priority: 0, weight: 5, port: s2s(b).ports.starttls!, target: '127.0.0.1' }],
+        '_xmpps-server._tcp.b.test': [
+          { priority: 0, weight: 5, port: s2s(b).ports.directTls!, target: '127.0.0.1' },
+        ],
+        '_xmpp-server._tcp.b.test': [
+          { priority: 0, weight: 5, port: s2s(b).ports.starttls!, target: '127.0.0.1' },
+        ],
       },
     });
     const service = s2s(a);
@@ -256,11 +349,16 @@ describe('federation between two jabberfly servers', () => {
     a.config.s2s.idleTimeout = 0.3;
     b.config.s2s.idleTimeout = 0.3;
     try {
-      await alice.send(xml('message', { to: 'bob@b.test/work', type: 'chat' }, xml('body', {}, 'last words')));
+      await alice.send(
+        xml('message', { to: 'bob@b.test/work', type: 'chat' }, xml('body', {}, 'last words')),
+      );
       await bob.waitFor((s) => s.is('message') && s.getChildText('body') === 'last words', 'message');
       assert.ok(service.links.has('a.test b.test'), 'link up');
       await until(() => !service.links.has('a.test b.test'), 'the idle link to close');
-      await until(() => s2s(b).incoming.size === 0 || [...s2s(b).incoming].every((s) => s.authenticated.size === 0), 'b side closed');
+      await until(
+        () => s2s(b).incoming.size === 0 || [...s2s(b).incoming].every((s) => s.authenticated.size === 0),
+        'b side closed',
+      );
     } finally {
       a.config.s2s.idleTimeout = 600;
       b.config.s2s.idleTimeout = 600;

@@ -27,8 +27,18 @@ describe('web client in a browser', () => {
     await ts.addUser('bob', 'bob-pw');
     // Contacts already, so Converse lists Bob; the roster UI is the way in.
     const rosters = ts.server.store(RosterStore);
-    await rosters.setItem('alice@localhost', { jid: 'bob@localhost', name: 'Bob', subscription: 'both', groups: [] });
-    await rosters.setItem('bob@localhost', { jid: 'alice@localhost', name: 'Alice', subscription: 'both', groups: [] });
+    await rosters.setItem('alice@localhost', {
+      jid: 'bob@localhost',
+      name: 'Bob',
+      subscription: 'both',
+      groups: [],
+    });
+    await rosters.setItem('bob@localhost', {
+      jid: 'alice@localhost',
+      name: 'Alice',
+      subscription: 'both',
+      groups: [],
+    });
     bob = await connect({ port: ts.port, username: 'bob', password: 'bob-pw', resource: 'tcp' });
     await bob.send(el('presence'));
     browser = await chromium.launch({
@@ -45,7 +55,10 @@ describe('web client in a browser', () => {
       ],
     });
     // A fresh context: empty profile, and the server's self-signed certificate accepted.
-    const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } });
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1200, height: 800 },
+    });
     page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
     page.on('console', (m) => {
@@ -79,7 +92,9 @@ describe('web client in a browser', () => {
     );
     assert.match(got.attrs.from, /^alice@localhost\//);
 
-    await bob.send(el('message', { to: got.attrs.from, type: 'chat' }, el('body', null, 'Hi Alice, Bob here over TCP')));
+    await bob.send(
+      el('message', { to: got.attrs.from, type: 'chat' }, el('body', null, 'Hi Alice, Bob here over TCP')),
+    );
     await page
       .locator('converse-chat .chat-msg__text', { hasText: 'Hi Alice, Bob here over TCP' })
       .waitFor({ timeout: 10_000 });
@@ -87,6 +102,9 @@ describe('web client in a browser', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: new URL('web-client-chat.png', ARTIFACTS).pathname });
     // The strict Content-Security-Policy must not have broken the client.
-    assert.deepEqual(pageErrors.filter((e) => /Content Security Policy|Refused to/.test(e)), []);
+    assert.deepEqual(
+      pageErrors.filter((e) => /Content Security Policy|Refused to/.test(e)),
+      [],
+    );
   });
 });

@@ -2,13 +2,16 @@
 // real clients (@xmpp/client over ws:// and wss://, raw `ws` sockets for
 // hostile input) against a real server on 127.0.0.1.
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { Jid } from '../../src/jid/jid.ts';
 import { HttpService } from '../../src/websocket/http-service.ts';
+import { WsFraming } from '../../src/websocket/ws-framing.ts';
 import { el } from '../../src/xml/element.ts';
+import { streamErrorElement } from '../../src/xml/errors.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
 
@@ -50,7 +53,10 @@ class RawWs {
   /** Resolves when pred holds over what has arrived so far. */
   until<T>(pred: () => T | null | undefined | false, what: string, ms = 5000): Promise<T> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; got ${this.messages.join(' | ')}`)), ms);
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${what}; got ${this.messages.join(' | ')}`)),
+        ms,
+      );
       const check = () => {
         const v = pred();
         if (v) {
@@ -99,7 +105,11 @@ function refusedStatus(url: string, protocols: string[], origin?: string): Promi
   });
 }
 
-function httpGet(port: number, path: string, host?: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function httpGet(
+  port: number,
+  path: string,
+  host?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers: host ? { host } : {} }, (res) => {
       let body = '';
@@ -145,16 +155,26 @@ describe('XMPP over WebSocket', () => {
   });
 
   it('logs in over ws:// with SCRAM-SHA-1 and exchanges messages with a TCP client', async () => {
-    const web = await connect({ port: 0, websocketUrl: wsUrl, username: 'alice', password: 'pw-a', mechanism: 'SCRAM-SHA-1' });
+    const web = await connect({
+      port: 0,
+      websocketUrl: wsUrl,
+      username: 'alice',
+      password: 'pw-a',
+      mechanism: 'SCRAM-SHA-1',
+    });
     try {
       const session = ts.server.sessions.get(Jid.parse(web.jid));
       assert.equal(session?.transport, 'websocket');
       assert.equal(session?.secure, false);
-      await web.send(el('message', { to: tcp.jid, type: 'chat', id: 'w1' }, el('body', null, 'hello from the browser')));
+      await web.send(
+        el('message', { to: tcp.jid, type: 'chat', id: 'w1' }, el('body', null, 'hello from the browser')),
+      );
       const got = await tcp.waitFor((s) => s.is('message') && s.attrs.id === 'w1', 'message from ws');
       assert.equal(got.getChildText('body'), 'hello from the browser');
       assert.equal(got.attrs.from, web.jid);
-      await tcp.send(el('message', { to: web.jid, type: 'chat', id: 't1' }, el('body', null, 'hello from tcp')));
+      await tcp.send(
+        el('message', { to: web.jid, type: 'chat', id: 't1' }, el('body', null, 'hello from tcp')),
+      );
       const back = await web.waitFor((s) => s.is('message') && s.attrs.id === 't1', 'message from tcp');
       assert.equal(back.getChildText('body'), 'hello from tcp');
       assert.equal(back.attrs.from, tcp.jid);
@@ -165,7 +185,13 @@ describe('XMPP over WebSocket', () => {
 
   it('logs in over wss:// on the HTTPS port as a secure session', async () => {
     const url = `wss://127.0.0.1:${http.ports.https}/xmpp-websocket`;
-    const web = await connect({ port: 0, websocketUrl: url, username: 'alice', password: 'pw-a', resource: 'wss' });
+    const web = await connect({
+      port: 0,
+      websocketUrl: url,
+      username: 'alice',
+      password: 'pw-a',
+      resource: 'wss',
+    });
     try {
       assert.equal(ts.server.sessions.get(Jid.parse(web.jid))?.secure, true);
       await web.send(el('message', { to: tcp.jid, type: 'chat', id: 's1' }, el('body', null, 'over TLS')));
@@ -198,7 +224,11 @@ describe('XMPP over WebSocket', () => {
   it('refuses pages from other origins and lets our own and configured ones in', async () => {
     assert.equal(await refusedStatus(wsUrl, ['xmpp'], 'https://evil.example'), 403);
     assert.equal(await refusedStatus(wsUrl, ['xmpp'], 'null'), 403);
-    for (const origin of [`http://localhost:${http.ports.http}`, `https://localhost:${http.ports.https}`, 'https://friend.example']) {
+    for (const origin of [
+      `http://localhost:${http.ports.http}`,
+      `https://localhost:${http.ports.https}`,
+      'https://friend.example',
+    ]) {
       const raw = await RawWs.open(wsUrl, { origin });
       raw.ws.close();
       await raw.closed();
@@ -209,7 +239,9 @@ describe('XMPP over WebSocket', () => {
     const raw = await RawWs.open(wsUrl);
     raw.ws.send(OPEN);
     await raw.message(/^<stream:features/);
-    raw.ws.send(`<message xmlns='jabber:client' to='bob@localhost'><body>${'x'.repeat(MAX_STANZA)}</body></message>`);
+    raw.ws.send(
+      `<message xmlns='jabber:client' to='bob@localhost'><body>${'x'.repeat(MAX_STANZA)}</body></message>`,
+    );
     const errorAt = await raw.message(/<stream:error xmlns:stream="http:\/\/etherx.jabber.org\/streams">/);
     assert.match(raw.messages[errorAt]!, /<policy-violation xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
     assert.ok((await raw.message(/^<close /)) > errorAt, 'the stream error comes before <close/>');
@@ -256,8 +288,13 @@ describe('XMPP over WebSocket', () => {
     assert.match(String(xml.headers['content-type']), /^application\/xrd\+xml/);
     assert.equal(xml.headers['access-control-allow-origin'], '*');
     assert.match(xml.body, /<XRD xmlns='http:\/\/docs.oasis-open.org\/ns\/xri\/xrd-1.0'>/);
-    const links = [...xml.body.matchAll(/<Link rel='urn:xmpp:alt-connections:websocket' href='([^']+)'\/>/g)].map((m) => m[1]);
-    const expected = [`wss://chat.example.org:${tls}/xmpp-websocket`, `ws://chat.example.org:${plain}/xmpp-websocket`];
+    const links = [
+      ...xml.body.matchAll(/<Link rel='urn:xmpp:alt-connections:websocket' href='([^']+)'\/>/g),
+    ].map((m) => m[1]);
+    const expected = [
+      `wss://chat.example.org:${tls}/xmpp-websocket`,
+      `ws://chat.example.org:${plain}/xmpp-websocket`,
+    ];
     assert.deepEqual(links, expected);
 
     const json = await httpGet(plain!, '/.well-known/host-meta.json');
@@ -296,10 +333,39 @@ describe('XMPP over WebSocket', () => {
     const js = await httpGet(port, '/converse/converse.min.js');
     assert.equal(js.status, 200);
     assert.match(String(js.headers['content-type']), /^text\/javascript/);
-    for (const path of ['/converse/../../package.json', '/converse/..%2f..%2fpackage.json', '/converse/%2e%2e/package.json', '/converse/']) {
+    for (const path of [
+      '/converse/../../package.json',
+      '/converse/..%2f..%2fpackage.json',
+      '/converse/%2e%2e/package.json',
+      '/converse/',
+    ]) {
       assert.equal((await httpGet(port, path)).status, 404, path);
     }
     assert.equal((await httpGet(port, '/xmpp-websocket')).status, 426);
+  });
+});
+
+describe('WsFraming', () => {
+  it('sends a see-other-host redirect as <close see-other-uri/> and stanzas with their namespace', () => {
+    const sent: string[] = [];
+    const socket = Object.assign(new EventEmitter(), {
+      OPEN: 1,
+      readyState: 1,
+      send: (s: string) => sent.push(s),
+      close: () => {},
+      terminate: () => {},
+    });
+    const framing = new WsFraming(socket as unknown as WebSocket, '127.0.0.1', true, {
+      maxStanzaSize: 1000,
+      maxDepth: 8,
+    });
+    framing.send(el('message', { to: 'a@localhost' }));
+    framing.send(streamErrorElement('see-other-host', undefined, 'wss://other.example/xmpp-websocket'));
+    framing.closeStream();
+    assert.deepEqual(sent, [
+      '<message to="a@localhost" xmlns="jabber:client"/>',
+      '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" see-other-uri="wss://other.example/xmpp-websocket"/>',
+    ]);
   });
 });
 

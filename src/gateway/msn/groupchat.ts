@@ -117,6 +117,16 @@ export class Groupchats {
     } else {
       room.conversationId = await this.session.msn.startConversation([email]);
     }
+    // Joins reported while the switchboard was still being set up had no room to go to.
+    const conv = this.session.msn.conversations.find((c) => c.id === room.conversationId);
+    for (const who of conv?.participants ?? []) this.addOccupant(room, who);
+  }
+
+  private addOccupant(room: Room, email: string): void {
+    if (room.occupants.has(email)) return;
+    const nick = this.nickFor(room, email);
+    room.occupants.set(email, nick);
+    this.toResources(room, (t) => this.occupantPresence(room, nick, t, false));
   }
 
   private async leave(room: Room): Promise<void> {
@@ -139,11 +149,7 @@ export class Groupchats {
       if (ev.closed || ev.participants.length < 2) return;
       room = this.invitedRoom(ev);
     }
-    if (ev.joined && !room.occupants.has(ev.joined)) {
-      const nick = this.nickFor(room, ev.joined);
-      room.occupants.set(ev.joined, nick);
-      this.toResources(room, (t) => this.occupantPresence(room, nick, t, false));
-    }
+    if (ev.joined) this.addOccupant(room, ev.joined);
     if (ev.left) {
       const nick = room.occupants.get(ev.left);
       if (nick !== undefined) {

@@ -147,9 +147,15 @@ export const msnGateway: Module = (host) => {
     // Subscription changes map onto the MSN lists (XEP-0100 §5).
     switch (type) {
       case 'subscribe':
-        await s.msn.addContact(email, 'FL').catch(ignoreExisting);
-        await s.msn.allow(email).catch(ignoreExisting);
+        // MSN needs no approval to watch a contact: approve at once, then
+        // put the contact on the forward list (and revert if MSN refuses).
         gw.send(el('presence', { type: 'subscribed', from: gw.contactJid(email), to: e.from.bare }));
+        try {
+          await s.msn.addContact(email, 'FL').catch(ignoreExisting);
+        } catch (err) {
+          gw.send(el('presence', { type: 'unsubscribed', from: gw.contactJid(email), to: e.from.bare }));
+          throw new StanzaError('item-not-found', `MSN refused to add ${email}: ${(err as Error).message}`);
+        }
         break;
       case 'subscribed':
         await s.msn.allow(email).catch(ignoreExisting);

@@ -47,8 +47,16 @@ export async function syncRosterDirect(
       // A name the user chose is kept; a new contact takes its MSN nickname.
       if (item.name === undefined) item.name = c.nickname || c.email;
       item.groups = groupNames(c, groupMap);
-      item.subscription = subscriptionOf(c);
-      delete item.ask;
+      const sub = subscriptionOf(c);
+      if (item.ask === 'subscribe') {
+        // The user's own request is answered by the `subscribed` presence
+        // the gateway sent; only the other direction is taken from MSN here.
+        const from = sub === 'from' || sub === 'both';
+        const to = item.subscription === 'to' || item.subscription === 'both';
+        item.subscription = to && from ? 'both' : to ? 'to' : from ? 'from' : 'none';
+      } else {
+        item.subscription = sub;
+      }
       roster.pending.delete(jid);
     }
   });

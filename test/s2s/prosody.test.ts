@@ -1,0 +1,349 @@
+// Federation interop with Debian's Prosody 0.12 (scripts/install-test-deps.sh
+// installs it). Each scenario runs a private Prosody (own config, data and
+// certificates in a temp folder owned by the `prosody` user, started in the
+// foreground as that user) next to a jabberfly, everything on 127.0.0.1.
+//
+// Loopback-only arrangement: jabberfly reaches Prosody through its static
+// `s2s.routes` table. Prosody has no such table and always resolves
+// `_xmpp-server._tcp.<domain>` SRV records, so the test runs a tiny DNS
+// server on a 127.0.0.1 UDP port (fake-dns.ts) and points Prosody's resolver
+// at it with `unbound = { forward = "127.0.0.1@PORT" }` (libunbound, which
+// Debian's Prosody uses through lua-unbound). That DNS server answers
+// `_xmpp-server._tcp.jf.test` with jabberfly's ephemeral s2s port and
+// `jf-host.test` with 127.0.0.1, so no query or connection leaves loopback
+// and nothing system-wide (/etc/hosts, resolv.conf) is touched.
+//
+// Scenarios: users on both servers subscribe to each other and chat both
+// ways, (1) over Server Dialback with self-signed certificates, and (2) with
+// certificates from a CA the test makes, trusted by both sides, with
+// s2s.secureAuth / s2s_secure_auth, so SASL EXTERNAL authenticates.
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { xml } from '@xmpp/client';
+import { S2SService } from '../../src/s2s/s2s-service.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { SlixClient } from '../helpers/slixmpp.ts';
+import { connect, type TestClient } from '../helpers/xmpp-client.ts';
+import { FakeDns } from './fake-dns.ts';
+
+const PROSODY_DOMAIN = 'pros.test';
+const JF_DOMAIN = 'jf.test';
+const ROSTER = 'jabber:iq:roster';
+
+type Stanza = Awaited<ReturnType<TestClient['waitFor']>>;
+
+function prosodyIds(): { uid: number; gid: number } {
+  const uid = Number(execFileSync('id', ['-u', 'prosody']).toString().trim());
+  const gid = Number(execFileSync('id', ['-g', 'prosody']).toString().trim());
+  return { uid, gid };
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: 'pipe' });
+}
+
+/** A self-signed certificate for `name` (dialback scenario). */
+function selfSigned(dir: string, name: string): void {
+  openssl(
+    [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+      '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', `${name}.key`, '-out', `${name}.crt`,
+    ],
+    dir,
+  );
+}
+
+/** A test CA, and certificates for each name signed by it (secure scenario). */
+function caSigned(dir: string, names: string[]): string {
+  openssl(
+    [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+      '-subj', '/CN=jabberfly test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+      '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', 'ca.key', '-out', 'ca.pem',
+    ],
+    dir,
+  );
+  for (const name of names) {
+    openssl(
+      [
+        'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+        '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`,
+      ],
+      dir,
+    );
+    openssl(
+      [
+        'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
+        '-copy_extensions', 'copy', '-out', `${name}.crt`,
+      ],
+      dir,
+    );
+  }
+  return join(dir, 'ca.pem');
+}
+
+interface ProsodyOptions {
+  dir: string;
+  c2sPort: number;
+  s2sPort: number;
+  dnsPort: number;
+  secureAuth: boolean;
+  cafile?: string;
+}
+
+function prosodyConfig(o: ProsodyOptions): string {
+  const cert = join(o.dir, 'certs', `${PROSODY_DOMAIN}.crt`);
+  const key = join(o.dir, 'certs', `${PROSODY_DOMAIN}.key`);
+  return `-- Written by test/s2s/prosody.test.ts
+pidfile = "${join(o.dir, 'prosody.pid')}"
+data_path = "${join(o.dir, 'data')}"
+interfaces = { "127.0.0.1" }
+local_interfaces = { "127.0.0.1" }
+c2s_ports = { ${o.c2sPort} }
+s2s_ports = { ${o.s2sPort} }
+c2s_direct_tls_ports = { }
+s2s_direct_tls_ports = { }
+http_ports = { }
+https_ports = { }
+use_ipv6 = false
+modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "vcard"; "ping"; "s2s_auth_certs" }
+modules_disabled = { "admin_shell"; "admin_socket"; "offline"; "c2s_direct_tls" }
+authentication = "internal_plain"
+storage = "internal"
+c2s_require_encryption = true
+s2s_require_encryption = true
+s2s_secure_auth = ${o.secureAuth ? 'true' : 'false'}
+log = { { levels = { min = "debug" }, to = "console" } }
+-- Resolve through the test's loopback DNS server only.
+unbound = { forward = "127.0.0.1@${o.dnsPort}"; resolvconf = false; hoststxt = false;
+  options = { ["do-not-query-localhost:"] = "no" } }
+ssl = { certificate = "${cert}"; key = "${key}"; ${o.cafile ? `cafile = "${o.cafile}";` : ''} }
+VirtualHost "${PROSODY_DOMAIN}"
+`;
+}
+
+class Prosody {
+  output = '';
+  private proc!: ChildProcess;
+  private exited!: Promise<void>;
+
+  constructor(
+    readonly configFile: string,
+    private readonly ids: { uid: number; gid: number },
+    private readonly dir: string,
+  ) {}
+
+  register(user: string, password: string): void {
+    execFileSync('prosodyctl', ['--config', this.configFile, 'register', user, PROSODY_DOMAIN, password], {
+      uid: this.ids.uid,
+      gid: this.ids.gid,
+      env: { ...process.env, HOME: this.dir },
+      stdio: 'pipe',
+    });
+  }
+
+  /** Starts in the foreground as the prosody user; resolves once s2s listens. */
+  async start(s2sPort: number): Promise<void> {
+    this.proc = spawn('prosody', ['-F', '--config', this.configFile], {
+      uid: this.ids.uid,
+      gid: this.ids.gid,
+      env: { ...process.env, HOME: this.dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.exited = new Promise((r) => this.proc.once('exit', () => r()));
+    const ready = new RegExp(`Activated service 's2s' on \\[127\\.0\\.0\\.1\\]:${s2sPort}`);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`prosody did not start:\n${this.output.slice(-3000)}`)), 15000);
+      const onData = (d: Buffer) => {
+        this.output += d.toString();
+        if (ready.test(this.output)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      this.proc.stdout!.on('data', onData);
+      this.proc.stderr!.on('data', onData);
+      this.proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`prosody exited (${code}):\n${this.output.slice(-3000)}`));
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+function isRosterPush(jid: string, subscription: string) {
+  return (s: Stanza) =>
+    s.is('iq') &&
+    s.attrs.type === 'set' &&
+    s.getChild('query', ROSTER)?.getChild('item')?.attrs.jid === jid &&
+    s.getChild('query', ROSTER)?.getChild('item')?.attrs.subscription === subscription;
+}
+
+function scenario(secure: boolean): void {
+  const title = secure
+    ? 'federation with Prosody using CA-signed certificates (SASL EXTERNAL, secure auth)'
+    : 'federation with Prosody over Server Dialback';
+  describe(title, () => {
+    let dir: string;
+    let dns: FakeDns;
+    let prosody: Prosody;
+    let jf: TestServer;
+    let jane: TestClient;
+    let pat: SlixClient;
+
+    before(async () => {
+      const ids = prosodyIds();
+      dir = mkdtempSync(join(tmpdir(), 'jabberfly-prosody-'));
+      chmodSync(dir, 0o755);
+      const certs = join(dir, 'certs');
+      const jfRoot = join(dir, 'jabberfly');
+      mkdirSync(certs);
+      mkdirSync(join(dir, 'data'));
+      mkdirSync(join(jfRoot, 'certs'), { recursive: true });
+      let cafile: string | undefined;
+      if (secure) {
+        cafile = caSigned(certs, [PROSODY_DOMAIN, JF_DOMAIN]);
+        // jabberfly finds jf.test.crt/.key in its tls.dir and uses them.
+        for (const ext of ['crt', 'key']) {
+          copyFileSync(join(certs, `${JF_DOMAIN}.${ext}`), join(jfRoot, 'certs', `${JF_DOMAIN}.${ext}`));
+        }
+      } else {
+        selfSigned(certs, PROSODY_DOMAIN);
+      }
+      for (const entry of ['certs', 'data', ...readdirSync(certs).map((f) => join('certs', f))]) {
+        chownSync(join(dir, entry), ids.uid, ids.gid);
+      }
+      chownSync(dir, ids.uid, ids.gid);
+
+      const c2sPort = await freePort();
+      const s2sPort = await freePort();
+      jf = await startServer(
+        {
+          domain: JF_DOMAIN,
+          s2s: {
+            port: 0,
+            connectTimeout: 10,
+            secureAuth: secure,
+            trustedCas: cafile ? [cafile] : [],
+            routes: { [PROSODY_DOMAIN]: `127.0.0.1:${s2sPort}` },
+          },
+        },
+        jfRoot,
+      );
+      const jfS2s = jf.server.service(S2SService)!;
+      dns = await FakeDns.start({
+        srv: {
+          [`_xmpp-server._tcp.${JF_DOMAIN}`]: [{ priority: 0, weight: 0, port: jfS2s.ports.starttls!, target: 'jf-host.test' }],
+        },
+        a: { 'jf-host.test': '127.0.0.1' },
+      });
+      const configFile = join(dir, 'prosody.cfg.lua');
+      writeFileSync(configFile, prosodyConfig({ dir, c2sPort, s2sPort, dnsPort: dns.port, secureAuth: secure, cafile }));
+      chownSync(configFile, ids.uid, ids.gid);
+      prosody = new Prosody(configFile, ids, dir);
+      prosody.register('pat', 'pw');
+      await prosody.start(s2sPort);
+
+      await jf.addUser('jane', 'pw');
+      jane = await connect({ port: jf.port, domain: JF_DOMAIN, username: 'jane', password: 'pw', resource: 'jf' });
+      await jane.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
+      await jane.send(xml('presence'));
+      pat = new SlixClient({ jid: `pat@${PROSODY_DOMAIN}/slix`, password: 'pw', port: c2sPort });
+      await pat.started();
+      pat.send(`<iq type='get' id='roster1'><query xmlns='${ROSTER}'/></iq>`);
+      await pat.waitStanza((s) => s.name === 'iq' && s.attrs.id === 'roster1', 'roster result');
+      pat.send('<presence/>');
+    });
+
+    after(async () => {
+      await pat?.stop();
+      await jane?.stop();
+      await prosody?.stop();
+      await jf?.stop(false);
+      await dns?.close();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('subscribes both ways and ends with subscription both', async () => {
+      await jane.send(xml('presence', { to: `pat@${PROSODY_DOMAIN}`, type: 'subscribe' }));
+      const sub = await pat.waitStanza((s) => s.name === 'presence' && s.attrs.type === 'subscribe', 'subscribe at pat', 20000);
+      assert.equal(sub.attrs.from, `jane@${JF_DOMAIN}`);
+      pat.send(`<presence to='jane@${JF_DOMAIN}' type='subscribed'/>`);
+      pat.send(`<presence to='jane@${JF_DOMAIN}' type='subscribe'/>`);
+      await jane.waitFor(isRosterPush(`pat@${PROSODY_DOMAIN}`, 'to'), 'jane roster push to', 20000);
+      const sub2 = await jane.waitFor((s) => s.is('presence') && s.attrs.type === 'subscribe', 'subscribe at jane', 20000);
+      assert.equal(sub2.attrs.from, `pat@${PROSODY_DOMAIN}`);
+      await jane.send(xml('presence', { to: `pat@${PROSODY_DOMAIN}`, type: 'subscribed' }));
+      await jane.waitFor(isRosterPush(`pat@${PROSODY_DOMAIN}`, 'both'), 'jane roster push both', 20000);
+      const push = await pat.waitStanza(
+        (s) =>
+          s.name === 'iq' &&
+          s.attrs.type === 'set' &&
+          s.getChild('query', ROSTER)?.getChild('item')?.attrs.subscription === 'both',
+        'pat roster push both',
+        20000,
+      );
+      assert.equal(push.getChild('query', ROSTER)?.getChild('item')?.attrs.jid, `jane@${JF_DOMAIN}`);
+      // Presence flows once subscribed: each sees the other's resource online.
+      const seen = await pat.waitStanza(
+        (s) => s.name === 'presence' && s.attrs.from === `jane@${JF_DOMAIN}/jf` && !s.attrs.type,
+        'jane online at pat',
+        20000,
+      );
+      assert.ok(seen);
+      await jane.waitFor(
+        (s) => s.is('presence') && s.attrs.from === `pat@${PROSODY_DOMAIN}/slix` && !s.attrs.type,
+        'pat online at jane',
+        20000,
+      );
+    });
+
+    it('exchanges chat messages both ways', async () => {
+      await jane.send(xml('message', { to: `pat@${PROSODY_DOMAIN}/slix`, type: 'chat' }, xml('body', {}, 'hi from jabberfly')));
+      const m1 = await pat.waitStanza((s) => s.name === 'message' && s.getChildText('body') === 'hi from jabberfly', 'message at pat');
+      assert.equal(m1.attrs.from, `jane@${JF_DOMAIN}/jf`);
+      pat.send(`<message to='jane@${JF_DOMAIN}' type='chat'><body>hi from prosody</body></message>`);
+      const m2 = await jane.waitFor((s) => s.is('message') && s.getChildText('body') === 'hi from prosody', 'message at jane', 10000);
+      assert.equal(m2.attrs.from, `pat@${PROSODY_DOMAIN}/slix`);
+    });
+
+    it(`authenticated both directions with ${secure ? 'SASL EXTERNAL' : 'dialback'}`, () => {
+      const out = secure ? /outgoing s2s authenticated .*to=pros\.test method=EXTERNAL/ : /outgoing s2s authenticated .*to=pros\.test method=dialback/;
+      const inc = secure
+        ? /incoming s2s authenticated from=pros\.test .*method=EXTERNAL/
+        : /incoming s2s authenticated from=pros\.test .*method=dialback /;
+      assert.ok(jf.logs.some((l) => out.test(l)), `jabberfly → prosody: ${jf.logs.filter((l) => /s2s/.test(l)).join('\n')}`);
+      assert.ok(jf.logs.some((l) => inc.test(l)), `prosody → jabberfly: ${jf.logs.filter((l) => /s2s/.test(l)).join('\n')}`);
+      // Prosody's own view of the same links.
+      const mech = secure ? 'EXTERNAL' : 'dialback';
+      assert.match(prosody.output, new RegExp(`Outgoing s2s connection pros\\.test->jf\\.test complete`));
+      assert.match(prosody.output, new RegExp(`Incoming s2s connection jf\\.test->pros\\.test complete`));
+      if (secure) assert.match(prosody.output, /Accepting SASL EXTERNAL identity from jf\.test/);
+      else assert.doesNotMatch(prosody.output, /Accepting SASL EXTERNAL identity/, mech);
+    });
+  });
+}
+
+scenario(false);
+scenario(true);
