@@ -20,7 +20,7 @@ const ESCAPES: Record<string, string> = {
   '\\': '\\5c',
 };
 const UNESCAPES = new Map(Object.entries(ESCAPES).map(([c, e]) => [e, c]));
-const EMAIL = /^[^@\s]+@[a-z0-9.-]+\.[a-z0-9-]+$/i;
+const EMAIL = /^[^@\s]+@[\p{L}\p{N}.-]+\.[\p{L}\p{N}-]+$/iu;
 
 /** Whether a string looks like an MSN address (user@domain.tld). */
 export function isMsnAddress(s: string): boolean {
