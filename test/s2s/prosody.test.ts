@@ -277,7 +277,7 @@ function scenario(secure: boolean): void {
     });
 
     after(async () => {
-      if (process.env.S2S_DEBUG) writeFileSync(process.env.S2S_DEBUG, `${prosody?.output}\n-----\n${jf?.logs.join('\n')}`);
+      if (process.env.S2S_DEBUG) writeFileSync(`${process.env.S2S_DEBUG}${secure ? ".secure" : ""}`, `${prosody?.output}\n-----\n${jf?.logs.join('\n')}`);
       await pat?.stop();
       await jane?.stop();
       await prosody?.stop();
