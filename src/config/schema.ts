@@ -37,6 +37,8 @@ export interface Config {
     /** Largest decoded vCard PHOTO (avatar) in bytes. */
     vcardPhotoMaxSize: number;
     offlineMaxMessages: number;
+    /** JIDs one user may block (XEP-0191); every list is kept in memory. */
+    blocklistMaxItems: number;
   };
   msn: {
     enabled: boolean;
@@ -83,6 +85,7 @@ export function defaultConfig(): Config {
       vcardMaxSize: 256 * 1024,
       vcardPhotoMaxSize: 128 * 1024,
       offlineMaxMessages: 500,
+      blocklistMaxItems: 1000,
     },
     msn: {
       enabled: true,

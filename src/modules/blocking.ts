@@ -6,6 +6,7 @@
 // refused with not-acceptable + <blocked/>.
 import type { Module, StanzaEvent } from '../host/host.ts';
 import { sendResult } from '../host/iq-result.ts';
+import type { ClientSession } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
 import { BlocklistStore } from '../storage/blocklist.ts';
 import { RosterStore } from '../storage/roster.ts';
@@ -34,7 +35,9 @@ export const blockingModule: Module = async (host) => {
     const user = event.from.bare;
     const jids = itemJids(event.stanza);
     if (jids.length === 0) throw new StanzaError('bad-request', 'no item to block');
-    const added = await store.block(user, jids);
+    const max = server.config.limits.blocklistMaxItems;
+    const added = await store.block(user, jids, max);
+    if (!added) throw new StanzaError('policy-violation', `a blocklist holds at most ${max} JIDs`);
     sendResult(event);
     if (added.length === 0) return;
     push(user, 'block', added);
@@ -83,26 +86,27 @@ export const blockingModule: Module = async (host) => {
   /**
    * A newly blocked contact that could see the user's presence sees them go
    * offline; an unblocked one gets the current presence back (XEP-0191 §3.3,
-   * §3.4). Best effort: only contacts with a presence subscription.
+   * §3.4). Best effort: a failure is logged, the command has succeeded.
    */
-  const appearOffline = async (user: string, jid: string) => {
-    if (!(await subscribed(user, jid))) return;
-    for (const session of server.sessions.available(user)) {
-      server.router.route(el('presence', { type: 'unavailable', from: session.jid.toString(), to: jid }));
-    }
-  };
-  const showPresence = async (user: string, jid: string) => {
-    if (!(await subscribed(user, jid))) return;
-    for (const session of server.sessions.available(user)) {
+  const appearOffline = (user: string, jid: string) =>
+    ifSubscribed(user, jid, (session) =>
+      el('presence', { type: 'unavailable', from: session.jid.toString(), to: jid }),
+    );
+  const showPresence = (user: string, jid: string) =>
+    ifSubscribed(user, jid, (session) => {
       const presence = clone(session.presence!);
       presence.attrs.from = session.jid.toString();
       presence.attrs.to = jid;
-      server.router.route(presence);
+      return presence;
+    });
+  const ifSubscribed = async (user: string, jid: string, presenceOf: (s: ClientSession) => Element) => {
+    try {
+      const sub = (await server.store(RosterStore).getItem(user, jid))?.subscription;
+      if (sub !== 'from' && sub !== 'both') return;
+      for (const session of server.sessions.available(user)) server.router.route(presenceOf(session));
+    } catch (err) {
+      host.log.warn('blocking: presence update failed', { user, jid, error: String(err) });
     }
-  };
-  const subscribed = async (user: string, jid: string) => {
-    const sub = (await server.store(RosterStore).getItem(user, jid))?.subscription;
-    return sub === 'from' || sub === 'both';
   };
 
   // Inbound: from a JID the recipient blocked.

@@ -32,16 +32,19 @@ export const offlineModule: Module = (host) => {
     });
   });
 
-  // Runs before the presence module updates the session, so it can tell
-  // that this presence is what makes the resource available (RFC 6121 §4.2).
+  // Runs before the presence module and reads what it decided right after
+  // (it sets session.presence and priority synchronously): a resource that
+  // starts taking bare-JID messages gets what was stored for them.
+  const receiving = (s: ClientSession) => s.presence !== null && s.priority >= 0;
   host.hook(
     'pre-presence/self',
-    (event: StanzaEvent) => {
-      const { stanza, origin } = event;
-      if (origin.kind !== 'c2s' || stanza.attrs.type !== undefined || stanza.attrs.to) return false;
+    ({ origin }: StanzaEvent) => {
+      if (origin.kind !== 'c2s') return false;
       const session = origin.session;
-      const wasReceiving = session.presence !== null && session.priority >= 0;
-      if (!wasReceiving && priorityOf(stanza.getChildText('priority')) >= 0) flush(session);
+      const before = receiving(session);
+      queueMicrotask(() => {
+        if (!before && receiving(session)) flush(session);
+      });
       return false;
     },
     10,
@@ -59,9 +62,3 @@ export const offlineModule: Module = (host) => {
       );
   };
 };
-
-/** RFC 6121 §4.7.2.3: an integer from -128 to 127, 0 when absent. */
-function priorityOf(text: string | null): number {
-  const n = Number.parseInt(text ?? '0', 10);
-  return Number.isNaN(n) ? 0 : n;
-}

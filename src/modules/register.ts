@@ -11,6 +11,7 @@
 import type { Host, Module, StanzaEvent } from '../host/host.ts';
 import { sendResult } from '../host/iq-result.ts';
 import { Jid, JidError } from '../jid/jid.ts';
+import { RosterStore } from '../storage/roster.ts';
 import { deleteUserData } from '../storage/user-data.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { type Element, el, firstChild } from '../xml/element.ts';
@@ -170,6 +171,16 @@ async function removeAccount(host: Host, event: StanzaEvent): Promise<void> {
   // The account goes first, so nothing that runs as the sessions close
   // (last activity, ...) writes data for it again; the result says all is gone.
   await server.accounts.delete(event.from.local);
+  // Contacts learn the subscriptions are gone (XEP-0077 §3.2 SHOULD).
+  const roster = await server.store(RosterStore).get(bare);
+  for (const item of roster.items.values()) {
+    if (item.subscription === 'to' || item.subscription === 'both' || item.ask) {
+      server.router.route(el('presence', { type: 'unsubscribe', from: bare, to: item.jid }));
+    }
+    if (item.subscription === 'from' || item.subscription === 'both') {
+      server.router.route(el('presence', { type: 'unsubscribed', from: bare, to: item.jid }));
+    }
+  }
   await deleteUserData(server.storage, bare);
   host.log.info('account removed in-band', { user: bare });
   sendResult(event);

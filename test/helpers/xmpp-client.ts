@@ -29,6 +29,8 @@ export async function connect(o: ConnectOptions): Promise<TestClient> {
   const xmpp = client({
     service,
     domain,
+    // The library's 2 s default trips on a loaded CI machine.
+    timeout: 10000,
     resource: o.resource,
     credentials: async (authenticate: (c: object, m: string) => Promise<void>, mechanisms: string[]) => {
       const mech = o.mechanism ?? (mechanisms.includes('SCRAM-SHA-1') ? 'SCRAM-SHA-1' : mechanisms[0]!);

@@ -75,7 +75,7 @@ describe('blocking command', () => {
   }
 
   before(async () => {
-    ts = await startServer();
+    ts = await startServer({ limits: { blocklistMaxItems: 3 } });
     for (const u of ['alice', 'bob', 'carol']) await ts.addUser(u, 'pw');
     await start();
     // bob subscribes to alice's presence, and alice approves.
@@ -105,12 +105,15 @@ describe('blocking command', () => {
     assert.deepEqual(await blocklist(laptop), []);
   });
 
-  it('refuses a block without items and a malformed JID', async () => {
+  it('refuses a block without items, a malformed JID, and one over limits.blocklistMaxItems', async () => {
     const empty = await command('block');
     assert.equal(empty.attrs.type, 'error');
     assert.ok(empty.getChild('error')?.getChild('bad-request'), empty.toString());
     const bad = await command('block', 'a@b@c');
     assert.ok(bad.getChild('error')?.getChild('jid-malformed'), bad.toString());
+    const many = await command('block', 'a@x.example', 'b@x.example', 'c@x.example', 'd@x.example');
+    assert.ok(many.getChild('error')?.getChild('policy-violation'), many.toString());
+    assert.deepEqual(await blocklist(laptop), []);
   });
 
   it('blocks bob: result, a push to the resource that fetched the list, and bob sees alice go offline', async () => {

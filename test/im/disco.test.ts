@@ -62,7 +62,10 @@ describe('service discovery', () => {
       slix.send(`<iq type='get' id='items1' to='localhost'><query xmlns='${ITEMS}'/></iq>`);
       const reply = await slix.waitStanza((s) => s.is('iq') && s.attrs.id === 'items1', 'disco#items');
       assert.equal(reply.attrs.type, 'result');
-      const jids = reply.getChild('query')!.getChildren('item').map((i) => i.attrs.jid);
+      const jids = reply
+        .getChild('query')!
+        .getChildren('item')
+        .map((i) => i.attrs.jid);
       assert.deepEqual(jids, ['msn.localhost']);
     } finally {
       await slix.stop();
@@ -89,8 +92,15 @@ describe('service discovery', () => {
       const q = reply.getChild('query', INFO)!;
       assert.equal(q.attrs.node, `${node}#${ver}`);
       // Recompute the hash from what the server answered (XEP-0115 §5.1).
-      const ids = q.getChildren('identity').map((i: Element) => `${i.attrs.category}/${i.attrs.type}//${i.attrs.name ?? ''}<`);
-      const input = ids.sort().join('') + features(q).sort().map((f) => `${f}<`).join('');
+      const ids = q
+        .getChildren('identity')
+        .map((i: Element) => `${i.attrs.category}/${i.attrs.type}//${i.attrs.name ?? ''}<`);
+      const input =
+        ids.sort().join('') +
+        features(q)
+          .sort()
+          .map((f) => `${f}<`)
+          .join('');
       assert.equal(createHash('sha1').update(input).digest('base64'), ver);
 
       assert.equal(await condition(disco(bob, INFO, 'localhost', `${node}#bogus`)), 'item-not-found');
@@ -125,7 +135,9 @@ describe('service discovery', () => {
   it('hides an account from strangers and shows it to subscribed contacts', async () => {
     assert.equal(await condition(disco(bob, INFO, 'alice@localhost')), 'service-unavailable');
     assert.equal(await condition(disco(bob, INFO, 'nobody@localhost')), 'service-unavailable');
-    await ts.server.store(RosterStore).setItem('alice@localhost', { jid: 'bob@localhost', subscription: 'from', groups: [] });
+    await ts.server
+      .store(RosterStore)
+      .setItem('alice@localhost', { jid: 'bob@localhost', subscription: 'from', groups: [] });
     const reply = await disco(bob, INFO, 'alice@localhost');
     assert.equal(reply.attrs.from, 'alice@localhost');
     assert.equal(reply.getChild('query', INFO)!.getChild('identity')!.attrs.type, 'registered');

@@ -81,8 +81,12 @@ describe('ping, version, time, last', () => {
   });
 
   it("gives a user's logout time and status to subscribed contacts only", async () => {
-    await ts.server.store(RosterStore).setItem('alice@localhost', { jid: 'bob@localhost', subscription: 'both', groups: [] });
-    await ts.server.store(RosterStore).setItem('alice@localhost', { jid: 'carol@localhost', subscription: 'to', groups: [] });
+    await ts.server
+      .store(RosterStore)
+      .setItem('alice@localhost', { jid: 'bob@localhost', subscription: 'both', groups: [] });
+    await ts.server
+      .store(RosterStore)
+      .setItem('alice@localhost', { jid: 'carol@localhost', subscription: 'to', groups: [] });
     const carol = await connect({ port: ts.port, username: 'carol', password: 'pw' });
     try {
       assert.equal(await condition(get(bob, 'alice@localhost', 'query', 'jabber:iq:last')), 'item-not-found');
@@ -108,7 +112,10 @@ describe('ping, version, time, last', () => {
       assert.equal(q.getText(), 'Gone fishing');
 
       assert.equal(await condition(get(carol, 'alice@localhost', 'query', 'jabber:iq:last')), 'forbidden');
-      assert.equal(await condition(get(bob, 'nobody@localhost', 'query', 'jabber:iq:last')), 'service-unavailable');
+      assert.equal(
+        await condition(get(bob, 'nobody@localhost', 'query', 'jabber:iq:last')),
+        'service-unavailable',
+      );
     } finally {
       await carol.stop();
     }

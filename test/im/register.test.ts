@@ -80,7 +80,11 @@ describe('in-band registration, open', () => {
       assert.doesNotMatch(taken, /<password>/, 'the password is not echoed');
       const missing = await rawIq(s, 'c2', registerSet('c2', 'someone', ''));
       assert.match(missing, /<error type="modify"><not-acceptable /);
-      const remove = await rawIq(s, 'c3', `<iq type='set' id='c3'><query xmlns='${REGISTER}'><remove/></query></iq>`);
+      const remove = await rawIq(
+        s,
+        'c3',
+        `<iq type='set' id='c3'><query xmlns='${REGISTER}'><remove/></query></iq>`,
+      );
       assert.match(remove, /<error type="auth"><registration-required /);
     } finally {
       s.destroy();
@@ -140,13 +144,17 @@ describe('account management after login', () => {
 
   const change = (username: string, password: string) =>
     bob.xmpp.iqCaller.request(
-      xml('iq', { type: 'set' }, xml('query', { xmlns: REGISTER }, xml('username', {}, username), xml('password', {}, password))),
+      xml(
+        'iq',
+        { type: 'set' },
+        xml('query', { xmlns: REGISTER }, xml('username', {}, username), xml('password', {}, password)),
+      ),
     );
 
   it('shows the account as registered', async () => {
-    const q = (await bob.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: REGISTER })))).getChild(
-      'query',
-    );
+    const q = (
+      await bob.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: REGISTER })))
+    ).getChild('query');
     assert.ok(q.getChild('registered'));
     assert.equal(q.getChildText('username'), 'bob');
   });
@@ -180,7 +188,11 @@ describe('account management after login', () => {
       );
       assert.ok(await ts.server.store(VcardStore).get('dave@localhost'));
 
-      const removed = await rawIq(dave, 'rm', `<iq type='set' id='rm'><query xmlns='${REGISTER}'><remove/></query></iq>`);
+      const removed = await rawIq(
+        dave,
+        'rm',
+        `<iq type='set' id='rm'><query xmlns='${REGISTER}'><remove/></query></iq>`,
+      );
       assert.match(removed, /type="result"/);
       for (const s of [dave, second]) {
         await s.waitFor(/<stream:error><not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
@@ -193,7 +205,10 @@ describe('account management after login', () => {
     assert.equal(await ts.server.store(VcardStore).get('dave@localhost'), undefined);
     assert.equal(await ts.server.accounts.exists('dave'), false);
     const vcardGet = xml('iq', { type: 'get', to: 'dave@localhost' }, xml('vCard', { xmlns: 'vcard-temp' }));
-    await assert.rejects(bob.xmpp.iqCaller.request(vcardGet), (e: { condition?: string }) => e.condition === 'service-unavailable');
+    await assert.rejects(
+      bob.xmpp.iqCaller.request(vcardGet),
+      (e: { condition?: string }) => e.condition === 'service-unavailable',
+    );
     await assert.rejects(connect({ port: ts.port, username: 'dave', password: 'pw' }), /not-authorized/);
   });
 });

@@ -103,7 +103,11 @@ describe('vcard-temp', () => {
   });
 
   it("forbids writing another user's vCard", async () => {
-    const set = xml('iq', { type: 'set', to: 'alice@localhost' }, xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', {}, 'x')));
+    const set = xml(
+      'iq',
+      { type: 'set', to: 'alice@localhost' },
+      xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', {}, 'x')),
+    );
     assert.equal(await condition(bob.xmpp.iqCaller.request(set)), 'auth/forbidden');
   });
 
@@ -117,7 +121,10 @@ describe('vcard-temp', () => {
     await bob.send(
       xml('presence', { to: alice.jid }, xml('x', { xmlns: 'vcard-temp:x:update' }, xml('photo', {}, hash))),
     );
-    const p = await alice.waitStanza((s) => s.is('presence') && s.attrs.from === bob.jid, 'presence from bob');
+    const p = await alice.waitStanza(
+      (s) => s.is('presence') && s.attrs.from === bob.jid,
+      'presence from bob',
+    );
     assert.equal(p.getChild('x', 'vcard-temp:x:update')?.getChildText('photo'), hash);
   });
 

@@ -65,10 +65,8 @@ export class FakeDns {
     const name = labels.join('.').toLowerCase();
     this.queries.push(`${name}/${qtype}`);
     const answers: Buffer[] = [];
-    let exists = false;
     const srv = this.zone.srv?.[name];
     const a = this.zone.a?.[name];
-    if (srv || a) exists = true;
     if (qtype === TYPE_SRV && srv) {
       for (const r of srv) {
         const rdata = Buffer.concat([u16(r.priority), u16(r.weight), u16(r.port), encodeName(r.target)]);
@@ -79,10 +77,12 @@ export class FakeDns {
     }
     const header = Buffer.alloc(12);
     header.writeUInt16BE(msg.readUInt16BE(0), 0); // id
-    // QR, AA, RD copied; RA; rcode NXDOMAIN (3) for unknown names.
+    // QR, AA, RD copied; RA. Always NOERROR, empty when there is no such
+    // record: an NXDOMAIN for a parent name would make a resolver that
+    // minimises query names (libunbound) give up on the names below it.
     const rd = msg[2]! & 0x01;
     header[2] = 0x84 | rd;
-    header[3] = 0x80 | (exists ? 0 : 3);
+    header[3] = 0x80;
     header.writeUInt16BE(1, 4);
     header.writeUInt16BE(answers.length, 6);
     return Buffer.concat([header, question, ...answers]);

@@ -9,8 +9,8 @@
 // server on a 127.0.0.1 UDP port (fake-dns.ts) and points Prosody's resolver
 // at it with `unbound = { forward = "127.0.0.1@PORT" }` (libunbound, which
 // Debian's Prosody uses through lua-unbound). That DNS server answers
-// `_xmpp-server._tcp.jf.test` with jabberfly's ephemeral s2s port and
-// `jf-host.test` with 127.0.0.1, so no query or connection leaves loopback
+// `_xmpp-server._tcp.jf.example` with jabberfly's ephemeral s2s port and
+// `jf-host.example` with 127.0.0.1, so no query or connection leaves loopback
 // and nothing system-wide (/etc/hosts, resolv.conf) is touched.
 //
 // Scenarios: users on both servers subscribe to each other and chat both
@@ -31,8 +31,9 @@ import { SlixClient } from '../helpers/slixmpp.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
 import { FakeDns } from './fake-dns.ts';
 
-const PROSODY_DOMAIN = 'pros.test';
-const JF_DOMAIN = 'jf.test';
+// Not under .test: libunbound answers that special-use zone itself (NXDOMAIN).
+const PROSODY_DOMAIN = 'pros.example';
+const JF_DOMAIN = 'jf.example';
 const ROSTER = 'jabber:iq:roster';
 
 type Stanza = Awaited<ReturnType<TestClient['waitFor']>>;
@@ -127,7 +128,8 @@ c2s_require_encryption = true
 s2s_require_encryption = true
 s2s_secure_auth = ${o.secureAuth ? 'true' : 'false'}
 log = { { levels = { min = "debug" }, to = "console" } }
--- Resolve through the test's loopback DNS server only.
+-- Resolve through the test's loopback DNS server only (libunbound refuses
+-- loopback forwarders unless told otherwise).
 unbound = { forward = "127.0.0.1@${o.dnsPort}"; resolvconf = false; hoststxt = false;
   options = { ["do-not-query-localhost:"] = "no" } }
 ssl = { certificate = "${cert}"; key = "${key}"; ${o.cafile ? `cafile = "${o.cafile}";` : ''} }
@@ -224,7 +226,7 @@ function scenario(secure: boolean): void {
       let cafile: string | undefined;
       if (secure) {
         cafile = caSigned(certs, [PROSODY_DOMAIN, JF_DOMAIN]);
-        // jabberfly finds jf.test.crt/.key in its tls.dir and uses them.
+        // jabberfly finds jf.example.crt/.key in its tls.dir and uses them.
         for (const ext of ['crt', 'key']) {
           copyFileSync(join(certs, `${JF_DOMAIN}.${ext}`), join(jfRoot, 'certs', `${JF_DOMAIN}.${ext}`));
         }
@@ -254,9 +256,9 @@ function scenario(secure: boolean): void {
       const jfS2s = jf.server.service(S2SService)!;
       dns = await FakeDns.start({
         srv: {
-          [`_xmpp-server._tcp.${JF_DOMAIN}`]: [{ priority: 0, weight: 0, port: jfS2s.ports.starttls!, target: 'jf-host.test' }],
+          [`_xmpp-server._tcp.${JF_DOMAIN}`]: [{ priority: 0, weight: 0, port: jfS2s.ports.starttls!, target: 'jf-host.example' }],
         },
-        a: { 'jf-host.test': '127.0.0.1' },
+        a: { 'jf-host.example': '127.0.0.1' },
       });
       const configFile = join(dir, 'prosody.cfg.lua');
       writeFileSync(configFile, prosodyConfig({ dir, c2sPort, s2sPort, dnsPort: dns.port, secureAuth: secure, cafile }));
@@ -330,17 +332,17 @@ function scenario(secure: boolean): void {
     });
 
     it(`authenticated both directions with ${secure ? 'SASL EXTERNAL' : 'dialback'}`, () => {
-      const out = secure ? /outgoing s2s authenticated .*to=pros\.test method=EXTERNAL/ : /outgoing s2s authenticated .*to=pros\.test method=dialback/;
+      const out = secure ? /outgoing s2s authenticated .*to=pros\.example method=EXTERNAL/ : /outgoing s2s authenticated .*to=pros\.example method=dialback/;
       const inc = secure
-        ? /incoming s2s authenticated from=pros\.test .*method=EXTERNAL/
-        : /incoming s2s authenticated from=pros\.test .*method=dialback /;
+        ? /incoming s2s authenticated from=pros\.example .*method=EXTERNAL/
+        : /incoming s2s authenticated from=pros\.example .*method=dialback /;
       assert.ok(jf.logs.some((l) => out.test(l)), `jabberfly → prosody: ${jf.logs.filter((l) => /s2s/.test(l)).join('\n')}`);
       assert.ok(jf.logs.some((l) => inc.test(l)), `prosody → jabberfly: ${jf.logs.filter((l) => /s2s/.test(l)).join('\n')}`);
       // Prosody's own view of the same links.
       const mech = secure ? 'EXTERNAL' : 'dialback';
-      assert.match(prosody.output, new RegExp(`Outgoing s2s connection pros\\.test->jf\\.test complete`));
-      assert.match(prosody.output, new RegExp(`Incoming s2s connection jf\\.test->pros\\.test complete`));
-      if (secure) assert.match(prosody.output, /Accepting SASL EXTERNAL identity from jf\.test/);
+      assert.match(prosody.output, new RegExp(`Outgoing s2s connection pros\\.example->jf\\.example complete`));
+      assert.match(prosody.output, new RegExp(`Incoming s2s connection jf\\.example->pros\\.example complete`));
+      if (secure) assert.match(prosody.output, /Accepting SASL EXTERNAL identity from jf\.example/);
       else assert.doesNotMatch(prosody.output, /Accepting SASL EXTERNAL identity/, mech);
     });
   });

@@ -1,0 +1,318 @@
+// The two servers under test, each a child process with its own temp
+// folder, certificates and loopback port: jabberfly through its real command
+// (bin/jabberfly.js start --config FILE) and Debian's Prosody 0.12 run as
+// the `prosody` user. Both get the same users (same password) before the
+// load starts.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { streamHeader } from './client.ts';
+
+export const DOMAIN = 'bench.test';
+export const PASSWORD = 'bench-password';
+const BIN = fileURLToPath(new URL('../bin/jabberfly.js', import.meta.url));
+
+/** Every child process the bench started, so they can be killed on any exit path. */
+export const children = new Set<ChildProcess>();
+
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** A self-signed EC P-256 certificate for the bench domain, shared by both servers. */
+export function makeCertificate(dir: string): { crt: string; key: string } {
+  mkdirSync(dir, { recursive: true });
+  const crt = join(dir, `${DOMAIN}.crt`);
+  const key = join(dir, `${DOMAIN}.key`);
+  execFileSync(
+    'openssl',
+    [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '7',
+      '-subj', `/CN=${DOMAIN}`, '-addext', `subjectAltName=DNS:${DOMAIN}`, '-keyout', key, '-out', crt,
+    ],
+    { stdio: 'pipe' },
+  );
+  return { crt, key };
+}
+
+/** Resolves once the port answers an XMPP stream header with stream features. */
+async function waitReady(port: number, child: ChildProcess, output: () => string, ms = 60000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`server exited (${child.exitCode ?? child.signalCode}):\n${output().slice(-3000)}`);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = netConnect({ host: '127.0.0.1', port });
+      let buf = '';
+      const done = (v: boolean) => {
+        clearTimeout(t);
+        s.destroy();
+        resolve(v);
+      };
+      const t = setTimeout(() => done(false), 1000);
+      s.on('connect', () => s.write(streamHeader(DOMAIN)));
+      s.on('data', (d) => {
+        buf += d.toString();
+        if (buf.includes('features')) done(true);
+      });
+      s.on('error', () => done(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`server did not answer on port ${port}:\n${output().slice(-3000)}`);
+}
+
+async function stopChild(child: ChildProcess | null): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) {
+    if (child) children.delete(child);
+    return;
+  }
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+  await exited;
+  clearTimeout(timer);
+  children.delete(child);
+}
+
+export interface BenchServer {
+  readonly name: 'jabberfly' | 'prosody';
+  readonly label: string;
+  readonly port: number;
+  readonly pid: number;
+  /** Creates the users (server stopped). */
+  prepare(users: string[]): Promise<void>;
+  start(options?: { cpuProfDir?: string }): Promise<void>;
+  stop(): Promise<void>;
+  output(): string;
+}
+
+export class Jabberfly implements BenchServer {
+  readonly name = 'jabberfly' as const;
+  readonly label: string;
+  private child: ChildProcess | null = null;
+  private out = '';
+  private readonly configFile: string;
+
+  constructor(
+    private readonly dir: string,
+    readonly port: number,
+    cert: { crt: string; key: string },
+    options: { msn?: { server: string; nexus: string; loginUrl?: string } } = {},
+  ) {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    this.label = `jabberfly ${pkg.version}`;
+    mkdirSync(join(dir, 'certs'), { recursive: true });
+    copyFileSync(cert.crt, join(dir, 'certs', `${DOMAIN}.crt`));
+    copyFileSync(cert.key, join(dir, 'certs', `${DOMAIN}.key`));
+    this.configFile = join(dir, 'jabberfly.yaml');
+    const msn = options.msn
+      ? `msn:\n  enabled: true\n  server: "${options.msn.server}"\n  nexus: "${options.msn.nexus}"\n${
+          options.msn.loginUrl ? `  loginUrl: "${options.msn.loginUrl}"\n` : ''
+        }`
+      : 'msn:\n  enabled: false\n';
+    writeFileSync(
+      this.configFile,
+      `# Written by bench/servers.ts
+domain: ${DOMAIN}
+listen: ["127.0.0.1"]
+storage:
+  path: "${join(dir, 'storage')}"
+  sync: false
+tls:
+  dir: "${join(dir, 'certs')}"
+c2s:
+  port: ${port}
+  directTlsPort: false
+  requireTls: true
+s2s:
+  port: false
+http:
+  port: false
+https:
+  port: false
+limits:
+  maxConnectionsPerIp: 1000000
+  authTimeout: 120
+${msn}log:
+  level: warn
+`,
+    );
+  }
+
+  get pid(): number {
+    return this.child?.pid ?? 0;
+  }
+
+  output(): string {
+    return this.out;
+  }
+
+  /** Writes accounts straight into the storage (same SCRAM record for every user: one password, one salt). */
+  async prepare(users: string[]): Promise<void> {
+    const { LevelBackend } = await import('../src/storage/level.ts');
+    const { deriveCredentials, SCRAM_HASHES } = await import('../src/auth/scram.ts');
+    const backend = await LevelBackend.open(join(this.dir, 'storage'));
+    try {
+      const scram: Record<string, unknown> = {};
+      for (const h of SCRAM_HASHES) scram[h] = deriveCredentials(h, PASSWORD);
+      const kv = backend.keyValue<unknown>('accounts');
+      const created = new Date().toISOString();
+      for (let i = 0; i < users.length; i += 500) {
+        await Promise.all(users.slice(i, i + 500).map((u) => kv.set(u, { scram, created })));
+      }
+    } finally {
+      await backend.close();
+    }
+  }
+
+  async start(options: { cpuProfDir?: string } = {}): Promise<void> {
+    const args = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
+    this.out = '';
+    const child = spawn(process.execPath, [...args, BIN, 'start', '--config', this.configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    children.add(child);
+    this.child = child;
+    const onData = (d: Buffer) => {
+      this.out += d.toString();
+      if (this.out.length > 200_000) this.out = this.out.slice(-100_000);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    await waitReady(this.port, child, () => this.out);
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.child);
+    this.child = null;
+  }
+}
+
+export class Prosody implements BenchServer {
+  readonly name = 'prosody' as const;
+  readonly label: string;
+  private child: ChildProcess | null = null;
+  private out = '';
+  private readonly configFile: string;
+  private readonly uid: number;
+  private readonly gid: number;
+
+  constructor(
+    private readonly dir: string,
+    readonly port: number,
+    cert: { crt: string; key: string },
+  ) {
+    this.uid = Number(execFileSync('id', ['-u', 'prosody']).toString().trim());
+    this.gid = Number(execFileSync('id', ['-g', 'prosody']).toString().trim());
+    const version = /^ii\s+prosody\s+(\S+)/m.exec(execFileSync('dpkg', ['-l', 'prosody']).toString())?.[1] ?? '?';
+    this.label = `Prosody ${version}`;
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    mkdirSync(join(dir, 'certs'), { recursive: true });
+    const crt = join(dir, 'certs', `${DOMAIN}.crt`);
+    const key = join(dir, 'certs', `${DOMAIN}.key`);
+    copyFileSync(cert.crt, crt);
+    copyFileSync(cert.key, key);
+    this.configFile = join(dir, 'prosody.cfg.lua');
+    // The module set matches what jabberfly serves: roster, presence,
+    // messages, offline storage, carbons, blocking, vCard, ping, disco,
+    // version, time, last activity; no MAM, no s2s,
+    // no HTTP. Logging at warn, like jabberfly's bench config.
+    writeFileSync(
+      this.configFile,
+      `-- Written by bench/servers.ts
+pidfile = "${join(dir, 'prosody.pid')}"
+data_path = "${join(dir, 'data')}"
+interfaces = { "127.0.0.1" }
+local_interfaces = { "127.0.0.1" }
+use_ipv6 = false
+network_backend = "epoll"
+c2s_ports = { ${port} }
+c2s_direct_tls_ports = { }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "vcard"; "carbons"; "offline"; "blocklist"; "version"; "time"; "lastactivity" }
+modules_disabled = { "s2s"; "s2s_auth_certs"; "admin_shell"; "admin_socket"; "mam"; "http" }
+authentication = "internal_hashed"
+storage = "internal"
+c2s_require_encryption = true
+log = { { levels = { min = "warn" }, to = "console" } }
+ssl = { certificate = "${crt}"; key = "${key}"; }
+VirtualHost "${DOMAIN}"
+`,
+    );
+    this.chownTree(dir);
+  }
+
+  get pid(): number {
+    return this.child?.pid ?? 0;
+  }
+
+  output(): string {
+    return this.out;
+  }
+
+  private chownTree(path: string): void {
+    chownSync(path, this.uid, this.gid);
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const p = join(path, entry.name);
+      if (entry.isDirectory()) this.chownTree(p);
+      else chownSync(p, this.uid, this.gid);
+    }
+  }
+
+  private asProsody() {
+    return { uid: this.uid, gid: this.gid, env: { ...process.env, HOME: this.dir }, stdio: 'pipe' as const };
+  }
+
+  /**
+   * Registers one user with `prosodyctl register`, then copies its account
+   * file (SCRAM-SHA-1 keys, salt, iteration count) to every other user: the
+   * same record prosodyctl would write for the same password and salt, in a
+   * fraction of the time (one prosodyctl run costs about half a second).
+   */
+  async prepare(users: string[]): Promise<void> {
+    const [first, ...rest] = users;
+    execFileSync('prosodyctl', ['--config', this.configFile, 'register', first!, DOMAIN, PASSWORD], this.asProsody());
+    const accounts = join(this.dir, 'data', encodeURIComponent(DOMAIN).replace(/\./g, '%2e'), 'accounts');
+    const template = readFileSync(join(accounts, `${first}.dat`));
+    for (const u of rest) {
+      if (!/^[a-z0-9]+$/.test(u)) throw new Error(`user names must be plain alphanumerics: ${u}`);
+      const file = join(accounts, `${u}.dat`);
+      writeFileSync(file, template);
+      chownSync(file, this.uid, this.gid);
+    }
+  }
+
+  async start(): Promise<void> {
+    this.out = '';
+    const child = spawn('prosody', ['-F', '--config', this.configFile], {
+      ...this.asProsody(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    this.child = child;
+    const onData = (d: Buffer) => {
+      this.out += d.toString();
+      if (this.out.length > 200_000) this.out = this.out.slice(-100_000);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    await waitReady(this.port, child, () => this.out);
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.child);
+    this.child = null;
+  }
+}
