@@ -141,13 +141,13 @@ export class Conn {
   async login(resource = 'bench', ms = 30000): Promise<void> {
     const { host, port, domain, password } = this.target;
     await new Promise<void>((resolve, reject) => {
-      const s = netConnect({ host, port, localAddress: this.localAddress }, () => resolve());
+      const s = netConnect({ host, port, localAddress: this.localAddress, noDelay: true }, () => resolve());
       s.once('error', reject);
       this.socket = s;
     });
     this.attach(this.socket);
     this.write(streamHeader(domain));
-    const f1 = await this.wait(/<(?:stream:)?features[^]*?<\/(?:stream:)?features>/, ms);
+    const f1 = await this.wait(/<(?:stream:)?features[\s\S]*?<\/(?:stream:)?features>/, ms);
     if (!f1[0].includes('starttls')) throw new LoginError('no STARTTLS offered');
     this.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     await this.wait(/<proceed[^>]*>/, ms);
@@ -165,27 +165,27 @@ export class Conn {
     this.cipher = `${tls.getProtocol()} ${tls.getCipher().name}`;
     this.attach(tls);
     this.write(streamHeader(domain));
-    const f2 = await this.wait(/<(?:stream:)?features[^]*?<\/(?:stream:)?features>/, ms);
+    const f2 = await this.wait(/<(?:stream:)?features[\s\S]*?<\/(?:stream:)?features>/, ms);
     if (!f2[0].includes('SCRAM-SHA-1<')) throw new LoginError(`no SCRAM-SHA-1 offered: ${f2[0]}`);
     const cnonce = randomBytes(18).toString('base64');
     const clientFirstBare = `n=${this.user},r=${cnonce}`;
     this.write(
       `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>${Buffer.from(`n,,${clientFirstBare}`).toString('base64')}</auth>`,
     );
-    const ch = await this.wait(/<challenge[^>]*>([^<]*)<\/challenge>|<failure[^]*?<\/failure>/, ms);
+    const ch = await this.wait(/<challenge[^>]*>([^<]*)<\/challenge>|<failure[\s\S]*?<\/failure>/, ms);
     if (ch[1] === undefined) throw new LoginError(`SASL failed for ${this.user}: ${ch[0]}`);
     const serverFirst = Buffer.from(ch[1], 'base64').toString('utf8');
     const final = scramFinal(clientFirstBare, serverFirst, password);
     this.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${Buffer.from(final).toString('base64')}</response>`);
-    const ok = await this.wait(/<success[^>]*(?:\/>|>[^<]*<\/success>)|<failure[^]*?<\/failure>/, ms);
+    const ok = await this.wait(/<success[^>]*(?:\/>|>[^<]*<\/success>)|<failure[\s\S]*?<\/failure>/, ms);
     if (!ok[0].startsWith('<success')) throw new LoginError(`SASL failed for ${this.user}: ${ok[0]}`);
     this.buf = '';
     this.write(streamHeader(domain));
-    await this.wait(/<(?:stream:)?features[^]*?<\/(?:stream:)?features>/, ms);
+    await this.wait(/<(?:stream:)?features[\s\S]*?<\/(?:stream:)?features>/, ms);
     this.write(
       `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`,
     );
-    const j = await this.wait(/<jid>([^<]+)<\/jid>|<error[^]*?<\/iq>/, ms);
+    const j = await this.wait(/<jid>([^<]+)<\/jid>|<error[\s\S]*?<\/iq>/, ms);
     if (j[1] === undefined) throw new LoginError(`bind failed for ${this.user}: ${j[0]}`);
     this.jid = j[1];
     // Initial presence, then a ping as a barrier: its reply (result or

@@ -73,6 +73,11 @@ export class C2SSession implements ClientSession {
     if (this.state !== 'closed') this.framing.send(stanza);
   }
 
+  /** Sends a keepalive when the stream has been quiet since `before` (ms). */
+  keepaliveIfIdle(before: number): void {
+    if (this.state === 'bound' && (this.framing.lastWrite ?? before) < before) this.framing.keepalive?.();
+  }
+
   close(error?: StreamErrorName, text?: string): void {
     if (this.state === 'closed') return;
     if (this.state === 'wait-open') {

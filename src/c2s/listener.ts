@@ -13,10 +13,19 @@ export class C2SListeners {
   private readonly perIp = new Map<string, number>();
   ports: { starttls: number | null; directTls: number | null } = { starttls: null, directTls: null };
 
+  private keepaliveTimer: NodeJS.Timeout | null = null;
+
   constructor(private readonly server: Server) {}
 
   async start(): Promise<void> {
     const { c2s } = this.server.config;
+    // One sweep for all sessions instead of a timer per connection.
+    const interval = this.server.config.limits.keepaliveInterval * 1000;
+    this.keepaliveTimer = setInterval(() => {
+      const before = Date.now() - interval;
+      for (const s of this.sessions) s.keepaliveIfIdle(before);
+    }, interval / 2);
+    this.keepaliveTimer.unref();
     if (c2s.port !== false) {
       const bound = await listenAll(() => createTcpServer((socket) => this.accept(socket)), c2s.port, this.server.config.listen);
       this.ports.starttls = bound.port;
@@ -59,6 +68,7 @@ export class C2SListeners {
   }
 
   async stop(): Promise<void> {
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
     for (const s of [...this.sessions]) s.close('system-shutdown', 'the server is shutting down');
     await closeAll(this.servers);
   }

@@ -37,6 +37,8 @@ export interface Config {
     /** Largest decoded vCard PHOTO (avatar) in bytes. */
     vcardPhotoMaxSize: number;
     offlineMaxMessages: number;
+    /** Seconds of silence after which a whitespace keepalive is sent to a client. */
+    keepaliveInterval: number;
     /** JIDs one user may block (XEP-0191); every list is kept in memory. */
     blocklistMaxItems: number;
   };
@@ -85,6 +87,7 @@ export function defaultConfig(): Config {
       vcardMaxSize: 256 * 1024,
       vcardPhotoMaxSize: 128 * 1024,
       offlineMaxMessages: 500,
+      keepaliveInterval: 120,
       blocklistMaxItems: 1000,
     },
     msn: {

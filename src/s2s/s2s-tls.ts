@@ -3,13 +3,21 @@
 // peers can use SASL EXTERNAL on us) and verifies the peer's against the
 // system CAs plus `s2s.trustedCas`. Whether a peer "verified" is judged
 // here once: chain valid AND the certificate names the claimed domain.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { checkServerIdentity, createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import {
+  checkServerIdentity,
+  createSecureContext,
+  type DetailedPeerCertificate,
+  rootCertificates,
+  type SecureContext,
+} from 'node:tls';
 import type { TcpFraming } from '../stream/tcp-framing.ts';
 import type { Certificates } from '../tls/certs.ts';
 
 export class S2STls {
   private readonly ca: string[];
+  private anchors: X509Certificate[] | null = null;
   private readonly contexts = new Map<string, SecureContext>();
 
   constructor(
@@ -46,9 +54,51 @@ export class S2STls {
 
   /** Whether the peer's certificate chains to a trusted CA and names `domain`. */
   peerVerified(framing: TcpFraming, domain: string): boolean {
-    if (!framing.secure || !framing.peerAuthorized()) return false;
-    const cert = framing.peerCertificate();
+    if (!framing.secure) return false;
+    const cert = framing.peerCertificate() as DetailedPeerCertificate | null;
     if (!cert) return false;
+    // Node sets `authorized` for TLS clients, and for servers only when the
+    // socket came from tls.Server: a STARTTLS server socket never gets it,
+    // so the client certificate's chain is checked here instead.
+    if (!framing.peerAuthorized() && !this.chainTrusted(cert)) return false;
     return checkServerIdentity(domain, cert) === undefined;
   }
+
+  /**
+   * Walks leaf → presented intermediates → one of our CAs, checking each
+   * signature and validity period (what OpenSSL does for the client side).
+   */
+  private chainTrusted(peer: DetailedPeerCertificate): boolean {
+    this.anchors ??= this.ca.flatMap(parsePems);
+    const presented: X509Certificate[] = [];
+    const seen = new Set<DetailedPeerCertificate>();
+    for (let c: DetailedPeerCertificate | undefined = peer; c?.raw && !seen.has(c); c = c.issuerCertificate) {
+      seen.add(c);
+      presented.push(new X509Certificate(c.raw));
+    }
+    const now = Date.now();
+    const current = (x: X509Certificate) => Date.parse(x.validFrom) <= now && now <= Date.parse(x.validTo);
+    const signs = (issuer: X509Certificate, x: X509Certificate) =>
+      current(issuer) && x.checkIssued(issuer) && x.verify(issuer.publicKey);
+    let cert: X509Certificate | undefined = presented[0];
+    for (let depth = 0; cert && depth < 10; depth++) {
+      if (!current(cert)) return false;
+      const c: X509Certificate = cert;
+      if (this.anchors.some((anchor) => signs(anchor, c))) return true;
+      cert = presented.find((p) => p !== c && p.ca && signs(p, c));
+    }
+    return false;
+  }
+}
+
+/** Every certificate in a PEM bundle (unparseable entries are skipped). */
+function parsePems(pem: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.flatMap((b) => {
+    try {
+      return [new X509Certificate(b)];
+    } catch {
+      return [];
+    }
+  });
 }

@@ -42,6 +42,13 @@ export interface Framing {
   restart(): void;
   /** Drops the transport now. */
   destroy(): void;
+  /** When something was last written (ms since epoch), for keepalives. */
+  readonly lastWrite?: number;
+  /**
+   * Sends a keepalive the transport understands (whitespace on TCP).
+   * Transports with keepalives of their own (WebSocket ping) leave it out.
+   */
+  keepalive?(): void;
   /** TLS peer certificate, for SASL EXTERNAL on s2s. */
   peerCertificate?(): import('node:tls').PeerCertificate | null;
 }

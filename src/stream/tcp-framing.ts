@@ -25,6 +25,7 @@ export class TcpFraming implements Framing {
   private readonly parser: XmlStreamParser;
   private closed = false;
   private tlsActive: boolean;
+  lastWrite = Date.now();
 
   constructor(
     socket: Socket,
@@ -94,7 +95,15 @@ export class TcpFraming implements Framing {
   }
 
   write(s: string): void {
-    if (!this.closed && this.socket.writable) this.socket.write(s);
+    if (!this.closed && this.socket.writable) {
+      this.lastWrite = Date.now();
+      this.socket.write(s);
+    }
+  }
+
+  /** RFC 6120 §4.6.1: a single space keeps NATs open and exposes dead peers. */
+  keepalive(): void {
+    this.write(' ');
   }
 
   closeStream(): void {

@@ -156,3 +156,14 @@ describe('connection limits', () => {
     await ts.stop();
   });
 });
+
+describe('keepalives', () => {
+  it('sends whitespace to a quiet authenticated stream', async () => {
+    const ts = await startServer({ limits: { keepaliveInterval: 0.2 } });
+    await ts.addUser('kim', 'pw');
+    const s = await rawLogin(ts.port, 'kim', 'pw');
+    await s.waitFor(/^ +$/, 3000);
+    s.destroy();
+    await ts.stop();
+  });
+});

@@ -63,11 +63,18 @@ describe('federation between two jabberfly servers', () => {
   let bob: TestClient;
 
   before(async () => {
-    a = await startServer({ domain: 'a.test', s2s: { port: 0, directTlsPort: 0, connectTimeout: 3 } });
+    // a.test also hosts the transport domain msn.a.test (nothing leaves
+    // loopback: its MSN server setting points at a closed local port).
+    a = await startServer({
+      domain: 'a.test',
+      s2s: { port: 0, directTlsPort: 0, connectTimeout: 3 },
+      msn: { enabled: true, server: '127.0.0.1:9' },
+    });
     b = await startServer({ domain: 'b.test', s2s: { port: 0, directTlsPort: 0, connectTimeout: 3 } });
     // Each knows the other only through its static route table.
     a.config.s2s.routes['b.test'] = `127.0.0.1:${s2s(b).ports.starttls}`;
     b.config.s2s.routes['a.test'] = `127.0.0.1:${s2s(a).ports.starttls}`;
+    b.config.s2s.routes['msn.a.test'] = `127.0.0.1:${s2s(a).ports.starttls}`;
     await a.addUser('alice', 'pw');
     await b.addUser('bob', 'pw');
     alice = await connect({
@@ -217,6 +224,40 @@ describe('federation between two jabberfly servers', () => {
     );
     assert.equal(vcard.attrs.from, 'bob@b.test');
     assert.equal(vcard.getChild('vCard', 'vcard-temp')?.getChildText('FN'), 'Bob from B');
+  });
+
+  it('authenticates each local domain separately towards the same remote domain', async () => {
+    a.server.router.route(
+      xml(
+        'message',
+        { from: 'msn.a.test', to: 'bob@b.test/work', type: 'headline' },
+        xml('body', {}, 'from the transport'),
+      ),
+    );
+    const m = await bob.waitFor(
+      (s) => s.is('message') && s.getChildText('body') === 'from the transport',
+      'transport message',
+    );
+    assert.equal(m.attrs.from, 'msn.a.test');
+    assert.ok(s2s(a).links.has('msn.a.test b.test'), 'a link of its own for msn.a.test');
+    assert.ok(b.logs.some((l) => /incoming s2s authenticated from=msn\.a\.test .*method=dialback/.test(l)));
+  });
+
+  it('with s2s.secureAuth, refuses a server whose certificate does not verify', async () => {
+    const service = s2s(a);
+    a.config.s2s.secureAuth = true;
+    try {
+      service.links.get('a.test b.test')?.close();
+      await alice.send(
+        xml('message', { to: 'bob@b.test/work', type: 'chat', id: 'strict1' }, xml('body', {}, 'strict')),
+      );
+      const bounce = await alice.waitFor((s) => s.is('message') && s.attrs.id === 'strict1', 'bounce');
+      assert.equal(errorCondition(bounce), 'remote-server-not-found');
+      assert.ok(a.logs.some((l) => /certificate of b\.test does not verify/.test(l)));
+      assert.ok(!bob.received.some((s) => s.getChildText('body') === 'strict'));
+    } finally {
+      a.config.s2s.secureAuth = false;
+    }
   });
 
   it('closes a link that carries a stanza with a from domain it did not authenticate', async () => {

@@ -19,7 +19,16 @@
 // s2s.secureAuth / s2s_secure_auth, so SASL EXTERNAL authenticates.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,8 +69,23 @@ function openssl(args: string[], cwd: string): void {
 function selfSigned(dir: string, name: string): void {
   openssl(
     [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-      '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', `${name}.key`, '-out', `${name}.crt`,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=DNS:${name}`,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
     ],
     dir,
   );
@@ -71,24 +95,66 @@ function selfSigned(dir: string, name: string): void {
 function caSigned(dir: string, names: string[]): string {
   openssl(
     [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-      '-subj', '/CN=jabberfly test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', 'ca.key', '-out', 'ca.pem',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=jabberfly test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
     ],
     dir,
   );
   for (const name of names) {
     openssl(
       [
-        'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`,
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        `subjectAltName=DNS:${name}`,
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.csr`,
       ],
       dir,
     );
     openssl(
       [
-        'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
-        '-copy_extensions', 'copy', '-out', `${name}.crt`,
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '2',
+        '-copy_extensions',
+        'copy',
+        '-out',
+        `${name}.crt`,
       ],
       dir,
     );
@@ -168,7 +234,10 @@ class Prosody {
     this.exited = new Promise((r) => this.proc.once('exit', () => r()));
     const ready = new RegExp(`Activated service 's2s' on \\[127\\.0\\.0\\.1\\]:${s2sPort}`);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`prosody did not start:\n${this.output.slice(-3000)}`)), 15000);
+      const timer = setTimeout(
+        () => reject(new Error(`prosody did not start:\n${this.output.slice(-3000)}`)),
+        15000,
+      );
       const onData = (d: Buffer) => {
         this.output += d.toString();
         if (ready.test(this.output)) {
@@ -256,19 +325,30 @@ function scenario(secure: boolean): void {
       const jfS2s = jf.server.service(S2SService)!;
       dns = await FakeDns.start({
         srv: {
-          [`_xmpp-server._tcp.${JF_DOMAIN}`]: [{ priority: 0, weight: 0, port: jfS2s.ports.starttls!, target: 'jf-host.example' }],
+          [`_xmpp-server._tcp.${JF_DOMAIN}`]: [
+            { priority: 0, weight: 0, port: jfS2s.ports.starttls!, target: 'jf-host.example' },
+          ],
         },
         a: { 'jf-host.example': '127.0.0.1' },
       });
       const configFile = join(dir, 'prosody.cfg.lua');
-      writeFileSync(configFile, prosodyConfig({ dir, c2sPort, s2sPort, dnsPort: dns.port, secureAuth: secure, cafile }));
+      writeFileSync(
+        configFile,
+        prosodyConfig({ dir, c2sPort, s2sPort, dnsPort: dns.port, secureAuth: secure, cafile }),
+      );
       chownSync(configFile, ids.uid, ids.gid);
       prosody = new Prosody(configFile, ids, dir);
       prosody.register('pat', 'pw');
       await prosody.start(s2sPort);
 
       await jf.addUser('jane', 'pw');
-      jane = await connect({ port: jf.port, domain: JF_DOMAIN, username: 'jane', password: 'pw', resource: 'jf' });
+      jane = await connect({
+        port: jf.port,
+        domain: JF_DOMAIN,
+        username: 'jane',
+        password: 'pw',
+        resource: 'jf',
+      });
       await jane.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
       await jane.send(xml('presence'));
       pat = new SlixClient({ jid: `pat@${PROSODY_DOMAIN}/slix`, password: 'pw', port: c2sPort });
@@ -279,7 +359,11 @@ function scenario(secure: boolean): void {
     });
 
     after(async () => {
-      if (process.env.S2S_DEBUG) writeFileSync(`${process.env.S2S_DEBUG}${secure ? ".secure" : ""}`, `${prosody?.output}\n-----\n${jf?.logs.join('\n')}`);
+      if (process.env.S2S_DEBUG)
+        writeFileSync(
+          `${process.env.S2S_DEBUG}${secure ? '.secure' : ''}`,
+          `${prosody?.output}\n-----\n${jf?.logs.join('\n')}`,
+        );
       await pat?.stop();
       await jane?.stop();
       await prosody?.stop();
@@ -290,12 +374,20 @@ function scenario(secure: boolean): void {
 
     it('subscribes both ways and ends with subscription both', async () => {
       await jane.send(xml('presence', { to: `pat@${PROSODY_DOMAIN}`, type: 'subscribe' }));
-      const sub = await pat.waitStanza((s) => s.name === 'presence' && s.attrs.type === 'subscribe', 'subscribe at pat', 20000);
+      const sub = await pat.waitStanza(
+        (s) => s.name === 'presence' && s.attrs.type === 'subscribe',
+        'subscribe at pat',
+        20000,
+      );
       assert.equal(sub.attrs.from, `jane@${JF_DOMAIN}`);
       pat.send(`<presence to='jane@${JF_DOMAIN}' type='subscribed'/>`);
       pat.send(`<presence to='jane@${JF_DOMAIN}' type='subscribe'/>`);
       await jane.waitFor(isRosterPush(`pat@${PROSODY_DOMAIN}`, 'to'), 'jane roster push to', 20000);
-      const sub2 = await jane.waitFor((s) => s.is('presence') && s.attrs.type === 'subscribe', 'subscribe at jane', 20000);
+      const sub2 = await jane.waitFor(
+        (s) => s.is('presence') && s.attrs.type === 'subscribe',
+        'subscribe at jane',
+        20000,
+      );
       assert.equal(sub2.attrs.from, `pat@${PROSODY_DOMAIN}`);
       await jane.send(xml('presence', { to: `pat@${PROSODY_DOMAIN}`, type: 'subscribed' }));
       await jane.waitFor(isRosterPush(`pat@${PROSODY_DOMAIN}`, 'both'), 'jane roster push both', 20000);
@@ -323,27 +415,47 @@ function scenario(secure: boolean): void {
     });
 
     it('exchanges chat messages both ways', async () => {
-      await jane.send(xml('message', { to: `pat@${PROSODY_DOMAIN}/slix`, type: 'chat' }, xml('body', {}, 'hi from jabberfly')));
-      const m1 = await pat.waitStanza((s) => s.name === 'message' && s.getChildText('body') === 'hi from jabberfly', 'message at pat');
+      await jane.send(
+        xml(
+          'message',
+          { to: `pat@${PROSODY_DOMAIN}/slix`, type: 'chat' },
+          xml('body', {}, 'hi from jabberfly'),
+        ),
+      );
+      const m1 = await pat.waitStanza(
+        (s) => s.name === 'message' && s.getChildText('body') === 'hi from jabberfly',
+        'message at pat',
+      );
       assert.equal(m1.attrs.from, `jane@${JF_DOMAIN}/jf`);
       pat.send(`<message to='jane@${JF_DOMAIN}' type='chat'><body>hi from prosody</body></message>`);
-      const m2 = await jane.waitFor((s) => s.is('message') && s.getChildText('body') === 'hi from prosody', 'message at jane', 10000);
+      const m2 = await jane.waitFor(
+        (s) => s.is('message') && s.getChildText('body') === 'hi from prosody',
+        'message at jane',
+        10000,
+      );
       assert.equal(m2.attrs.from, `pat@${PROSODY_DOMAIN}/slix`);
     });
 
     it(`authenticated both directions with ${secure ? 'SASL EXTERNAL' : 'dialback'}`, () => {
-      const out = secure ? /outgoing s2s authenticated .*to=pros\.example method=EXTERNAL/ : /outgoing s2s authenticated .*to=pros\.example method=dialback/;
+      const out = secure
+        ? /outgoing s2s authenticated .*to=pros\.example method=EXTERNAL/
+        : /outgoing s2s authenticated .*to=pros\.example method=dialback/;
       const inc = secure
         ? /incoming s2s authenticated from=pros\.example .*method=EXTERNAL/
         : /incoming s2s authenticated from=pros\.example .*method=dialback /;
-      assert.ok(jf.logs.some((l) => out.test(l)), `jabberfly → prosody: ${jf.logs.filter((l) => /s2s/.test(l)).join('\n')}`);
-      assert.ok(jf.logs.some((l) => inc.test(l)), `prosody → jabberfly: ${jf.logs.filter((l) => /s2s/.test(l)).join('\n')}`);
+      assert.ok(
+        jf.logs.some((l) => out.test(l)),
+        `jabberfly → prosody: ${jf.logs.filter((l) => /s2s/.test(l)).join('\n')}`,
+      );
+      assert.ok(
+        jf.logs.some((l) => inc.test(l)),
+        `prosody → jabberfly: ${jf.logs.filter((l) => /s2s/.test(l)).join('\n')}`,
+      );
       // Prosody's own view of the same links.
-      const mech = secure ? 'EXTERNAL' : 'dialback';
-      assert.match(prosody.output, new RegExp(`Outgoing s2s connection pros\\.example->jf\\.example complete`));
-      assert.match(prosody.output, new RegExp(`Incoming s2s connection jf\\.example->pros\\.example complete`));
+      assert.match(prosody.output, /Outgoing s2s connection pros\.example->jf\.example complete/);
+      assert.match(prosody.output, /Incoming s2s connection jf\.example->pros\.example complete/);
       if (secure) assert.match(prosody.output, /Accepting SASL EXTERNAL identity from jf\.example/);
-      else assert.doesNotMatch(prosody.output, /Accepting SASL EXTERNAL identity/, mech);
+      else assert.doesNotMatch(prosody.output, /Accepting SASL EXTERNAL identity/);
     });
   });
 }

@@ -1,0 +1,44 @@
+// Process CPU time and RSS from /proc/<pid>/stat (Linux), so the server and
+// the load generator are measured the same way whatever they are written in.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+const PAGE = Number(execFileSync('getconf', ['PAGESIZE']).toString().trim()) || 4096;
+
+function stat(pid: number): string[] | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "(comm)"; comm may contain spaces.
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** utime+stime in seconds (field 14 and 15 of stat; index 11 and 12 after the comm). */
+export function cpuSeconds(pid: number): number {
+  const f = stat(pid);
+  return f ? (Number(f[11]) + Number(f[12])) / CLK_TCK : 0;
+}
+
+/** Resident set size in bytes (field 24). */
+export function rssBytes(pid: number): number {
+  const f = stat(pid);
+  return f ? Number(f[21]) * PAGE : 0;
+}
+
+export interface Snapshot {
+  at: number;
+  cpu: number[];
+}
+
+export function procSnapshot(pids: number[]): Snapshot {
+  return { at: performance.now(), cpu: pids.map(cpuSeconds) };
+}
+
+/** CPU use of each process between two snapshots, in % of one core. */
+export function cpuPercent(a: Snapshot, b: Snapshot): number[] {
+  const wall = (b.at - a.at) / 1000;
+  return a.cpu.map((c, i) => (wall > 0 ? ((b.cpu[i]! - c) / wall) * 100 : 0));
+}

@@ -1,0 +1,564 @@
+// `npm run bench`: jabberfly and Prosody side by side on this machine, the
+// same load against each, one table at the end. See the "Performance"
+// section of README.md, or `npm run bench -- --help`.
+import { type ChildProcess, fork } from 'node:child_process';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Target } from './client.ts';
+import { cpuPercent, procSnapshot, rssBytes, type Snapshot } from './proc.ts';
+import { summarizeProfile } from './profile.ts';
+import {
+  type BenchServer,
+  children,
+  DOMAIN,
+  freePort,
+  Jabberfly,
+  makeCertificate,
+  PASSWORD,
+  Prosody,
+} from './servers.ts';
+import { runTransport, transportAvailable } from './transport.ts';
+import type { Sample } from './types.ts';
+import type { Command } from './worker.ts';
+
+const HELP = `npm run bench [-- options]
+
+Runs the same load against jabberfly and Prosody on this machine and prints
+one table (figure × server, ratio, server CPU and load-generator CPU).
+
+  --quick              about a minute: 1 run per figure, shorter runs, 2,000 idle connections
+  --runs N             runs per figure (median reported; default 3, quick 1)
+  --figures LIST       comma-separated: logins,messages,fanout,latency,memory,transport
+                       (default: all)
+  --servers LIST       jabberfly,prosody (default: both)
+  --workers N          load-generator processes (default: max(2, cores-1), at most 8)
+  --connections N      idle connections for the memory figure (default 10000, quick 2000)
+  --rate N             messages/s of the latency figure (default 5000)
+  --profile            afterwards, run jabberfly under --cpu-prof with the message loads
+                       and print where the time goes (profile kept in bench/out/)
+  --keep               keep the temp folder (configs, data, logs)
+  --help               this text`;
+
+const FIGURES = ['logins', 'messages', 'fanout', 'latency', 'memory', 'transport'] as const;
+type Figure = (typeof FIGURES)[number];
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    figures: { type: 'string' },
+    servers: { type: 'string' },
+    workers: { type: 'string' },
+    connections: { type: 'string' },
+    rate: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opts.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+const quick = opts.quick!;
+const cores = cpus().length;
+const settings = {
+  runs: Number(opts.runs ?? (quick ? 1 : 3)),
+  workers: Number(opts.workers ?? Math.min(8, Math.max(2, cores - 1))),
+  logins: { concurrency: 50, warmupMs: quick ? 500 : 1000, durationMs: quick ? 3000 : 5000 },
+  messages: { window: 100, warmupMs: quick ? 500 : 1000, durationMs: quick ? 3000 : 5000 },
+  fanout: { contacts: 500, updates: quick ? 40 : 100 },
+  latency: { users: 1000, rate: Number(opts.rate ?? 5000), warmupMs: quick ? 500 : 1000, durationMs: quick ? 3000 : 8000 },
+  memory: { connections: Number(opts.connections ?? (quick ? 2000 : 10000)), concurrency: 100 },
+};
+const figures = new Set<Figure>(
+  (opts.figures ?? FIGURES.join(',')).split(',').map((f) => {
+    if (!(FIGURES as readonly string[]).includes(f)) throw new Error(`unknown figure '${f}' (${FIGURES.join(', ')})`);
+    return f as Figure;
+  }),
+);
+const serverNames = (opts.servers ?? 'jabberfly,prosody').split(',');
+for (const s of serverNames) if (s !== 'jabberfly' && s !== 'prosody') throw new Error(`unknown server '${s}'`);
+
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const percentile = (sorted: Float64Array, p: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : Number.NaN;
+
+// ---------------------------------------------------------------- cleanup
+const root = mkdtempSync(join(tmpdir(), 'jabberfly-bench-'));
+chmodSync(root, 0o755); // Prosody (its own user) must reach its folder inside
+let cleaned = false;
+function cleanup(): void {
+  if (cleaned) return;
+  cleaned = true;
+  for (const c of [...children, ...workers]) {
+    try {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    } catch {}
+  }
+  if (!opts.keep) rmSync(root, { recursive: true, force: true });
+  else log(`kept ${root}`);
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    log(`${sig}: stopping`);
+    cleanup();
+    process.exit(130);
+  });
+}
+
+// ---------------------------------------------------------------- workers
+const workers: ChildProcess[] = [];
+const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+const readyWaiters: Array<() => void> = [];
+let nextId = 1;
+const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+function startWorkers(n: number): void {
+  for (let i = 0; i < n; i++) {
+    const w = fork(WORKER, [], { execArgv: ['--import', TSX], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    w.on('message', (m: { id?: number; result?: unknown; error?: string; ready?: boolean }) => {
+      if (m.ready) return readyWaiters.shift()?.();
+      const p = pending.get(m.id!);
+      if (!p) return;
+      pending.delete(m.id!);
+      if (m.error) p.reject(new Error(`worker ${i}: ${m.error}`));
+      else p.resolve(m.result);
+    });
+    w.on('exit', (code, signal) => {
+      if (!cleaned) {
+        for (const p of pending.values()) p.reject(new Error(`worker ${i} exited (${code ?? signal})`));
+        pending.clear();
+      }
+    });
+    workers.push(w);
+  }
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: results are per-command shapes
+function call(w: number, target: Target, command: Command): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const id = nextId++;
+    pending.set(id, { resolve, reject });
+    workers[w]!.send({ id, target, command });
+  });
+}
+
+/** The users of `list` that worker w owns when they are dealt in contiguous blocks. */
+function block<T>(list: T[], w: number, n = workers.length): T[] {
+  const size = Math.ceil(list.length / n);
+  return list.slice(w * size, (w + 1) * size);
+}
+
+const each = <T>(fn: (w: number) => Promise<T>) => Promise.all(workers.map((_, w) => fn(w)));
+
+// ---------------------------------------------------------------- measurement
+
+/** Runs `work` and returns it with the server's and the workers' CPU over it (% of one core). */
+async function measured<T>(server: BenchServer, work: () => Promise<T>): Promise<{ result: T; serverCpu: number; genCpu: number }> {
+  const pids = [server.pid, ...workers.map((w) => w.pid!)];
+  const before: Snapshot = procSnapshot(pids);
+  const result = await work();
+  const after: Snapshot = procSnapshot(pids);
+  const cpu = cpuPercent(before, after);
+  return { result, serverCpu: cpu[0]!, genCpu: cpu.slice(1).reduce((a, b) => a + b, 0) };
+}
+
+const USERS = Array.from({ length: Math.max(10000, settings.memory.connections) }, (_, i) => `u${i}`);
+const FAN_SENDER = 'f0';
+const FAN_CONTACTS = Array.from({ length: settings.fanout.contacts }, (_, i) => `f${i + 1}`);
+let cipherSeen = '';
+
+async function connectAll(t: Target, users: string[], concurrency: number, resource = 'bench') {
+  const res = await each((w) =>
+    call(w, t, {
+      cmd: 'connect',
+      users: block(users, w),
+      concurrency: Math.max(1, Math.round(concurrency / workers.length)),
+      offset: w * 100_000,
+      resource,
+    }),
+  );
+  const connected = res.reduce((a, r) => a + r.connected, 0);
+  const errors = res.reduce((a, r) => a + r.errors, 0);
+  cipherSeen ||= res.find((r) => r.cipher)?.cipher ?? '';
+  if (errors) log(`  ${errors} of ${users.length} logins failed: ${res.find((r) => r.firstError)?.firstError}`);
+  return { connected, errors, seconds: Math.max(...res.map((r) => r.seconds)) };
+}
+
+const disconnectAll = (t: Target) => each((w) => call(w, t, { cmd: 'disconnect' }));
+
+async function figLogins(s: BenchServer, t: Target): Promise<Sample[]> {
+  const out: Sample[] = [];
+  const c = settings.logins;
+  for (let r = 0; r < settings.runs; r++) {
+    const m = await measured(s, () =>
+      each((w) =>
+        call(w, t, {
+          cmd: 'logins',
+          users: USERS.filter((_, i) => i % workers.length === w),
+          concurrency: Math.round(c.concurrency / workers.length),
+          warmupMs: c.warmupMs,
+          durationMs: c.durationMs,
+          offset: w * 100_000 + r * 10_000,
+        }),
+      ),
+    );
+    const count = m.result.reduce((a, x) => a + x.count, 0);
+    const errors = m.result.reduce((a, x) => a + x.errors, 0);
+    cipherSeen ||= m.result.find((x) => x.cipher)?.cipher ?? '';
+    const value = count / (c.durationMs / 1000);
+    log(`  logins run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${errors ? `, ${errors} errors: ${m.result.find((x) => x.firstError)?.firstError}` : ''}`);
+    out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu, note: errors ? `${errors} errors` : undefined });
+    await sleep(500);
+  }
+  return out;
+}
+
+async function figMessages(s: BenchServer, t: Target): Promise<Sample[]> {
+  const out: Sample[] = [];
+  const c = settings.messages;
+  await call(0, t, { cmd: 'connect', users: ['u0', 'u1'], concurrency: 2, offset: 0, resource: 'msg' });
+  try {
+    for (let r = 0; r < settings.runs; r++) {
+      const m = await measured(s, () =>
+        call(0, t, { cmd: 'messages', from: 'u0', to: 'u1', window: c.window, warmupMs: c.warmupMs, durationMs: c.durationMs }),
+      );
+      const value = m.result.count / m.result.seconds;
+      log(`  messages run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${m.result.lost ? `, ${m.result.lost} undelivered` : ''}`);
+      out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu });
+    }
+  } finally {
+    await disconnectAll(t);
+  }
+  return out;
+}
+
+/** Subscribes every fan-out contact to the broadcaster over XMPP (once per server); false if that fails. */
+async function fanoutSetup(t: Target): Promise<string | null> {
+  const c = await connectAll(t, FAN_CONTACTS, 50, 'fan');
+  await call(0, t, { cmd: 'connect', users: [FAN_SENDER], concurrency: 1, offset: 99_000, resource: 'fan' });
+  try {
+    if (c.connected < FAN_CONTACTS.length) return `only ${c.connected} contacts logged in`;
+    const approve = call(0, t, { cmd: 'sub-approve', user: FAN_SENDER, expected: FAN_CONTACTS.length, timeoutMs: 60000 });
+    const req = await each((w) =>
+      call(w, t, { cmd: 'sub-request', to: `${FAN_SENDER}@${DOMAIN}`, exclude: FAN_SENDER, timeoutMs: 60000 }),
+    );
+    const approved = (await approve).approved as number;
+    const subscribed = req.reduce((a, r) => a + r.subscribed, 0);
+    if (subscribed < FAN_CONTACTS.length) {
+      return `roster set-up failed: ${approved} requests seen, ${subscribed}/${FAN_CONTACTS.length} approvals delivered`;
+    }
+    return null;
+  } finally {
+    await disconnectAll(t);
+  }
+}
+
+async function figFanout(s: BenchServer, t: Target): Promise<Sample[] | string> {
+  const failed = await fanoutSetup(t);
+  if (failed) return failed;
+  const out: Sample[] = [];
+  const { updates } = settings.fanout;
+  for (let r = 0; r < settings.runs; r++) {
+    await connectAll(t, FAN_CONTACTS, 50, 'fan');
+    await call(0, t, { cmd: 'connect', users: [FAN_SENDER], concurrency: 1, offset: 99_000, resource: 'fan' });
+    await sleep(1500); // the broadcaster's initial presence reaches everyone first
+    try {
+      const expected = workers.map((_, w) => block(FAN_CONTACTS, w).length * updates);
+      const ready = workers.map(() => new Promise<void>((r) => readyWaiters.push(r)));
+      const counting = each((w) =>
+        call(w, t, { cmd: 'fanout-count', expected: expected[w]!, exclude: FAN_SENDER, timeoutMs: 120000 }),
+      );
+      await Promise.all(ready);
+      const m = await measured(s, async () => {
+        const sent = await call(0, t, { cmd: 'fanout-send', user: FAN_SENDER, updates });
+        const counts = await counting;
+        return { sent, counts };
+      });
+      const total = m.result.counts.reduce((a, x) => a + x.count, 0);
+      const lastAt = Math.max(...m.result.counts.map((x) => x.lastAt));
+      const seconds = (lastAt - m.result.sent.firstAt) / 1e6;
+      const want = FAN_CONTACTS.length * updates;
+      const value = total / seconds;
+      log(`  fan-out run ${r + 1}: ${total}/${want} deliveries in ${seconds.toFixed(2)} s = ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)`);
+      out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu, note: total < want ? `${want - total} missing` : undefined });
+    } finally {
+      await disconnectAll(t);
+    }
+  }
+  return out;
+}
+
+async function figLatency(s: BenchServer, t: Target): Promise<{ p50: Sample[]; p99: Sample[] }> {
+  const c = settings.latency;
+  const users = USERS.slice(0, c.users);
+  const p50: Sample[] = [];
+  const p99: Sample[] = [];
+  const conn = await connectAll(t, users, 100, 'lat');
+  log(`  latency: ${conn.connected} users connected in ${conn.seconds.toFixed(1)} s`);
+  try {
+    for (let r = 0; r < settings.runs; r++) {
+      const m = await measured(s, () =>
+        each((w) =>
+          call(w, t, {
+            cmd: 'latency',
+            rate: c.rate / workers.length,
+            warmupMs: c.warmupMs,
+            durationMs: c.durationMs,
+          }),
+        ),
+      );
+      const all = new Float64Array(m.result.flatMap((x) => x.samples as number[]));
+      all.sort();
+      const sent = m.result.reduce((a, x) => a + x.sent, 0);
+      const received = m.result.reduce((a, x) => a + x.received, 0);
+      const a50 = percentile(all, 50) / 1000;
+      const a99 = percentile(all, 99) / 1000;
+      const note = received < sent ? `${sent - received} of ${sent} undelivered` : undefined;
+      log(`  latency run ${r + 1}: p50 ${a50.toFixed(2)} ms, p99 ${a99.toFixed(2)} ms over ${all.length} messages (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${note ? `, ${note}` : ''}`);
+      p50.push({ value: a50, serverCpu: m.serverCpu, genCpu: m.genCpu, note });
+      p99.push({ value: a99, serverCpu: m.serverCpu, genCpu: m.genCpu, note });
+    }
+  } finally {
+    await disconnectAll(t);
+  }
+  return { p50, p99 };
+}
+
+/** One memory run on a freshly started server: RSS before and after N idle authenticated connections. */
+async function memoryRun(s: BenchServer, t: Target, r: number): Promise<Sample> {
+  const n = settings.memory.connections;
+  await s.start();
+  try {
+    // Warm up (code paths, TLS contexts, module state) before the baseline.
+    await connectAll(t, USERS.slice(n, n + 50).concat(USERS.slice(0, 50)), 50, 'warm');
+    await disconnectAll(t);
+    await sleep(1000);
+    const before = rssBytes(s.pid);
+    const m = await measured(s, () => connectAll(t, USERS.slice(0, n), settings.memory.concurrency, 'idle'));
+    await sleep(3000);
+    const samples: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      samples.push(rssBytes(s.pid));
+      await sleep(500);
+    }
+    const after = median(samples);
+    const per = (after - before) / 1024 / m.result.connected;
+    log(`  memory run ${r + 1}: RSS ${(before / 2 ** 20).toFixed(1)} → ${(after / 2 ** 20).toFixed(1)} MiB with ${m.result.connected} connections = ${per.toFixed(1)} KiB each (connected in ${m.result.seconds.toFixed(1)} s)`);
+    return {
+      value: per,
+      serverCpu: m.serverCpu,
+      genCpu: m.genCpu,
+      note: m.result.connected < n ? `${n - m.result.connected} failed` : undefined,
+    };
+  } finally {
+    await disconnectAll(t);
+    await s.stop();
+  }
+}
+
+// ---------------------------------------------------------------- table
+type Row = { figure: string; better: 'higher' | 'lower'; unit: string; digits: number };
+const ROWS: Record<string, Row> = {
+  logins: { figure: 'logins/s (STARTTLS+SCRAM-SHA-1+bind+presence, 50 concurrent)', better: 'higher', unit: '', digits: 0 },
+  messages: { figure: 'messages/s one-to-one (window 100)', better: 'higher', unit: '', digits: 0 },
+  fanout: { figure: `presence fan-out deliveries/s (${settings.fanout.contacts} contacts)`, better: 'higher', unit: '', digits: 0 },
+  p50: { figure: `latency p50, ms (${settings.latency.rate} msg/s, ${settings.latency.users} users)`, better: 'lower', unit: '', digits: 2 },
+  p99: { figure: `latency p99, ms (${settings.latency.rate} msg/s, ${settings.latency.users} users)`, better: 'lower', unit: '', digits: 2 },
+  memory: { figure: `KiB RSS per idle authenticated connection (${settings.memory.connections.toLocaleString('en')})`, better: 'lower', unit: '', digits: 1 },
+  msnRate: { figure: 'MSN transport relay, messages/s (round trip)', better: 'higher', unit: '', digits: 0 },
+  msnP99: { figure: 'MSN transport relay, p99 ms (round trip)', better: 'lower', unit: '', digits: 1 },
+};
+type Cell = Sample[] | string;
+const results = new Map<string, Map<string, Cell>>(); // row → server → samples or "n/a (...)"
+
+function put(row: string, server: string, cell: Cell): void {
+  if (!results.has(row)) results.set(row, new Map());
+  results.get(row)!.set(server, cell);
+}
+
+function fmt(x: number, digits: number): string {
+  return x.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function cellText(cell: Cell | undefined, digits: number): string {
+  if (cell === undefined) return '—';
+  if (typeof cell === 'string') return cell;
+  const vals = cell.map((c) => c.value);
+  let s = fmt(median(vals), digits);
+  if (vals.length > 1) s += ` (${fmt(Math.min(...vals), digits)}–${fmt(Math.max(...vals), digits)})`;
+  const notes = cell.map((c) => c.note).filter(Boolean);
+  if (notes.length) s += ` ⚠ ${notes[0]}`;
+  return s;
+}
+
+function cpuText(cell: Cell | undefined): string {
+  if (!cell || typeof cell === 'string') return '—';
+  return `${median(cell.map((c) => c.serverCpu)).toFixed(0)}% / ${median(cell.map((c) => c.genCpu)).toFixed(0)}%`;
+}
+
+function table(labels: Record<string, string>): string {
+  const names = serverNames;
+  const head = ['figure', ...names.map((n) => labels[n] ?? n)];
+  if (names.length === 2) head.push('jabberfly / Prosody');
+  for (const n of names) head.push(`${labels[n] ?? n}: server CPU / load-gen CPU`);
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const [key, row] of Object.entries(ROWS)) {
+    const per = results.get(key);
+    if (!per) continue;
+    const cols = [`${row.figure} (${row.better} is better)`];
+    for (const n of names) cols.push(cellText(per.get(n), row.digits));
+    if (names.length === 2) {
+      const a = per.get('jabberfly');
+      const b = per.get('prosody');
+      cols.push(
+        Array.isArray(a) && Array.isArray(b) && a.length && b.length
+          ? `${(median(a.map((x) => x.value)) / median(b.map((x) => x.value))).toFixed(2)}×`
+          : 'n/a',
+      );
+    }
+    for (const n of names) cols.push(cpuText(per.get(n)));
+    lines.push(`| ${cols.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------- main
+async function benchServer(s: BenchServer): Promise<void> {
+  const t: Target = { host: '127.0.0.1', port: s.port, domain: DOMAIN, password: PASSWORD };
+  log(`${s.label}: creating ${USERS.length + 1 + FAN_CONTACTS.length} users`);
+  await s.prepare([...USERS, FAN_SENDER, ...FAN_CONTACTS]);
+  if (figures.has('memory')) {
+    const samples: Sample[] = [];
+    for (let r = 0; r < settings.runs; r++) samples.push(await memoryRun(s, t, r));
+    put('memory', s.name, samples);
+  }
+  const main = (['logins', 'messages', 'fanout', 'latency'] as const).filter((f) => figures.has(f));
+  if (main.length) {
+    await s.start();
+    log(`${s.label} running (pid ${s.pid}, port ${s.port})`);
+    try {
+      if (figures.has('logins')) put('logins', s.name, await figLogins(s, t));
+      if (figures.has('messages')) put('messages', s.name, await figMessages(s, t));
+      if (figures.has('latency')) {
+        const l = await figLatency(s, t);
+        put('p50', s.name, l.p50);
+        put('p99', s.name, l.p99);
+      }
+      if (figures.has('fanout')) {
+        const f = await figFanout(s, t);
+        put('fanout', s.name, typeof f === 'string' ? `n/a (${f})` : f);
+        if (typeof f === 'string') log(`  fan-out: ${f}`);
+      }
+    } finally {
+      await s.stop();
+    }
+  }
+}
+
+async function profileJabberfly(cert: { crt: string; key: string }): Promise<string> {
+  const dir = join(root, 'jabberfly-profile');
+  const profDir = join(root, 'cpuprof');
+  mkdirSync(dir);
+  mkdirSync(profDir);
+  const s = new Jabberfly(dir, await freePort(), cert);
+  const t: Target = { host: '127.0.0.1', port: s.port, domain: DOMAIN, password: PASSWORD };
+  await s.prepare(USERS.slice(0, settings.latency.users));
+  await s.start({ cpuProfDir: profDir });
+  log(`profiling jabberfly (pid ${s.pid}) under the message and latency loads`);
+  const saved = settings.runs;
+  settings.runs = 1;
+  try {
+    await figMessages(s, t);
+    await figLatency(s, t);
+  } finally {
+    settings.runs = saved;
+    await s.stop();
+  }
+  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) return 'no .cpuprofile was written (did jabberfly exit cleanly?)';
+  const outDir = fileURLToPath(new URL('./out/', import.meta.url));
+  mkdirSync(outDir, { recursive: true });
+  const kept = join(outDir, `jabberfly-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+  cpSync(join(profDir, file), kept);
+  return `${summarizeProfile(kept)}\nprofile kept at ${kept} (open in Chrome DevTools → Performance, or speedscope)`;
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const cert = makeCertificate(join(root, 'cert'));
+  startWorkers(settings.workers);
+  log(`${cores} cores, ${settings.workers} load-generator workers, ${settings.runs} run(s) per figure, temp ${root}`);
+  const labels: Record<string, string> = {};
+  for (const name of serverNames) {
+    const dir = join(root, name);
+    mkdirSync(dir);
+    const s: BenchServer = name === 'jabberfly' ? new Jabberfly(dir, await freePort(), cert) : new Prosody(dir, await freePort(), cert);
+    labels[name] = s.label;
+    await benchServer(s);
+  }
+  if (figures.has('transport')) {
+    const available = transportAvailable();
+    for (const name of serverNames) {
+      if (name === 'prosody') {
+        put('msnRate', name, 'n/a (no MSN transport)');
+        put('msnP99', name, 'n/a (no MSN transport)');
+      } else if (available !== true) {
+        put('msnRate', name, `n/a (transport not available: ${available})`);
+        put('msnP99', name, 'n/a (transport not available)');
+      } else {
+        const r = await runTransport({ root, cert, runs: settings.runs, quick, workers, log }).catch(
+          (err: Error) => `n/a (transport run failed: ${err.message.split('\n')[0]})`,
+        );
+        if (typeof r === 'string') {
+          log(r);
+          put('msnRate', name, r);
+          put('msnP99', name, r);
+        } else {
+          put('msnRate', name, r.rate);
+          put('msnP99', name, r.p99);
+        }
+      }
+    }
+  }
+  const profile = opts.profile ? await profileJabberfly(cert) : null;
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const lines = [
+    '',
+    `jabberfly vs Prosody — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cores} cores (${cpu.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`,
+    `${quick ? 'quick mode' : 'full mode'}: median of ${settings.runs} run(s), (min–max) when more than one; ${settings.workers} load-generator processes; TLS: ${cipherSeen || '?'}`,
+    'CPU columns: % of one core over the measured interval, server process / all load-generator processes together.',
+    '',
+    table(labels),
+    '',
+    `bench took ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  ];
+  console.log(lines.join('\n'));
+  if (profile) console.log(`\nWhere jabberfly spends its time under the message loads (self time):\n${profile}`);
+}
+
+main()
+  .then(async () => {
+    for (const w of workers) w.disconnect();
+    cleanup();
+    process.exit(0);
+  })
+  .catch((err: Error) => {
+    console.error(`bench failed: ${err.stack ?? err}`);
+    cleanup();
+    process.exit(1);
+  });
+

@@ -1,0 +1,94 @@
+// The default backend: one LevelDB (classic-level) database under
+// storage.path, one sublevel per named store. Writes go to LevelDB's log
+// before they resolve, so an acknowledged write survives `kill -9` of the
+// process; `storage.sync: true` also survives power loss (fsync per write).
+import { mkdirSync } from 'node:fs';
+import { ClassicLevel } from 'classic-level';
+import type { KeyValueStore, ListStore, StorageBackend } from './types.ts';
+
+type Db = ClassicLevel<string, unknown>;
+// The slice of a sublevel's API used here, typed for string keys / JSON values.
+interface Sub {
+  get(key: string): Promise<unknown>;
+  put(key: string, value: unknown, opts?: object): Promise<void>;
+  del(key: string, opts?: object): Promise<void>;
+  batch(ops: Array<{ type: 'del'; key: string }>, opts?: object): Promise<void>;
+  keys(range?: object): AsyncIterable<string> & { all(): Promise<string[]> };
+  values(range?: object): { all(): Promise<unknown[]> };
+}
+
+export class LevelBackend implements StorageBackend {
+  private readonly db: Db;
+  private readonly writeOptions: { sync: boolean };
+
+  private constructor(db: Db, sync: boolean) {
+    this.db = db;
+    this.writeOptions = { sync };
+  }
+
+  static async open(path: string, sync = false): Promise<LevelBackend> {
+    mkdirSync(path, { recursive: true });
+    const db: Db = new ClassicLevel<string, unknown>(path, { valueEncoding: 'json' });
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') {
+        throw new Error(`storage at ${path} is in use by another jabberfly process`);
+      }
+      throw err;
+    }
+    return new LevelBackend(db, sync);
+  }
+
+  private sub(name: string): Sub {
+    return this.db.sublevel<string, unknown>(name, { valueEncoding: 'json' }) as unknown as Sub;
+  }
+
+  keyValue<T>(name: string): KeyValueStore<T> {
+    const sub = this.sub(name);
+    const opts = this.writeOptions;
+    return {
+      async get(key) {
+        return (await sub.get(key)) as T | undefined;
+      },
+      async set(key, value) {
+        await sub.put(key, value, opts);
+      },
+      async delete(key) {
+        await sub.del(key, opts);
+      },
+      async *keys() {
+        for await (const k of sub.keys()) yield k;
+      },
+    };
+  }
+
+  list<T>(name: string): ListStore<T> {
+    const sub = this.sub(name);
+    const opts = this.writeOptions;
+    // Items live at "<key>\x00<16-digit sequence>"; the sequence keeps order.
+    let seq = Date.now() * 1000;
+    const range = (key: string) => ({ gt: `${key}\x00`, lt: `${key}\x01` });
+    return {
+      async append(key, item) {
+        seq++;
+        await sub.put(`${key}\x00${seq.toString().padStart(20, '0')}`, item, opts);
+      },
+      async list(key) {
+        return (await sub.values(range(key)).all()) as T[];
+      },
+      async count(key) {
+        return (await sub.keys(range(key)).all()).length;
+      },
+      async shift(key, n) {
+        const keys = await sub.keys({ ...range(key), limit: n ?? -1 }).all();
+        if (keys.length) await sub.batch(keys.map((k) => ({ type: 'del' as const, key: k })), opts);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,14 @@
+// Removing a user's data from every per-user store at once (account
+// deletion from the CLI or by in-band unregistration). Stores register the
+// names they keep per-user data under, so this list stays in one place.
+import type { StorageBackend } from './types.ts';
+
+/** Key-value stores keyed by bare JID. */
+export const PER_USER_KEY_VALUE = new Set<string>(['roster', 'vcard', 'blocklist', 'last', 'msn-registrations']);
+/** List stores keyed by bare JID. */
+export const PER_USER_LISTS = new Set<string>(['offline']);
+
+export async function deleteUserData(backend: StorageBackend, bareJid: string): Promise<void> {
+  for (const name of PER_USER_KEY_VALUE) await backend.keyValue(name).delete(bareJid);
+  for (const name of PER_USER_LISTS) await backend.list(name).shift(bareJid);
+}
