@@ -31,14 +31,30 @@ export function rssBytes(pid: number): number {
 export interface Snapshot {
   at: number;
   cpu: number[];
+  machine: number;
 }
 
 export function procSnapshot(pids: number[]): Snapshot {
-  return { at: performance.now(), cpu: pids.map(cpuSeconds) };
+  return { at: performance.now(), cpu: pids.map(cpuSeconds), machine: machineBusySeconds() };
+}
+
+/** CPU used by every other process on the machine between two snapshots, in % of one core. */
+export function otherPercent(a: Snapshot, b: Snapshot): number {
+  const wall = (b.at - a.at) / 1000;
+  const ours = b.cpu.reduce((s, c, i) => s + (c - a.cpu[i]!), 0);
+  return wall > 0 ? Math.max(0, ((b.machine - a.machine - ours) / wall) * 100) : 0;
 }
 
 /** CPU use of each process between two snapshots, in % of one core. */
 export function cpuPercent(a: Snapshot, b: Snapshot): number[] {
   const wall = (b.at - a.at) / 1000;
   return a.cpu.map((c, i) => (wall > 0 ? ((b.cpu[i]! - c) / wall) * 100 : 0));
+}
+
+/** CPU seconds the whole machine spent busy (all cores; /proc/stat minus idle and iowait). */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + (steal ?? 0)) / CLK_TCK;
 }

@@ -8,6 +8,7 @@ interface ProfileNode {
   children?: number[];
 }
 interface CpuProfile {
+  startTime: number;
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -24,13 +25,22 @@ function shortUrl(url: string): string {
   return path.split('/').slice(-2).join('/');
 }
 
-export function summarizeProfile(file: string, top = 30): string {
+/**
+ * `windows` ([start, end] in microseconds of CLOCK_MONOTONIC, the clock of
+ * process.hrtime and of V8's profile timestamps) keeps only the samples taken
+ * inside them, e.g. the measured message loads without start-up and logins.
+ */
+export function summarizeProfile(file: string, windows: Array<[number, number]> = [], top = 30): string {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   let total = 0;
+  let t = p.startTime;
+  const inside = (at: number) => windows.length === 0 || windows.some(([a, b]) => at >= a && at <= b);
   for (let i = 0; i < p.samples.length; i++) {
     const dt = p.timeDeltas[i] ?? 0;
+    t += dt;
+    if (!inside(t)) continue;
     self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + dt);
     total += dt;
   }
@@ -45,7 +55,9 @@ export function summarizeProfile(file: string, top = 30): string {
       continue;
     }
     const where = shortUrl(n.callFrame.url);
-    const key = `${name}  ${where}${n.callFrame.url ? `:${n.callFrame.lineNumber + 1}` : ''}`;
+    // Line numbers of tsx-transpiled sources are not the .ts lines: name the file only.
+    const line = n.callFrame.url && !where.endsWith('.ts') ? `:${n.callFrame.lineNumber + 1}` : '';
+    const key = `${name}  ${where}${line}`;
     fns.set(key, (fns.get(key) ?? 0) + us);
     const fileKey = n.callFrame.url ? where : name.startsWith('(') ? name : `(native) ${name}`;
     files.set(fileKey, (files.get(fileKey) ?? 0) + us);
@@ -53,7 +65,7 @@ export function summarizeProfile(file: string, top = 30): string {
   const busy = total - idle;
   const pct = (us: number) => `${((us / busy) * 100).toFixed(1).padStart(5)}%`;
   const lines = [
-    `profiled ${(total / 1e6).toFixed(1)} s, busy ${(busy / 1e6).toFixed(1)} s (${((busy / total) * 100).toFixed(0)}%); shares below are of busy time`,
+    `${windows.length ? `${windows.length} measured interval(s), ` : ''}sampled ${(total / 1e6).toFixed(1)} s, busy ${(busy / 1e6).toFixed(1)} s (${((busy / total) * 100).toFixed(0)}%); shares below are of busy time`,
     '',
     'top functions (self time):',
   ];
@@ -64,6 +76,6 @@ export function summarizeProfile(file: string, top = 30): string {
 }
 
 // `tsx bench/profile.ts FILE.cpuprofile` prints the summary of an existing profile.
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!) && process.argv[2]) {
+if (process.argv[1]?.endsWith('profile.ts') && process.argv[2]) {
   console.log(summarizeProfile(process.argv[2]));
 }

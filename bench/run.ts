@@ -7,8 +7,8 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Target } from './client.ts';
-import { cpuPercent, procSnapshot, rssBytes, type Snapshot } from './proc.ts';
+import { nowUs, type Target } from './client.ts';
+import { cpuPercent, otherPercent, procSnapshot, rssBytes, type Snapshot } from './proc.ts';
 import { summarizeProfile } from './profile.ts';
 import {
   type BenchServer,
@@ -167,14 +167,25 @@ const each = <T>(fn: (w: number) => Promise<T>) => Promise.all(workers.map((_, w
 // ---------------------------------------------------------------- measurement
 
 /** Runs `work` and returns it with the server's and the workers' CPU over it (% of one core). */
-async function measured<T>(server: BenchServer, work: () => Promise<T>): Promise<{ result: T; serverCpu: number; genCpu: number }> {
-  const pids = [server.pid, ...workers.map((w) => w.pid!)];
+async function measured<T>(
+  server: BenchServer,
+  work: () => Promise<T>,
+): Promise<{ result: T; serverCpu: number; genCpu: number; otherCpu: number }> {
+  const pids = [server.pid, ...workers.map((w) => w.pid!), process.pid];
   const before: Snapshot = procSnapshot(pids);
+  const t0 = nowUs();
   const result = await work();
+  windows.push([t0, nowUs()]);
   const after: Snapshot = procSnapshot(pids);
   const cpu = cpuPercent(before, after);
-  return { result, serverCpu: cpu[0]!, genCpu: cpu.slice(1).reduce((a, b) => a + b, 0) };
+  const other = otherPercent(before, after);
+  otherLoad.push(other);
+  return { result, serverCpu: cpu[0]!, genCpu: cpu.slice(1).reduce((a, b) => a + b, 0), otherCpu: other };
 }
+/** CPU used by the rest of the machine during every measured interval (% of one core). */
+const otherLoad: number[] = [];
+/** Measured intervals (µs, CLOCK_MONOTONIC), to cut the CPU profile down to them. */
+let windows: Array<[number, number]> = [];
 
 const USERS = Array.from({ length: Math.max(10000, settings.memory.connections) }, (_, i) => `u${i}`);
 const FAN_SENDER = 'f0';
@@ -379,8 +390,9 @@ const ROWS: Record<string, Row> = {
   p50: { figure: `latency p50, ms (${settings.latency.rate} msg/s, ${settings.latency.users} users)`, better: 'lower', unit: '', digits: 2 },
   p99: { figure: `latency p99, ms (${settings.latency.rate} msg/s, ${settings.latency.users} users)`, better: 'lower', unit: '', digits: 2 },
   memory: { figure: `KiB RSS per idle authenticated connection (${settings.memory.connections.toLocaleString('en')})`, better: 'lower', unit: '', digits: 1 },
-  msnRate: { figure: 'MSN transport relay, messages/s (round trip)', better: 'higher', unit: '', digits: 0 },
-  msnP99: { figure: 'MSN transport relay, p99 ms (round trip)', better: 'lower', unit: '', digits: 1 },
+  msnRate: { figure: 'MSN transport: round trips/s, XMPP → MSN buddy → XMPP (50 in flight)', better: 'higher', unit: '', digits: 0 },
+  msnP50: { figure: 'MSN transport: round-trip p50, ms (one at a time)', better: 'lower', unit: '', digits: 2 },
+  msnP99: { figure: 'MSN transport: round-trip p99, ms (one at a time)', better: 'lower', unit: '', digits: 2 },
 };
 type Cell = Sample[] | string;
 const results = new Map<string, Map<string, Cell>>(); // row → server → samples or "n/a (...)"
@@ -481,6 +493,7 @@ async function profileJabberfly(cert: { crt: string; key: string }): Promise<str
   log(`profiling jabberfly (pid ${s.pid}) under the message and latency loads`);
   const saved = settings.runs;
   settings.runs = 1;
+  windows = [];
   try {
     await figMessages(s, t);
     await figLatency(s, t);
@@ -494,7 +507,7 @@ async function profileJabberfly(cert: { crt: string; key: string }): Promise<str
   mkdirSync(outDir, { recursive: true });
   const kept = join(outDir, `jabberfly-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
   cpSync(join(profDir, file), kept);
-  return `${summarizeProfile(kept)}\nprofile kept at ${kept} (open in Chrome DevTools → Performance, or speedscope)`;
+  return `${summarizeProfile(kept, windows)}\nprofile kept at ${kept} (open in Chrome DevTools → Performance, or speedscope)`;
 }
 
 async function main(): Promise<void> {
@@ -514,21 +527,19 @@ async function main(): Promise<void> {
     const available = transportAvailable();
     for (const name of serverNames) {
       if (name === 'prosody') {
-        put('msnRate', name, 'n/a (no MSN transport)');
-        put('msnP99', name, 'n/a (no MSN transport)');
+        for (const row of ['msnRate', 'msnP50', 'msnP99']) put(row, name, 'n/a (no MSN transport)');
       } else if (available !== true) {
-        put('msnRate', name, `n/a (transport not available: ${available})`);
-        put('msnP99', name, 'n/a (transport not available)');
+        for (const row of ['msnRate', 'msnP50', 'msnP99']) put(row, name, `n/a (transport not available: ${available})`);
       } else {
-        const r = await runTransport({ root, cert, runs: settings.runs, quick, workers, log }).catch(
+        const r = await runTransport({ root, cert, runs: settings.runs, quick, log, measured }).catch(
           (err: Error) => `n/a (transport run failed: ${err.message.split('\n')[0]})`,
         );
         if (typeof r === 'string') {
           log(r);
-          put('msnRate', name, r);
-          put('msnP99', name, r);
+          for (const row of ['msnRate', 'msnP50', 'msnP99']) put(row, name, r);
         } else {
           put('msnRate', name, r.rate);
+          put('msnP50', name, r.p50);
           put('msnP99', name, r.p99);
         }
       }
@@ -541,6 +552,7 @@ async function main(): Promise<void> {
     `jabberfly vs Prosody — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cores} cores (${cpu.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`,
     `${quick ? 'quick mode' : 'full mode'}: median of ${settings.runs} run(s), (min–max) when more than one; ${settings.workers} load-generator processes; TLS: ${cipherSeen || '?'}`,
     'CPU columns: % of one core over the measured interval, server process / all load-generator processes together.',
+    `Other processes on this machine used a median ${otherLoad.length ? median(otherLoad).toFixed(0) : '?'}% (max ${otherLoad.length ? Math.max(...otherLoad).toFixed(0) : '?'}%) of one core during the measurements${otherLoad.length && median(otherLoad) > 15 ? ' — the machine was NOT quiet: treat these figures as preliminary' : ''}.`,
     '',
     table(labels),
     '',

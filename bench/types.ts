@@ -3,5 +3,7 @@ export interface Sample {
   value: number;
   serverCpu: number;
   genCpu: number;
+  /** CPU used meanwhile by the rest of the machine (other processes), % of one core. */
+  otherCpu?: number;
   note?: string;
 }

@@ -2,7 +2,7 @@
 // connections and runs one command at a time from the parent over IPC; the
 // parent reads this process's CPU time from /proc to show whether the load
 // generator, rather than the server, was the limit.
-import { Conn, Counter, localAddressFor, type Target } from './client.ts';
+import { Conn, Counter, localAddressFor, nowUs, type Target } from './client.ts';
 
 export type Command =
   | { cmd: 'logins'; users: string[]; concurrency: number; warmupMs: number; durationMs: number; offset: number }
@@ -21,8 +21,6 @@ export interface Request {
   command: Command;
 }
 
-/** Microseconds on CLOCK_MONOTONIC: the same clock in every process of the machine. */
-export const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const held = new Map<string, Conn>();
@@ -239,14 +237,22 @@ async function subApprove(c: Extract<Command, { cmd: 'sub-approve' }>) {
   return { approved: approved.size };
 }
 
-/** The contacts' side: ask to subscribe to the broadcaster, wait for the approval. */
+/**
+ * The contacts' side: ask to subscribe to the broadcaster, wait for the
+ * approval: a `subscribed` presence or the broadcaster's available presence
+ * (Prosody sends only the latter to a client that has not fetched its roster).
+ */
 async function subRequest(c: Extract<Command, { cmd: 'sub-request' }>) {
   const conns = [...held.values()].filter((k) => k.user !== c.exclude);
+  const from = c.to.replace(/[.]/g, '\\.');
+  const approved = new RegExp(
+    `<presence\\b(?=[^>]*\\bfrom=["']${from}[/"'])(?:(?![^>]*\\btype=)|(?=[^>]*\\btype=["']subscribed["']))[^>]*>`,
+  );
   const results = await Promise.all(
     conns.map(async (k) => {
       k.write(`<presence to='${c.to}' type='subscribe'/>`);
       try {
-        await k.waitFor(/<presence\b[^>]*\btype=["']subscribed["'][^>]*>/, c.timeoutMs);
+        await k.waitFor(approved, c.timeoutMs);
         return true;
       } catch {
         return false;

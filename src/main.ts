@@ -94,6 +94,22 @@ async function main(argv: string[]): Promise<number> {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      // Last-resort safety net; the causes are bugs to fix, so both log at
+      // error level with the stack. A rejected promise nobody awaited has
+      // already unwound: one user's request failed, everyone else's
+      // sessions (and their MSN logins) keep running. A synchronous throw
+      // that reached the top may have left state half-updated, so the
+      // server stops cleanly instead (streams get system-shutdown, storage
+      // is closed) and exits non-zero for the supervisor to restart it.
+      process.on('unhandledRejection', (reason) => {
+        server.log.error('unhandled rejection (bug: please report)', { error: String((reason as Error)?.stack ?? reason) });
+      });
+      process.on('uncaughtException', (err) => {
+        server.log.error('uncaught exception (bug: please report), shutting down', { error: String(err?.stack ?? err) });
+        if (stopping) process.exit(1);
+        stopping = true;
+        server.stop().finally(() => process.exit(1));
+      });
       return -1; // keep running
     }
     case 'adduser': {

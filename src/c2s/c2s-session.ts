@@ -6,9 +6,17 @@ import type { Host } from '../host/host.ts';
 import type { ClientSession } from '../host/session.ts';
 import { Jid, JidError } from '../jid/jid.ts';
 import type { Server } from '../server.ts';
+import { checkStanzaShape } from '../router/stanza-check.ts';
 import type { Framing } from '../stream/framing.ts';
 import { type Element, el, firstChild } from '../xml/element.ts';
-import { errorReply, type StreamErrorName, streamErrorElement } from '../xml/errors.ts';
+import {
+  type ErrorType,
+  errorElement,
+  errorReply,
+  type StanzaErrorCondition,
+  type StreamErrorName,
+  streamErrorElement,
+} from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 import { createExchange, offeredMechanisms, type SaslExchange, type SaslStep } from './sasl.ts';
 
@@ -190,6 +198,14 @@ export class C2SSession implements ClientSession {
     if (stanza.name === 'iq' && !this.authenticated && this.host) {
       // Pre-authentication iqs: only in-band registration may use them.
       if (this.server.config.c2s.requireTls && !this.secure) return this.close('policy-violation', 'STARTTLS first');
+      // Results and errors answer nothing we asked; a malformed iq gets
+      // bad-request (without its payload: it may hold a password).
+      if (stanza.attrs.type === 'result' || stanza.attrs.type === 'error') return;
+      // Errors here never echo the request: a registration form holds a password.
+      const fail = (condition: StanzaErrorCondition, text?: string, type?: ErrorType) =>
+        this.send(el('iq', { type: 'error', id: stanza.attrs.id }, errorElement(condition, text, type)));
+      const malformed = checkStanzaShape(stanza);
+      if (malformed) return fail(malformed.condition, malformed.text, malformed.type);
       const payload = firstChild(stanza);
       const key = `unauthenticated-iq/${payload?.getNS()}:${payload?.getName()}`;
       const handled = this.host.events.fire(key, {
@@ -202,11 +218,14 @@ export class C2SSession implements ClientSession {
       if (handled instanceof Promise) {
         handled.then(
           (reply) => reply && this.send(reply as Element),
-          () => this.send(errorReply(stanza, 'internal-server-error')),
+          (err) => {
+            this.server.log.error('handler failed', { stanza: 'iq', error: String((err as Error)?.stack ?? err) });
+            fail('internal-server-error');
+          },
         );
         return;
       }
-      if (!handled) this.send(errorReply(stanza, 'service-unavailable'));
+      if (!handled) fail('service-unavailable');
       return;
     }
     this.close('not-authorized', 'authenticate and bind a resource first');

@@ -6,6 +6,7 @@ import type { Jid } from '../jid/jid.ts';
 import type { Element } from '../xml/element.ts';
 import type { Logger } from '../log.ts';
 import { EventBus } from './events.ts';
+import { installIqDispatch } from './iq-dispatch.ts';
 import type { ClientSession, Origin } from './session.ts';
 
 export interface StanzaEvent {
@@ -57,6 +58,7 @@ export class Host {
   ) {
     this.userHost = options.userHost;
     this.log = server.log.child(name);
+    installIqDispatch(this.events);
   }
 
   hook(event: string, handler: (e: StanzaEvent) => boolean | void | Promise<unknown>, priority = 0): () => void {

@@ -1,5 +1,6 @@
 // JIDs (RFC 7622): parsing, normalisation and comparison. Parsed JIDs are
 // always normalised, so two JIDs are equal exactly when their strings are.
+import { isIPv6 } from 'node:net';
 import { domainToASCII } from 'node:url';
 
 export class JidError extends Error {
@@ -86,9 +87,15 @@ function normaliseLocal(local: string): string {
 function normaliseDomain(domain: string): string {
   let d = domain.endsWith('.') ? domain.slice(0, -1) : domain;
   if (!d) throw new JidError('empty domainpart');
-  if (d.startsWith('[') && d.endsWith(']')) return d.toLowerCase(); // IPv6 literal
+  if (d.startsWith('[') && d.endsWith(']')) {
+    // An IPv6 literal (RFC 7622 §3.2): only a real IPv6 address may sit in the brackets.
+    if (!isIPv6(d.slice(1, -1))) throw new JidError('invalid IPv6 literal in domainpart');
+    return d.toLowerCase();
+  }
   d = d.normalize('NFC').toLowerCase();
   if (/[\s/@"&'<>\\]/.test(d) || domainToASCII(d) === '') throw new JidError('invalid domainpart');
+  // Every label holds something: 'a..b' and '.' (a doubled final dot) are no domains.
+  if (d.split('.').includes('')) throw new JidError('empty label in domainpart');
   checkLength(d, 'domainpart');
   return d;
 }

@@ -36,6 +36,11 @@ export const vcardModule: Module = (host) => {
       throw new StanzaError('policy-violation', `vCard larger than ${limits.vcardMaxSize} bytes`);
     }
     for (const photo of card.getChildren('PHOTO')) {
+      // Garbage here would reach contacts' clients and the MSN avatar code as a picture.
+      const binval = photo.getChildText('BINVAL');
+      if (binval !== null && !BASE64.test(binval.replace(/\s+/g, ''))) {
+        throw new StanzaError('bad-request', 'PHOTO BINVAL is not base64');
+      }
       if (photoBytes(photo) > limits.vcardPhotoMaxSize) {
         throw new StanzaError('policy-violation', `PHOTO larger than ${limits.vcardPhotoMaxSize} bytes`);
       }
@@ -48,6 +53,9 @@ export const vcardModule: Module = (host) => {
     throw new StanzaError('forbidden', 'only the owner may change a vCard');
   });
 };
+
+/** Standard base64 (RFC 4648 §4), padded, as XEP-0054 BINVAL is. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Decoded size of an inline PHOTO (BINVAL is base64, possibly line-wrapped). */
 function photoBytes(photo: Element): number {

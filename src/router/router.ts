@@ -11,7 +11,7 @@ import { Jid } from '../jid/jid.ts';
 import type { Logger } from '../log.ts';
 import type { Element } from '../xml/element.ts';
 import { errorReply, StanzaError, type StanzaErrorCondition } from '../xml/errors.ts';
-import { firstChild } from '../xml/element.ts';
+import { checkStanzaShape } from './stanza-check.ts';
 import type { SessionRegistry } from './session-registry.ts';
 
 /** Outgoing server-to-server delivery; set by the s2s manager when enabled. */
@@ -34,8 +34,13 @@ export class Router {
   fromClient(session: ClientSession, stanza: Element): void {
     // The server always says who sent it: a client cannot spoof another JID.
     stanza.attrs.from = session.jid.toString();
+    // Missing id, unknown type, no or several iq payloads: bad-request, before any module.
+    const malformed = checkStanzaShape(stanza);
+    if (malformed) return this.bounce(stanza, malformed);
     let to: Jid;
-    if (stanza.attrs.to) {
+    // `to=''` is an invalid JID, not a missing one (it must not mean "to myself").
+    const implicit = stanza.attrs.to === undefined;
+    if (!implicit) {
       const parsed = Jid.tryParse(stanza.attrs.to);
       if (!parsed) return this.bounce(stanza, 'jid-malformed');
       to = parsed;
@@ -43,7 +48,7 @@ export class Router {
       to = session.jid.toBare();
     }
     const host = this.hosts.get(session.jid.domain)!;
-    const type = destinationOf(session.jid, to, !stanza.attrs.to);
+    const type = destinationOf(session.jid, to, implicit);
     const event: StanzaEvent = { stanza, origin: { kind: 'c2s', session }, host, to, from: session.jid };
     if (this.fire(host, `pre-${stanza.name}/${type}`, event)) return;
     this.deliver(stanza, { kind: 'c2s', session }, to, session.jid);
@@ -82,18 +87,26 @@ export class Router {
     this.fallback(event, type);
   }
 
-  /** Fires an event (and for iq get/set, the payload-specific one first). */
+  /**
+   * Fires an event. A
+   * handler that throws synchronously is treated like one that rejected:
+   * the sender gets the error, the stanza counts as handled. Without this
+   * the exception would unwind into the stream parser and end the sender's
+   * stream with a misleading not-well-formed error.
+   */
   private fire(host: Host, name: string, event: StanzaEvent): boolean {
-    const { stanza } = event;
-    if (stanza.name === 'iq' && (stanza.attrs.type === 'get' || stanza.attrs.type === 'set')) {
-      const payload = firstChild(stanza);
-      if (payload) {
-        const specific = name.replace(/^(pre-)?iq\//, `$1iq-${stanza.attrs.type}/`);
-        const r = host.events.fire(`${specific}/${payload.getNS()}:${payload.getName()}`, event);
-        if (this.settle(r, stanza)) return true;
-      }
+    try {
+      return this.fireUnguarded(host, name, event);
+    } catch (err) {
+      this.replyError(event.stanza, err);
+      return true;
     }
-    return this.settle(host.events.fire(name, event), stanza);
+  }
+
+  // iq get/set reach their payload-specific events through the generic one
+  // (host/iq-dispatch.ts), so filters on the generic event see every iq.
+  private fireUnguarded(host: Host, name: string, event: StanzaEvent): boolean {
+    return this.settle(host.events.fire(name, event), event.stanza);
   }
 
   /** Turns a handler result into "handled", replying with errors it raised. */

@@ -164,7 +164,8 @@ export class HttpService implements Service {
     }
     const origin = req.headers.origin;
     if (!this.origins.allows(origin)) {
-      this.log.debug('WebSocket origin refused', { origin, ip: socket.remoteAddress });
+      // Logged at info so an admin sees which origin to add to http.allowedOrigins.
+      this.log.info('WebSocket origin refused', { origin, ip: socket.remoteAddress });
       return { status: 403, text: 'pages from this origin may not connect' };
     }
     const ip = socket.remoteAddress ?? 'unknown';
@@ -313,9 +314,12 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
 /** Answers a refused WebSocket handshake with a plain HTTP error. */
 function refuse(socket: Socket, status: number, text: string): void {
   const body = `${text}\n`;
+  // Destroyed once written: a client that never closes its side must not
+  // keep the connection (and server shutdown) waiting.
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n` +
       `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
 }
 

@@ -36,6 +36,13 @@ export interface ParserHandlers {
 // XML 1.0 forbids these code points even as character references.
 const ILLEGAL_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 const RESTRICTED = /<[!?]/;
+// XML 1.0 Name (§2.3). ltx takes anything up to whitespace or '=' as a name,
+// so `<a"b/>` or an attribute named `x'y` would otherwise be relayed to
+// other users as markup their parsers reject, breaking their streams.
+const NAME_START =
+  ':A-Z_a-z\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u02FF\\u0370-\\u037D\\u037F-\\u1FFF\\u200C\\u200D\\u2070-\\u218F' +
+  '\\u2C00-\\u2FEF\\u3001-\\uD7FF\\uF900-\\uFDCF\\uFDF0-\\uFFFD\\u{10000}-\\u{EFFFF}';
+const XML_NAME = new RegExp(`^[${NAME_START}][${NAME_START}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040]*$`, 'u');
 const PIECE = 16 * 1024;
 
 export class XmlStreamParser {
@@ -48,6 +55,7 @@ export class XmlStreamParser {
   private failed = false;
   private rootSeen = false;
   private pendingLt = false;
+  private rootAttrs: Record<string, string> = {};
 
   constructor(
     private readonly limits: ParserLimits,
@@ -65,6 +73,7 @@ export class XmlStreamParser {
     this.names = [];
     this.bytes = 0;
     this.rootSeen = false;
+    this.rootAttrs = {};
     this.pendingLt = false;
     this.sax.on('startElement', (name, attrs) => this.onStart(name, attrs));
     this.sax.on('endElement', (name) => this.onEnd(name));
@@ -119,7 +128,10 @@ export class XmlStreamParser {
   private onStart(name: string, attrs: Record<string, string>): void {
     if (this.failed) return;
     if (this.depth === 0) {
+      const bad = badName(name, attrs, (p) => attrs[`xmlns:${p}`]);
+      if (bad) return this.fail('not-well-formed', bad);
       this.rootSeen = true;
+      this.rootAttrs = attrs;
       this.depth = 1;
       this.names.push(name);
       this.bytes = 0;
@@ -129,6 +141,13 @@ export class XmlStreamParser {
     if (this.depth >= this.limits.maxDepth + 1) {
       return this.fail('policy-violation', `elements nested deeper than ${this.limits.maxDepth}`);
     }
+    const fromHeader = new Map<string, string>();
+    const bad = badName(name, attrs, (p) => this.prefixNamespace(p, attrs, fromHeader));
+    if (bad) return this.fail('not-well-formed', bad);
+    // A prefix bound only on the stream header is declared on the element
+    // itself, so the stanza stays namespace-well-formed when it is relayed
+    // alone (another stream, a WebSocket frame, offline storage).
+    for (const [prefix, ns] of fromHeader) attrs[`xmlns:${prefix}`] = ns;
     const el = new Element(name, attrs);
     if (this.current) this.current.cnode(el);
     this.current = el;
@@ -159,6 +178,20 @@ export class XmlStreamParser {
     }
   }
 
+  /** The namespace bound to a prefix here: on the element, its ancestors, or the stream header. */
+  private prefixNamespace(
+    prefix: string,
+    attrs: Record<string, string>,
+    fromHeader: Map<string, string>,
+  ): string | undefined {
+    const key = `xmlns:${prefix}`;
+    if (attrs[key] !== undefined) return attrs[key];
+    for (let e = this.current; e; e = e.parent) if (e.attrs[key] !== undefined) return e.attrs[key];
+    const ns = this.rootAttrs[key];
+    if (ns) fromHeader.set(prefix, ns);
+    return ns;
+  }
+
   private onText(text: string): void {
     if (this.failed) return;
     if (this.current) {
@@ -173,4 +206,38 @@ export class XmlStreamParser {
     this.failed = true;
     this.handlers.error(condition, text);
   }
+}
+
+/**
+ * Why an element's name or attributes are not well-formed (XML 1.0 Names,
+ * Namespaces in XML 1.0 QNames with bound prefixes), or null. `lookup`
+ * gives the namespace a prefix is bound to in scope.
+ */
+function badName(
+  name: string,
+  attrs: Record<string, string>,
+  lookup: (prefix: string) => string | undefined,
+): string | null {
+  const short = (n: string) => (n.length > 64 ? `${n.slice(0, 64)}…` : n);
+  const check = (n: string, isAttr: boolean): string | null => {
+    if (!XML_NAME.test(n)) return `invalid XML name '${short(n)}'`;
+    const parts = n.split(':');
+    if (parts.length > 2 || parts.includes('')) return `invalid qualified name '${short(n)}'`;
+    if (parts.length === 1) return null;
+    const prefix = parts[0]!;
+    if (prefix === 'xml') return null;
+    if (prefix === 'xmlns') {
+      if (!isAttr) return `element name with the xmlns prefix '${short(n)}'`;
+      return attrs[n] === '' ? `empty namespace for prefix '${short(parts[1]!)}'` : null;
+    }
+    if (!lookup(prefix)) return `unbound namespace prefix '${short(prefix)}'`;
+    return null;
+  };
+  const bad = check(name, false);
+  if (bad) return bad;
+  for (const key of Object.keys(attrs)) {
+    const b = check(key, true);
+    if (b) return b;
+  }
+  return null;
 }

@@ -14,7 +14,7 @@ import { connect, type TestClient } from '../helpers/xmpp-client.ts';
 
 const ARTIFACTS = new URL('../artifacts/', import.meta.url);
 
-describe('web client in a browser', () => {
+describe('web client in a browser', { timeout: 120_000 }, () => {
   let ts: TestServer;
   let bob: TestClient;
   let browser: Browser;

@@ -124,7 +124,7 @@ function httpGet(
   });
 }
 
-describe('XMPP over WebSocket', () => {
+describe('XMPP over WebSocket', { timeout: 60_000 }, () => {
   let ts: TestServer;
   let http: HttpService;
   let wsUrl: string;
@@ -369,7 +369,7 @@ describe('WsFraming', () => {
   });
 });
 
-describe('WebSocket limits', () => {
+describe('WebSocket limits', { timeout: 30_000 }, () => {
   it('refuses connections over the per-IP limit with 429', async () => {
     const ts = await startServer({ http: { port: 0 }, limits: { maxConnectionsPerIp: 2 } });
     try {

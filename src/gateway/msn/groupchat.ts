@@ -78,6 +78,8 @@ export class Groupchats {
       if (room.resources.size === 0) await this.leave(room);
       return;
     }
+    // Only available presence joins; probes, subscriptions and errors to a room mean nothing.
+    if (stanza.attrs.type !== undefined) return;
     if (!to.resource) throw new StanzaError('jid-malformed', 'join with room@host/nick');
     room ??= this.newRoom(name);
     room.nick = to.resource;

@@ -128,10 +128,18 @@ export const msnGateway: Module = (host) => {
   }
 
   // --- contact JIDs and rooms -------------------------------------------------
-  host.hook('presence/bare', (e) => (isRoom(e.to) ? undefined : onContactPresence(e)));
+  host.hook('presence/bare', (e) => (isRoom(e.to) ? onBareRoomPresence(e) : onContactPresence(e)));
   host.hook('presence/full', (e) =>
     isRoom(e.to) ? withSession(e, (s) => s.groupchats.presence(e.from, e.to, e.stanza)) : onContactPresence(e),
   );
+
+  /** A join needs a nickname (XEP-0045 §7.2.1: jid-malformed); other presence to a bare room means nothing. */
+  function onBareRoomPresence(e: StanzaEvent): true | Promise<never> {
+    if (e.stanza.attrs.type === undefined) {
+      return Promise.reject(new StanzaError('jid-malformed', 'join a room with room@host/nick'));
+    }
+    return true;
+  }
 
   async function onContactPresence(e: StanzaEvent): Promise<void> {
     const email = gw.emailOf(e.to);
@@ -175,7 +183,13 @@ export const msnGateway: Module = (host) => {
   host.hook('message/bare', (e) =>
     isRoom(e.to) ? withSession(e, (s) => s.groupchats.message(e.from, e.to, e.stanza)) : onContactMessage(e),
   );
-  host.hook('message/full', (e) => (isRoom(e.to) ? true : onContactMessage(e)));
+  // MSN switchboards have no private messages between occupants: say so
+  // rather than drop the message (the router never bounces errors).
+  host.hook('message/full', (e) => {
+    if (!isRoom(e.to)) return onContactMessage(e);
+    server.router.bounce(e.stanza, 'feature-not-implemented', 'MSN rooms have no private messages');
+    return true;
+  });
   host.hook('message/host', (e) => e.stanza.attrs.type === 'error' || undefined);
 
   async function onContactMessage(e: StanzaEvent): Promise<void> {
