@@ -521,7 +521,7 @@ async function main(): Promise<void> {
     mkdirSync(dir);
     const s: BenchServer = name === 'jabberfly' ? new Jabberfly(dir, await freePort(), cert) : new Prosody(dir, await freePort(), cert);
     labels[name] = s.label;
-    await benchServer(s);
+    if ([...figures].some((f) => f !== 'transport')) await benchServer(s);
   }
   if (figures.has('transport')) {
     const available = transportAvailable();

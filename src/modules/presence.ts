@@ -17,7 +17,8 @@
 // and `session.priority` its priority: message delivery relies on both.
 import type { Host, Module, StanzaEvent } from '../host/host.ts';
 import type { ClientSession } from '../host/session.ts';
-import type { Jid } from '../jid/jid.ts';
+import { Jid } from '../jid/jid.ts';
+import { BlocklistStore } from '../storage/blocklist.ts';
 import { type PendingRequest, type Roster, RosterStore } from '../storage/roster.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { clone, type Element, el } from '../xml/element.ts';
@@ -77,7 +78,17 @@ function pendingRequestElement(p: PendingRequest, to: string): Element {
 export const presenceModule: Module = (host: Host) => {
   const server = host.server;
   const store = server.store(RosterStore);
-  const route = (stanza: Element) => server.router.route(stanza);
+  const blocklist = server.store(BlocklistStore);
+  // Presence the server sends for a user never reaches a JID that user
+  // blocked (XEP-0191 §3.3), remote ones included; unavailable still does.
+  const route = (stanza: Element) => {
+    const from = Jid.tryParse(stanza.attrs.from);
+    const to = Jid.tryParse(stanza.attrs.to);
+    if (from && to && from.domain === host.name && stanza.attrs.type !== 'unavailable' && blocklist.isBlocked(from.bare, to)) {
+      return;
+    }
+    server.router.route(stanza);
+  };
   // One session's presence work runs in the order the client sent it, and
   // one user's inbound subscription stanzas in the order they arrived.
   const inOrder = new KeyedMutex();

@@ -11,6 +11,7 @@
 import type { Host, Module, StanzaEvent } from '../host/host.ts';
 import { sendResult } from '../host/iq-result.ts';
 import { Jid, JidError } from '../jid/jid.ts';
+import { BlocklistStore } from '../storage/blocklist.ts';
 import { RosterStore } from '../storage/roster.ts';
 import { deleteUserData } from '../storage/user-data.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
@@ -181,6 +182,8 @@ async function removeAccount(host: Host, event: StanzaEvent): Promise<void> {
       server.router.route(el('presence', { type: 'unsubscribed', from: bare, to: item.jid }));
     }
   }
+  // The blocklist lives in memory too: clear it through its store.
+  await server.store(BlocklistStore).unblock(bare, null);
   await deleteUserData(server.storage, bare);
   host.log.info('account removed in-band', { user: bare });
   sendResult(event);
