@@ -90,10 +90,20 @@ export class C2SSession implements ClientSession {
     if (this.state === 'closed') return;
     if (this.state === 'wait-open') {
       // A stream error needs a stream: open one to carry it (RFC 6120 §4.9.1.2).
-      this.framing.openStream({ from: this.server.config.domain, id: this.newId(), version: '1.0', xmlns: NS.client });
+      this.framing.openStream({
+        from: this.server.config.domain,
+        id: this.newId(),
+        version: '1.0',
+        xmlns: NS.client,
+      });
     }
     if (error) {
-      this.server.log.debug('stream error', { condition: error, text, ip: this.ip, jid: this.jid?.toString() });
+      this.server.log.debug('stream error', {
+        condition: error,
+        text,
+        ip: this.ip,
+        jid: this.jid?.toString(),
+      });
       this.framing.send(streamErrorElement(error, text));
     }
     this.state = 'closed';
@@ -125,25 +135,32 @@ export class C2SSession implements ClientSession {
       if (name !== 'open' || this.framing.transport !== 'websocket') {
         this.framing.openStream({ from: domain, id, version: '1.0', xmlns: NS.client });
         this.state = 'negotiating';
-        return this.close('invalid-namespace', 'expected a stream:stream element');
+        this.close('invalid-namespace', 'expected a stream:stream element');
+        return;
       }
     }
     if (this.framing.transport === 'tcp' && attrs.xmlns !== NS.client) {
       this.framing.openStream({ from: domain, id, version: '1.0', xmlns: NS.client });
       this.state = 'negotiating';
-      return this.close('invalid-namespace', 'this port serves jabber:client streams');
+      this.close('invalid-namespace', 'this port serves jabber:client streams');
+      return;
     }
     const to = attrs.to ? Jid.tryParse(attrs.to) : null;
     const host = to ? this.server.hosts.get(to.domain) : undefined;
     this.framing.openStream({ from: host?.name ?? domain, id, version: '1.0', xmlns: NS.client });
     this.state = 'negotiating';
     if (!host || !host.userHost || !to || to.local || to.resource) {
-      return this.close('host-unknown', `this server does not serve ${attrs.to ?? '(no to)'}`);
+      this.close('host-unknown', `this server does not serve ${attrs.to ?? '(no to)'}`);
+      return;
     }
     if (!attrs.version || !/^1\.\d+$/.test(attrs.version)) {
-      return this.close('unsupported-version', 'XMPP 1.0 streams only');
+      this.close('unsupported-version', 'XMPP 1.0 streams only');
+      return;
     }
-    if (this.host && this.host !== host) return this.close('host-unknown', 'domain changed during negotiation');
+    if (this.host && this.host !== host) {
+      this.close('host-unknown', 'domain changed during negotiation');
+      return;
+    }
     this.host = host;
     this.framing.send(this.features(host));
   }
@@ -186,18 +203,37 @@ export class C2SSession implements ClientSession {
 
   private onStanza(stanza: Element): void {
     if (this.state === 'closed') return;
-    if (this.state === 'wait-open') return this.close('not-well-formed', 'stanza before stream header');
-    if (this.state === 'bound') return this.routeStanza(stanza);
-    const ns = stanza.attrs.xmlns;
-    if (stanza.name === 'starttls' && ns === NS.tls) return this.startTls();
-    if (stanza.name === 'auth' || stanza.name === 'response' || stanza.name === 'abort') {
-      if (ns !== NS.sasl) return this.close('invalid-namespace');
-      return this.onSasl(stanza);
+    if (this.state === 'wait-open') {
+      this.close('not-well-formed', 'stanza before stream header');
+      return;
     }
-    if (stanza.name === 'iq' && this.authenticated) return this.onNegotiationIq(stanza);
+    if (this.state === 'bound') {
+      this.routeStanza(stanza);
+      return;
+    }
+    const ns = stanza.attrs.xmlns;
+    if (stanza.name === 'starttls' && ns === NS.tls) {
+      this.startTls();
+      return;
+    }
+    if (stanza.name === 'auth' || stanza.name === 'response' || stanza.name === 'abort') {
+      if (ns !== NS.sasl) {
+        this.close('invalid-namespace');
+        return;
+      }
+      this.onSasl(stanza);
+      return;
+    }
+    if (stanza.name === 'iq' && this.authenticated) {
+      this.onNegotiationIq(stanza);
+      return;
+    }
     if (stanza.name === 'iq' && !this.authenticated && this.host) {
       // Pre-authentication iqs: only in-band registration may use them.
-      if (this.server.config.c2s.requireTls && !this.secure) return this.close('policy-violation', 'STARTTLS first');
+      if (this.server.config.c2s.requireTls && !this.secure) {
+        this.close('policy-violation', 'STARTTLS first');
+        return;
+      }
       // Results and errors answer nothing we asked; a malformed iq gets
       // bad-request (without its payload: it may hold a password).
       if (stanza.attrs.type === 'result' || stanza.attrs.type === 'error') return;
@@ -205,7 +241,10 @@ export class C2SSession implements ClientSession {
       const fail = (condition: StanzaErrorCondition, text?: string, type?: ErrorType) =>
         this.send(el('iq', { type: 'error', id: stanza.attrs.id }, errorElement(condition, text, type)));
       const malformed = checkStanzaShape(stanza);
-      if (malformed) return fail(malformed.condition, malformed.text, malformed.type);
+      if (malformed) {
+        fail(malformed.condition, malformed.text, malformed.type);
+        return;
+      }
       const payload = firstChild(stanza);
       const key = `unauthenticated-iq/${payload?.getNS()}:${payload?.getName()}`;
       const handled = this.host.events.fire(key, {
@@ -219,7 +258,10 @@ export class C2SSession implements ClientSession {
         handled.then(
           (reply) => reply && this.send(reply as Element),
           (err) => {
-            this.server.log.error('handler failed', { stanza: 'iq', error: String((err as Error)?.stack ?? err) });
+            this.server.log.error('handler failed', {
+              stanza: 'iq',
+              error: String((err as Error)?.stack ?? err),
+            });
             fail('internal-server-error');
           },
         );
@@ -234,7 +276,8 @@ export class C2SSession implements ClientSession {
   private startTls(): void {
     if (!this.framing.canStartTls) {
       this.framing.send(el('failure', { xmlns: NS.tls }));
-      return this.close();
+      this.close();
+      return;
     }
     this.framing.send(el('proceed', { xmlns: NS.tls }));
     this.state = 'wait-open';
@@ -247,15 +290,22 @@ export class C2SSession implements ClientSession {
   }
 
   private onSasl(stanza: Element): void {
-    if (this.authenticated) return this.close('policy-violation', 'already authenticated');
+    if (this.authenticated) {
+      this.close('policy-violation', 'already authenticated');
+      return;
+    }
     if (this.server.config.c2s.requireTls && !this.secure) {
       this.framing.send(el('failure', { xmlns: NS.sasl }, el('encryption-required')));
       return;
     }
-    if (this.saslBusy) return this.close('policy-violation', 'SASL step while one is pending');
+    if (this.saslBusy) {
+      this.close('policy-violation', 'SASL step while one is pending');
+      return;
+    }
     if (stanza.name === 'abort') {
       this.sasl = null;
-      return this.saslFailure('aborted');
+      this.saslFailure('aborted');
+      return;
     }
     let exchange = this.sasl;
     if (stanza.name === 'auth') {
@@ -264,16 +314,23 @@ export class C2SSession implements ClientSession {
         secure: this.secure,
         accounts: this.server.accounts,
       });
-      if (!exchange) return this.saslFailure('invalid-mechanism');
+      if (!exchange) {
+        this.saslFailure('invalid-mechanism');
+        return;
+      }
       this.sasl = exchange;
     } else if (!exchange) {
-      return this.saslFailure('malformed-request');
+      this.saslFailure('malformed-request');
+      return;
     }
     const text = stanza.getText().trim();
     let data: Buffer;
     if (text === '=' || text === '') data = Buffer.alloc(0);
     else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) data = Buffer.from(text, 'base64');
-    else return this.saslFailure('incorrect-encoding');
+    else {
+      this.saslFailure('incorrect-encoding');
+      return;
+    }
     this.saslBusy = true;
     exchange.step(data).then(
       (step) => {
@@ -321,9 +378,13 @@ export class C2SSession implements ClientSession {
   /** Resource binding and the legacy session iq, after SASL. */
   private onNegotiationIq(stanza: Element): void {
     const payload = firstChild(stanza);
-    if (stanza.attrs.type === 'set' && payload?.is('bind', NS.bind)) return this.bind(stanza, payload);
+    if (stanza.attrs.type === 'set' && payload?.is('bind', NS.bind)) {
+      this.bind(stanza, payload);
+      return;
+    }
     if (stanza.attrs.type === 'set' && payload?.is('session', NS.session)) {
-      return this.send(el('iq', { type: 'result', id: stanza.attrs.id }));
+      this.send(el('iq', { type: 'result', id: stanza.attrs.id }));
+      return;
     }
     this.close('not-authorized', 'bind a resource first');
   }
@@ -335,29 +396,39 @@ export class C2SSession implements ClientSession {
     try {
       jid = Jid.of(this.user!, this.host!.name, resource);
     } catch (err) {
-      if (err instanceof JidError) return this.send(errorReply(stanza, 'bad-request', err.message));
+      if (err instanceof JidError) {
+        this.send(errorReply(stanza, 'bad-request', err.message));
+        return;
+      }
       throw err;
     }
     this.jid = jid;
     this.state = 'bound';
     this.server.bindSession(this, this.host!);
     this.send(
-      el('iq', { type: 'result', id: stanza.attrs.id }, el('bind', { xmlns: NS.bind }, el('jid', null, jid.toString()))),
+      el(
+        'iq',
+        { type: 'result', id: stanza.attrs.id },
+        el('bind', { xmlns: NS.bind }, el('jid', null, jid.toString())),
+      ),
     );
   }
 
   private routeStanza(stanza: Element): void {
     const name = stanza.name;
     if (name !== 'message' && name !== 'presence' && name !== 'iq') {
-      return this.close('unsupported-stanza-type', `<${name}/> is not a stanza`);
+      this.close('unsupported-stanza-type', `<${name}/> is not a stanza`);
+      return;
     }
     // Stanzas carry the stream's namespace implicitly; an explicit other one is wrong.
     if (stanza.attrs.xmlns && stanza.attrs.xmlns !== NS.client) {
-      return this.close('invalid-namespace', 'stanzas must be in jabber:client');
+      this.close('invalid-namespace', 'stanzas must be in jabber:client');
+      return;
     }
     delete stanza.attrs.xmlns;
     if (name === 'iq' && stanza.attrs.type === 'set' && firstChild(stanza)?.is('session', NS.session)) {
-      return this.send(el('iq', { type: 'result', id: stanza.attrs.id }));
+      this.send(el('iq', { type: 'result', id: stanza.attrs.id }));
+      return;
     }
     this.server.router.fromClient(this, stanza);
   }
