@@ -4,6 +4,7 @@
 //   /.well-known/host-meta   XEP-0156 discovery (XRD, and .json)
 //   /status                  public health information as JSON
 //   /                        the Converse.js web client (http.webClient)
+import { msnGatewayOf } from '../gateway/msn/gateway.ts';
 import { readFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
@@ -268,7 +269,8 @@ export class HttpService implements Service {
       version: VERSION,
       uptime: Math.floor((Date.now() - this.server.startedAt) / 1000),
       sessions: this.server.sessions.count,
-      msn: config.msn.enabled ? { enabled: true, domain: config.msn.domain } : { enabled: false },
+      // Counts only: how many users have a transport session, how many are logged in to MSN.
+      msn: config.msn.enabled ? { enabled: true, ...msnGatewayOf(this.server)?.state() } : { enabled: false },
     };
   }
 
