@@ -35,6 +35,8 @@ const args = [
   '--test',
   '--test-concurrency=2',
   '--test-reporter=spec',
+  // A hung test fails after two minutes instead of stalling the whole run.
+  '--test-timeout=120000',
   ...files,
 ];
 const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' });

@@ -66,6 +66,11 @@ export class Router {
       return;
     }
     if (!to) return this.bounce(stanza, 'jid-malformed');
+    // Other servers' stanzas get the same shape rules as our clients' (ours are built right).
+    if (origin.kind === 's2s') {
+      const malformed = checkStanzaShape(stanza);
+      if (malformed) return this.bounce(stanza, malformed);
+    }
     this.deliver(stanza, origin, to, from);
   }
 
@@ -135,8 +140,10 @@ export class Router {
     const to = Jid.tryParse(stanza.attrs.to);
     if (!to && reply.attrs.from) delete reply.attrs.from;
     if (!reply.attrs.from) {
+      // No usable address to answer from: our sender's own domain, or, for
+      // another server's sender (whose domain we must not claim), ours.
       const sender = Jid.tryParse(stanza.attrs.from);
-      if (sender) reply.attrs.from = sender.domain;
+      if (sender) reply.attrs.from = this.hosts.has(sender.domain) ? sender.domain : (this.hosts.keys().next().value ?? sender.domain);
     }
     this.route(reply);
   }

@@ -24,7 +24,8 @@ const PRESENCE_TYPES = new Set([
 export function checkStanzaShape(stanza: Element): StanzaError | null {
   const type = stanza.attrs.type;
   if (stanza.name === 'iq') {
-    if (!stanza.attrs.id) return new StanzaError('bad-request', 'an iq needs an id');
+    // (Except an error: the one answering an iq that had no id cannot have one.)
+    if (!stanza.attrs.id && type !== 'error') return new StanzaError('bad-request', 'an iq needs an id');
     if (type === undefined || !IQ_TYPES.has(type)) {
       return new StanzaError('bad-request', 'an iq type is get, set, result or error');
     }
