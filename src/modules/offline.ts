@@ -29,6 +29,10 @@ export const offlineModule: Module = (host) => {
     return store.add(to.bare, stored).then((added) => {
       // A full queue is answered like a recipient that cannot take messages (XEP-0160 §3).
       if (!added) throw new StanzaError('service-unavailable', 'offline message storage is full');
+      // The user may have come online while the message was being stored,
+      // after that resource's own flush: hand it over now, not at the next login.
+      const ready = host.server.sessions.available(to.bare).filter(receiving);
+      if (ready.length) flush(ready.reduce((a, b) => (b.priority > a.priority ? b : a)));
     });
   });
 

@@ -93,11 +93,10 @@ export class Router {
   }
 
   /**
-   * Fires an event. A
-   * handler that throws synchronously is treated like one that rejected:
-   * the sender gets the error, the stanza counts as handled. Without this
-   * the exception would unwind into the stream parser and end the sender's
-   * stream with a misleading not-well-formed error.
+   * Fires an event. A handler that throws synchronously is treated like one
+   * that rejected: the sender gets the error, the stanza counts as handled.
+   * Without this the exception would unwind into the stream parser and end
+   * the sender's stream with a misleading not-well-formed error.
    */
   private fire(host: Host, name: string, event: StanzaEvent): boolean {
     try {
