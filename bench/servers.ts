@@ -246,7 +246,9 @@ modules_disabled = { "s2s"; "s2s_auth_certs"; "admin_shell"; "admin_socket"; "ma
 authentication = "internal_hashed"
 storage = "internal"
 c2s_require_encryption = true
-log = { { levels = { min = "warn" }, to = "console" } }
+log = { { levels = { min = "warn" }, to = "console" }${
+      process.env.BENCH_PROSODY_DEBUG ? `; { levels = { min = "debug" }, to = "file", filename = "${join(dir, 'prosody.log')}" }` : ''
+    } }
 ssl = { certificate = "${crt}"; key = "${key}"; }
 VirtualHost "${DOMAIN}"
 `,

@@ -42,7 +42,7 @@ async function readPassword(given: string | undefined): Promise<string> {
 }
 
 function userOf(jidText: string | undefined, config: Config): string {
-  if (!jidText) throw new CliError('a JID is required, e.g. alice@' + config.domain);
+  if (!jidText) throw new CliError(`a JID is required, e.g. alice@${config.domain}`);
   let jid: Jid;
   try {
     jid = Jid.parse(jidText.includes('@') ? jidText : `${jidText}@${config.domain}`);

@@ -1,6 +1,7 @@
 // One client stream (RFC 6120): negotiation (STARTTLS, SASL, bind), then
 // stanzas into the router. The same class serves TCP and WebSocket through
 // the Framing seam, so every limit and rule applies to both.
+import { answerStartTls } from '../stream/starttls.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Host } from '../host/host.ts';
 import type { ClientSession } from '../host/session.ts';
@@ -149,7 +150,7 @@ export class C2SSession implements ClientSession {
     const host = to ? this.server.hosts.get(to.domain) : undefined;
     this.framing.openStream({ from: host?.name ?? domain, id, version: '1.0', xmlns: NS.client });
     this.state = 'negotiating';
-    if (!host || !host.userHost || !to || to.local || to.resource) {
+    if (!host?.userHost || !to || to.local || to.resource) {
       this.close('host-unknown', `this server does not serve ${attrs.to ?? '(no to)'}`);
       return;
     }
@@ -274,20 +275,13 @@ export class C2SSession implements ClientSession {
   }
 
   private startTls(): void {
-    if (!this.framing.canStartTls) {
-      this.framing.send(el('failure', { xmlns: NS.tls }));
+    if (!answerStartTls(this.framing, this.server.log)) {
       this.close();
       return;
     }
-    this.framing.send(el('proceed', { xmlns: NS.tls }));
     this.state = 'wait-open';
-    this.framing.startTls((err) => {
-      if (err) {
-        this.server.log.debug('TLS handshake failed', { ip: this.ip, error: err.message });
-        this.framing.destroy();
-      }
-    });
   }
+
 
   private onSasl(stanza: Element): void {
     if (this.authenticated) {

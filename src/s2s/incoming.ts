@@ -5,6 +5,7 @@
 // stanzas accepted, and each must come from an authenticated domain and go
 // to a domain we host. This side also answers <db:verify/> for keys we made
 // as the authoritative server.
+import { answerStartTls } from '../stream/starttls.ts';
 import { randomBytes } from 'node:crypto';
 import { Jid } from '../jid/jid.ts';
 import type { TcpFraming } from '../stream/tcp-framing.ts';
@@ -190,20 +191,13 @@ export class IncomingStream {
   }
 
   private startTls(): void {
-    if (this.framing.secure || !this.framing.canStartTls) {
-      this.framing.send(el('failure', { xmlns: NS.tls }));
+    if (!answerStartTls(this.framing, this.log)) {
       this.close();
       return;
     }
-    this.framing.send(el('proceed', { xmlns: NS.tls }));
     this.state = 'wait-open';
-    this.framing.startTls((err) => {
-      if (err) {
-        this.log.debug('s2s TLS handshake failed', { ip: this.ip, error: err.message });
-        this.framing.destroy();
-      }
-    });
   }
+
 
   private saslFailure(condition: string): void {
     this.framing.send(el('failure', { xmlns: NS.sasl }, el(condition)));

@@ -146,7 +146,7 @@ describe('MSN transport contact lists', () => {
     await juliet.waitFor((s) => s.attrs.from === 'msn.localhost' && !s.attrs.type, 'gateway online again', 10000);
     // A 20000×20000 PNG header: tiny file, enormous image.
     const bomb = Buffer.from(
-      '89504e470d0a1a0a0000000d4948445200004e2000004e200806000000' + '0'.repeat(16),
+      `89504e470d0a1a0a0000000d4948445200004e2000004e200806000000${'0'.repeat(16)}`,
       'hex',
     );
     for (const [label, bytes] of [['corrupt', Buffer.from('not an image at all')], ['bomb', bomb]] as const) {

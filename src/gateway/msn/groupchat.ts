@@ -73,7 +73,7 @@ export class Groupchats {
     const name = to.local;
     let room = this.rooms.get(name);
     if (stanza.attrs.type === 'unavailable') {
-      if (!room || !room.resources.delete(from.toString())) return;
+      if (!room?.resources.delete(from.toString())) return;
       this.gw.send(this.occupantPresence(room, room.nick!, from.toString(), true, true));
       if (room.resources.size === 0) await this.leave(room);
       return;
@@ -97,7 +97,7 @@ export class Groupchats {
   /** A message from the user to the room: groupchat text, or mediated invitations. */
   async message(from: Jid, to: Jid, stanza: Element): Promise<void> {
     const room = this.rooms.get(to.local);
-    if (!room || !room.resources.has(from.toString())) throw new StanzaError('not-acceptable', 'join the room first');
+    if (!room?.resources.has(from.toString())) throw new StanzaError('not-acceptable', 'join the room first');
     const invites = stanza.getChild('x', NS.mucUser)?.getChildren('invite') ?? [];
     for (const invite of invites) await this.invite(room, invite.attrs.to);
     const body = stanza.getChildText('body');

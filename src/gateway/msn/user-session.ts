@@ -228,7 +228,7 @@ export class UserSession {
 
   private sendContactPresence(email: string, to = this.bare): void {
     const c = this.contact(email);
-    if (!c || !c.lists.includes('FL')) return;
+    if (!c?.lists.includes('FL')) return;
     this.gw.send(contactPresence(this.gw.contactJid(email), to, c, this.photoHashes.get(c.email)));
   }
 
