@@ -182,6 +182,22 @@ async function measured<T>(
   otherLoad.push(other);
   return { result, serverCpu: cpu[0]!, genCpu: cpu.slice(1).reduce((a, b) => a + b, 0), otherCpu: other };
 }
+/**
+ * Waits until the server is idle (under 10% of a core over 250 ms, at most
+ * 15 s), so one phase's leftovers (closing sessions, queued output) do not
+ * land in the next measurement.
+ */
+async function settle(server: BenchServer): Promise<void> {
+  const deadline = Date.now() + 15000;
+  let a = procSnapshot([server.pid]);
+  while (Date.now() < deadline) {
+    await sleep(250);
+    const b = procSnapshot([server.pid]);
+    if (cpuPercent(a, b)[0]! < 10) return;
+    a = b;
+  }
+  log(`  (${server.label} still busy after 15 s; measuring anyway)`);
+}
 /** CPU used by the rest of the machine during every measured interval (% of one core). */
 const otherLoad: number[] = [];
 /** Measured intervals (µs, CLOCK_MONOTONIC), to cut the CPU profile down to them. */
@@ -215,6 +231,7 @@ async function figLogins(s: BenchServer, t: Target): Promise<Sample[]> {
   const out: Sample[] = [];
   const c = settings.logins;
   for (let r = 0; r < settings.runs; r++) {
+    await settle(s);
     const m = await measured(s, () =>
       each((w) =>
         call(w, t, {
@@ -233,7 +250,6 @@ async function figLogins(s: BenchServer, t: Target): Promise<Sample[]> {
     const value = count / (c.durationMs / 1000);
     log(`  logins run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${errors ? `, ${errors} errors: ${m.result.find((x) => x.firstError)?.firstError}` : ''}`);
     out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu, note: errors ? `${errors} errors` : undefined });
-    await sleep(500);
   }
   return out;
 }
@@ -241,9 +257,11 @@ async function figLogins(s: BenchServer, t: Target): Promise<Sample[]> {
 async function figMessages(s: BenchServer, t: Target): Promise<Sample[]> {
   const out: Sample[] = [];
   const c = settings.messages;
+  await settle(s);
   await call(0, t, { cmd: 'connect', users: ['u0', 'u1'], concurrency: 2, offset: 0, resource: 'msg' });
   try {
     for (let r = 0; r < settings.runs; r++) {
+      await settle(s);
       const m = await measured(s, () =>
         call(0, t, { cmd: 'messages', from: 'u0', to: 'u1', window: c.window, warmupMs: c.warmupMs, durationMs: c.durationMs }),
       );
@@ -259,10 +277,11 @@ async function figMessages(s: BenchServer, t: Target): Promise<Sample[]> {
 
 /** Subscribes every fan-out contact to the broadcaster over XMPP (once per server); false if that fails. */
 async function fanoutSetup(t: Target): Promise<string | null> {
-  const c = await connectAll(t, FAN_CONTACTS, 50, 'fan');
-  await call(0, t, { cmd: 'connect', users: [FAN_SENDER], concurrency: 1, offset: 99_000, resource: 'fan' });
+  const c = await connectAll(t, FAN_CONTACTS, 50, 'setup');
+  const sender = await call(0, t, { cmd: 'connect', users: [FAN_SENDER], concurrency: 1, offset: 99_000, resource: 'setup' });
   try {
     if (c.connected < FAN_CONTACTS.length) return `only ${c.connected} contacts logged in`;
+    if (sender.errors) return `the broadcaster could not log in: ${sender.firstError}`;
     const approve = call(0, t, { cmd: 'sub-approve', user: FAN_SENDER, expected: FAN_CONTACTS.length, timeoutMs: 60000 });
     const req = await each((w) =>
       call(w, t, { cmd: 'sub-request', to: `${FAN_SENDER}@${DOMAIN}`, exclude: FAN_SENDER, timeoutMs: 60000 }),
@@ -284,9 +303,14 @@ async function figFanout(s: BenchServer, t: Target): Promise<Sample[] | string> 
   const out: Sample[] = [];
   const { updates } = settings.fanout;
   for (let r = 0; r < settings.runs; r++) {
-    await connectAll(t, FAN_CONTACTS, 50, 'fan');
-    await call(0, t, { cmd: 'connect', users: [FAN_SENDER], concurrency: 1, offset: 99_000, resource: 'fan' });
-    await sleep(1500); // the broadcaster's initial presence reaches everyone first
+    await settle(s);
+    // Fresh resources every run: a session of the previous run that the
+    // server is still closing cannot conflict with these.
+    await connectAll(t, FAN_CONTACTS, 50, `fan${r}`);
+    const sender = await call(0, t, { cmd: 'connect', users: [FAN_SENDER], concurrency: 1, offset: 99_000, resource: `fan${r}` });
+    if (sender.errors) throw new Error(`fan-out: the broadcaster could not log in: ${sender.firstError}`);
+    await sleep(1000); // the broadcaster's initial presence reaches everyone first
+    await settle(s);
     try {
       const expected = workers.map((_, w) => block(FAN_CONTACTS, w).length * updates);
       const ready = workers.map(() => new Promise<void>((r) => readyWaiters.push(r)));
@@ -303,7 +327,7 @@ async function figFanout(s: BenchServer, t: Target): Promise<Sample[] | string> 
       const lastAt = Math.max(...m.result.counts.map((x) => x.lastAt));
       const seconds = (lastAt - m.result.sent.firstAt) / 1e6;
       const want = FAN_CONTACTS.length * updates;
-      const value = total / seconds;
+      const value = total > 0 && seconds > 0 ? total / seconds : 0;
       log(`  fan-out run ${r + 1}: ${total}/${want} deliveries in ${seconds.toFixed(2)} s = ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)`);
       out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu, note: total < want ? `${want - total} missing` : undefined });
     } finally {
@@ -318,10 +342,12 @@ async function figLatency(s: BenchServer, t: Target): Promise<{ p50: Sample[]; p
   const users = USERS.slice(0, c.users);
   const p50: Sample[] = [];
   const p99: Sample[] = [];
+  await settle(s);
   const conn = await connectAll(t, users, 100, 'lat');
   log(`  latency: ${conn.connected} users connected in ${conn.seconds.toFixed(1)} s`);
   try {
     for (let r = 0; r < settings.runs; r++) {
+      await settle(s);
       const m = await measured(s, () =>
         each((w) =>
           call(w, t, {
@@ -358,6 +384,7 @@ async function memoryRun(s: BenchServer, t: Target, r: number): Promise<Sample> 
     await connectAll(t, USERS.slice(n, n + 50).concat(USERS.slice(0, 50)), 50, 'warm');
     await disconnectAll(t);
     await sleep(1000);
+    await settle(s);
     const before = rssBytes(s.pid);
     const m = await measured(s, () => connectAll(t, USERS.slice(0, n), settings.memory.concurrency, 'idle'));
     await sleep(3000);

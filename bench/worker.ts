@@ -286,6 +286,9 @@ async function fanoutCount(c: Extract<Command, { cmd: 'fanout-count' }>) {
   while (count < c.expected && Date.now() - started < c.timeoutMs) {
     if (Date.now() - lastProgress > 5000 && Date.now() - started > 5000) break;
     await sleep(5);
+    if (process.env.BENCH_DEBUG && (Date.now() - started) % 1000 < 6) {
+      console.error(`[worker ${process.pid}] count ${count}/${c.expected}, ${conns.length} conns, closed ${conns.filter((k) => k.closed).length}`);
+    }
   }
   for (const k of conns) k.onData = null;
   return { count, lastAt };
@@ -305,6 +308,8 @@ async function fanoutSend(c: Extract<Command, { cmd: 'fanout-send' }>) {
     }
   }
   if (batch) u.write(batch);
+  await sleep(100);
+  if (u.closed) throw new Error(`${c.user}'s stream was closed by the server`);
   return { firstAt };
 }
 

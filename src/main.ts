@@ -92,6 +92,8 @@ async function main(argv: string[]): Promise<number> {
           () => process.exit(1),
         );
       };
+      // SIGHUP picks up certificates dropped into tls.dir, as Prosody's reload does.
+      process.on('SIGHUP', () => server.certs.reload());
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
       // Last-resort safety net; the causes are bugs to fix, so both log at

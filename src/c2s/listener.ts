@@ -38,6 +38,7 @@ export class C2SListeners {
         );
         // A failed handshake must not become an unhandled error.
         s.on('tlsClientError', () => {});
+        this.server.certs.onReload(() => s.setSecureContext(this.server.certs.serverOptions()));
         return s;
       };
       const bound = await listenAll(make, c2s.directTlsPort, this.server.config.listen);

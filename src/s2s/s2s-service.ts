@@ -75,6 +75,7 @@ export class S2SService implements Service, RemoteRoute {
           (socket) => this.accept(socket),
         );
         s.on('tlsClientError', () => {});
+        this.server.certs.onReload(() => s.setSecureContext(this.tls.serverOptions(config.domain)));
         return s;
       };
       const bound = await listenAll(make, config.s2s.directTlsPort, config.listen);

@@ -33,6 +33,8 @@ export class S2STls {
       }
     });
     this.ca = [...rootCertificates, ...extra];
+    // Reloaded certificates apply to the next link.
+    certs.onReload(() => this.contexts.clear());
   }
 
   /** Context for streams of a local domain (its own pair if present, else the main one). */

@@ -14,12 +14,14 @@ export interface CertPair {
 }
 
 export class Certificates {
-  private readonly contexts = new Map<string, SecureContext>();
-  readonly pairs = new Map<string, CertPair>();
+  private contexts = new Map<string, SecureContext>();
+  pairs = new Map<string, CertPair>();
+  private readonly reloadHandlers: Array<() => void> = [];
 
   private constructor(
     readonly dir: string,
     private readonly defaultName: string,
+    private readonly log: Logger,
   ) {}
 
   static load(dir: string, domain: string, altNames: string[], log: Logger): Certificates {
@@ -30,22 +32,53 @@ export class Certificates {
       generateSelfSigned(crt, key, [domain, ...altNames]);
       log.info('generated a self-signed certificate', { file: crt, names: [domain, ...altNames].join(',') });
     }
-    const certs = new Certificates(dir, domain);
-    for (const file of readdirSync(dir)) {
+    const certs = new Certificates(dir, domain, log);
+    certs.read();
+    return certs;
+  }
+
+  /** Reads every pair in the folder; the current set stays if the main one is unusable. */
+  private read(): void {
+    const contexts = new Map<string, SecureContext>();
+    const pairs = new Map<string, CertPair>();
+    for (const file of readdirSync(this.dir)) {
       if (!file.endsWith('.crt')) continue;
       const name = file.slice(0, -4);
-      const keyFile = join(dir, `${name}.key`);
+      const keyFile = join(this.dir, `${name}.key`);
       if (!existsSync(keyFile)) continue;
-      const pair = { cert: readFileSync(join(dir, file), 'utf8'), key: readFileSync(keyFile, 'utf8') };
+      const pair = { cert: readFileSync(join(this.dir, file), 'utf8'), key: readFileSync(keyFile, 'utf8') };
       try {
-        certs.contexts.set(name, createSecureContext(pair));
-        certs.pairs.set(name, pair);
+        contexts.set(name, createSecureContext(pair));
+        pairs.set(name, pair);
       } catch (err) {
-        log.warn('ignoring unusable certificate', { file, error: (err as Error).message });
+        this.log.warn('ignoring unusable certificate', { file, error: (err as Error).message });
       }
     }
-    if (!certs.contexts.has(domain)) throw new Error(`no usable certificate for ${domain} in ${dir}`);
-    return certs;
+    if (!contexts.has(this.defaultName)) {
+      throw new Error(`no usable certificate for ${this.defaultName} in ${this.dir}`);
+    }
+    this.contexts = contexts;
+    this.pairs = pairs;
+  }
+
+  /**
+   * Picks up certificates dropped into the folder (SIGHUP, as Prosody's
+   * reload): new connections use them, existing ones keep theirs.
+   */
+  reload(): void {
+    try {
+      this.read();
+    } catch (err) {
+      this.log.error('certificate reload failed; keeping the current ones', { error: (err as Error).message });
+      return;
+    }
+    for (const fn of this.reloadHandlers) fn();
+    this.log.info('certificates reloaded', { names: [...this.pairs.keys()].join(',') });
+  }
+
+  /** Listeners created with serverOptions() register here to follow reloads. */
+  onReload(fn: () => void): void {
+    this.reloadHandlers.push(fn);
   }
 
   /** The context for a server name, falling back to the main domain's. */

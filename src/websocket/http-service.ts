@@ -109,6 +109,7 @@ export class HttpService implements Service {
     if (config.https.port !== false) {
       const make = () => {
         const s = createHttpsServer(this.server.certs.serverOptions());
+        this.server.certs.onReload(() => s.setSecureContext(this.server.certs.serverOptions()));
         // A failed handshake must not become an unhandled error.
         s.on('tlsClientError', () => {});
         return this.attach(s, true);

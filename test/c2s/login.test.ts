@@ -52,7 +52,12 @@ describe('c2s login', () => {
 
   it('refuses a wrong password with not-authorized (both clients)', async () => {
     await assert.rejects(connect({ port: ts.port, username: 'alice', password: 'nope' }), /not-authorized/);
-    const c = new SlixClient({ jid: 'alice@localhost', password: 'nope', port: ts.port, mech: 'SCRAM-SHA-256' });
+    const c = new SlixClient({
+      jid: 'alice@localhost',
+      password: 'nope',
+      port: ts.port,
+      mech: 'SCRAM-SHA-256',
+    });
     await assert.rejects(c.started(), /failed_auth/);
     await c.stop();
   });
@@ -77,9 +82,19 @@ describe('c2s login', () => {
   });
 
   it('replaces an older session that binds the same resource', async () => {
-    const first = await connect({ port: ts.port, username: 'alice', password: 'wonder land', resource: 'phone' });
+    const first = await connect({
+      port: ts.port,
+      username: 'alice',
+      password: 'wonder land',
+      resource: 'phone',
+    });
     const closed = new Promise<string>((resolve) => first.xmpp.on('error', (e: Error) => resolve(String(e))));
-    const second = await connect({ port: ts.port, username: 'alice', password: 'wonder land', resource: 'phone' });
+    const second = await connect({
+      port: ts.port,
+      username: 'alice',
+      password: 'wonder land',
+      resource: 'phone',
+    });
     assert.match(await closed, /conflict/);
     assert.equal(second.jid, 'alice@localhost/phone');
     await second.stop();
@@ -101,8 +116,58 @@ describe('c2s without required TLS', () => {
     assert.match(features, /SCRAM-SHA-256/);
     assert.doesNotMatch(features, /PLAIN/);
     // And asking for it anyway fails.
-    s.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0a\0b').toString('base64')}</auth>`);
+    s.write(
+      `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0a\0b').toString('base64')}</auth>`,
+    );
     await s.waitFor(/<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><invalid-mechanism\/>/);
     s.destroy();
+  });
+});
+
+describe('certificates', () => {
+  it('picks up a certificate dropped into tls.dir on reload (SIGHUP)', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { join } = await import('node:path');
+    const { connect: tlsConnect } = await import('node:tls');
+    const ts = await startServer();
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = tlsConnect(
+          { port: ts.directTlsPort, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false },
+          () => {
+            resolve(s.getPeerCertificate().fingerprint256);
+            s.destroy();
+          },
+        );
+        s.on('error', reject);
+      });
+    const before = await served();
+    const dir = ts.config.tls.dir;
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-keyout',
+        join(dir, 'localhost.key'),
+        '-out',
+        join(dir, 'localhost.crt'),
+      ],
+      { stdio: 'pipe' },
+    );
+    assert.equal(await served(), before, 'nothing changes before the reload');
+    ts.server.certs.reload();
+    const after = await served();
+    assert.notEqual(after, before);
+    await ts.stop();
   });
 });
