@@ -12,6 +12,9 @@ const MAX_PART = 1023;
 const LOCAL_FORBIDDEN = /["&'/:<>@\s\u0000-\u001F\u007F]/u;
 const RESOURCE_FORBIDDEN = /[\u0000-\u001F\u007F]/u;
 
+const PARSED = new Map<string, Jid>();
+const PARSED_MAX = 50_000;
+
 export class Jid {
   private constructor(
     readonly local: string,
@@ -21,6 +24,17 @@ export class Jid {
 
   static parse(input: string): Jid {
     if (typeof input !== 'string' || input.length === 0) throw new JidError('empty JID');
+    // Every stanza's to/from is parsed, mostly the same few JIDs over and
+    // over: Unicode normalisation is the costly part, so results are cached.
+    const cached = PARSED.get(input);
+    if (cached) return cached;
+    const jid = Jid.parseUncached(input);
+    if (PARSED.size >= PARSED_MAX) PARSED.clear();
+    PARSED.set(input, jid);
+    return jid;
+  }
+
+  private static parseUncached(input: string): Jid {
     const slash = input.indexOf('/');
     const bareStr = slash >= 0 ? input.slice(0, slash) : input;
     const resource = slash >= 0 ? input.slice(slash + 1) : '';
