@@ -37,6 +37,8 @@ one table (figure × server, ratio, server CPU and load-generator CPU).
   --workers N          load-generator processes (default: max(2, cores-1), at most 8)
   --connections N      idle connections for the memory figure (default 10000, quick 2000)
   --rate N             messages/s of the latency figure (default 5000)
+  --prosody-tuned      run Prosody with network_settings { nagle = false; opportunistic_writes = true }
+                       (its defaults keep Nagle's algorithm on; jabberfly sets TCP_NODELAY)
   --profile            afterwards, run jabberfly under --cpu-prof with the message loads
                        and print where the time goes (profile kept in bench/out/)
   --keep               keep the temp folder (configs, data, logs)
@@ -54,6 +56,7 @@ const { values: opts } = parseArgs({
     workers: { type: 'string' },
     connections: { type: 'string' },
     rate: { type: 'string' },
+    'prosody-tuned': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -203,7 +206,12 @@ const otherLoad: number[] = [];
 /** Measured intervals (µs, CLOCK_MONOTONIC), to cut the CPU profile down to them. */
 let windows: Array<[number, number]> = [];
 
-const USERS = Array.from({ length: Math.max(10000, settings.memory.connections) }, (_, i) => `u${i}`);
+// Enough distinct users that no login reuses a session still open: the idle
+// connections plus the warm-up logins, and at least the latency figure's.
+const USERS = Array.from(
+  { length: Math.max(settings.memory.connections + 50, settings.latency.users, 2000) },
+  (_, i) => `u${i}`,
+);
 const FAN_SENDER = 'f0';
 const FAN_CONTACTS = Array.from({ length: settings.fanout.contacts }, (_, i) => `f${i + 1}`);
 let cipherSeen = '';
@@ -546,7 +554,7 @@ async function main(): Promise<void> {
   for (const name of serverNames) {
     const dir = join(root, name);
     mkdirSync(dir);
-    const s: BenchServer = name === 'jabberfly' ? new Jabberfly(dir, await freePort(), cert) : new Prosody(dir, await freePort(), cert);
+    const s: BenchServer = name === 'jabberfly' ? new Jabberfly(dir, await freePort(), cert) : new Prosody(dir, await freePort(), cert, opts['prosody-tuned']);
     labels[name] = s.label;
     if ([...figures].some((f) => f !== 'transport')) await benchServer(s);
   }

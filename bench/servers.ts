@@ -211,11 +211,13 @@ export class Prosody implements BenchServer {
     private readonly dir: string,
     readonly port: number,
     cert: { crt: string; key: string },
+    /** Turn off Nagle's algorithm and write opportunistically (Prosody's defaults keep Nagle on). */
+    tuned = false,
   ) {
     this.uid = Number(execFileSync('id', ['-u', 'prosody']).toString().trim());
     this.gid = Number(execFileSync('id', ['-g', 'prosody']).toString().trim());
     const version = /^ii\s+prosody\s+(\S+)/m.exec(execFileSync('dpkg', ['-l', 'prosody']).toString())?.[1] ?? '?';
-    this.label = `Prosody ${version}`;
+    this.label = `Prosody ${version}${tuned ? ' (nagle off)' : ''}`;
     mkdirSync(join(dir, 'data'), { recursive: true });
     mkdirSync(join(dir, 'certs'), { recursive: true });
     const crt = join(dir, 'certs', `${DOMAIN}.crt`);
@@ -236,7 +238,7 @@ interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
 use_ipv6 = false
 network_backend = "epoll"
-c2s_ports = { ${port} }
+${tuned ? 'network_settings = { nagle = false; opportunistic_writes = true }\n' : ''}c2s_ports = { ${port} }
 c2s_direct_tls_ports = { }
 s2s_ports = { }
 http_ports = { }

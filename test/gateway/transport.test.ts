@@ -57,7 +57,7 @@ describe('MSN transport', () => {
     await world.ts.addUser('juliet', 'pw');
     juliet = await connect({ port: world.ts.port, username: 'juliet', password: 'pw', resource: 'laptop' });
     await iq('get', undefined, xml('query', { xmlns: 'jabber:iq:roster' }));
-    await juliet.send(xml('presence', {}, xml('priority', {}, '5')));
+    await juliet.send(xml('presence', {}, xml('show', {}, 'away'), xml('priority', {}, '5')));
     bob = await world.buddy('bob@hotmail.com', 'bobpw');
   });
   after(async () => {
@@ -99,6 +99,8 @@ describe('MSN transport', () => {
     const gatewayItem = rosterPush(MSN, (i) => i.attrs.subscription === 'both');
     const bobItem = rosterPush(BOB);
     const gatewayOnline = presenceFrom(MSN, (p) => !p.attrs.type);
+    // The presence Juliet had before registering applies from the first login.
+    const away = nextEvent(bob, 'presence', (p) => p.email === 'alice@hotmail.com' && p.status === 'AWY');
     const ok = await iq(
       'set',
       MSN,
@@ -107,6 +109,7 @@ describe('MSN transport', () => {
     assert.equal(ok.attrs.type, 'result');
     await gatewayItem;
     await gatewayOnline;
+    await away;
     const item = await bobItem;
     assert.equal(item.attrs.name, 'Bobby');
     assert.equal(item.attrs.subscription, 'both');

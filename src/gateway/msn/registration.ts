@@ -72,6 +72,8 @@ export async function register(gw: MsnGateway, event: StanzaEvent, query: Elemen
   const { email, password, directRosterSync } = submitted(query);
   if (!email || !password) throw new StanzaError('not-acceptable', 'an MSN address and a password are required');
   if (!isMsnAddress(email)) throw new StanzaError('not-acceptable', `'${email}' is not an MSN address`);
+  // A running session would be thrown out by the check's own login (OUT OTH).
+  await gw.sessions.get(user.bare)?.close();
   await checkCredentials(gw, email, password);
   const previous = await gw.registrations.get(user.bare);
   await gw.registrations.set(user.bare, {
@@ -82,8 +84,6 @@ export async function register(gw: MsnGateway, event: StanzaEvent, query: Elemen
   });
   sendResult(event);
   gw.host.log.info('registered', { user: user.bare, email });
-  // A changed account needs a fresh login with the new credentials.
-  await gw.sessions.get(user.bare)?.close();
   await addGatewayToRoster(gw, user);
 }
 

@@ -22,12 +22,16 @@ import type { MsnGateway } from './gateway.ts';
 import { Groupchats } from './groupchat.ts';
 import { offerRosterSubsync, syncRosterDirect } from './roster-sync.ts';
 import { showToMsn } from './status-map.ts';
+import { Limiter } from '../../util/limiter.ts';
 
 export interface SessionRegistration {
   email: string;
   password: string;
   directRosterSync: boolean;
 }
+
+/** Display-picture transfers one session runs at once. */
+const AVATAR_TRANSFERS = 2;
 
 interface ResourceState {
   presence: Element;
@@ -44,6 +48,7 @@ export class UserSession {
   /** Contact email → XEP-0153 hash of its current picture, once fetched. */
   private readonly photoHashes = new Map<string, string>();
   private readonly fetching = new Set<string>();
+  private readonly transfers = new Limiter(AVATAR_TRANSFERS);
   /** The last own-avatar hash and nickname applied from the user's presence. */
   private ownPhotoHash: string | undefined;
   private ownNickname: string | undefined;
@@ -78,6 +83,9 @@ export class UserSession {
         this.online = true;
         this.gw.host.log.info('logged in to MSN', { user: this.bare, email: this.reg.email });
         this.sendGatewayPresence();
+        // Presence that arrived while logging in (or before a reconnect) applies now.
+        this.lastStatus = null;
+        await this.applyStatus();
         await this.applyOwnVcard(true);
       }),
     );
@@ -289,9 +297,10 @@ export class UserSession {
     }
     if (this.fetching.has(c.email)) return;
     this.fetching.add(c.email);
-    // The transfer runs outside the event chain: a slow picture must not hold up messages.
-    void this.msn
-      .fetchAvatar(c.email)
+    // The transfer runs outside the event chain (a slow picture must not hold
+    // up messages), a few at a time: each one opens a switchboard.
+    void this.transfers
+      .run(() => this.msn.fetchAvatar(c.email))
       .then((data) => this.gw.avatars.put(sha1d, data))
       .then(
         (avatar) => {
