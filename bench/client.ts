@@ -43,7 +43,9 @@ export function scramFinal(clientFirstBare: string, serverFirst: string, passwor
   const nonce = attrs.get('r')!;
   const { clientKey, storedKey } = scramKeys(password, attrs.get('s')!, Number(attrs.get('i')));
   const withoutProof = `c=biws,r=${nonce}`;
-  const sig = createHmac('sha1', storedKey).update(`${clientFirstBare},${serverFirst},${withoutProof}`).digest();
+  const sig = createHmac('sha1', storedKey)
+    .update(`${clientFirstBare},${serverFirst},${withoutProof}`)
+    .digest();
   for (let i = 0; i < sig.length; i++) sig[i] = sig[i]! ^ clientKey[i]!;
   return `${withoutProof},p=${sig.toString('base64')}`;
 }
@@ -131,7 +133,12 @@ export class Conn {
         clearTimeout(timer);
         this.waiter = null;
         if (m) resolve(m);
-        else reject(new LoginError(`${this.failure!.message} while waiting for ${re} (${this.user}); got ${this.buf.slice(-300)}`));
+        else
+          reject(
+            new LoginError(
+              `${this.failure!.message} while waiting for ${re} (${this.user}); got ${this.buf.slice(-300)}`,
+            ),
+          );
       };
       this.waiter();
     });
@@ -179,7 +186,9 @@ export class Conn {
     if (ch[1] === undefined) throw new LoginError(`SASL failed for ${this.user}: ${ch[0]}`);
     const serverFirst = Buffer.from(ch[1], 'base64').toString('utf8');
     const final = scramFinal(clientFirstBare, serverFirst, password);
-    this.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${Buffer.from(final).toString('base64')}</response>`);
+    this.write(
+      `<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${Buffer.from(final).toString('base64')}</response>`,
+    );
     const ok = await this.wait(/<success[^>]*(?:\/>|>[^<]*<\/success>)|<failure[\s\S]*?<\/failure>/, ms);
     if (!ok[0].startsWith('<success')) throw new LoginError(`SASL failed for ${this.user}: ${ok[0]}`);
     this.buf = '';

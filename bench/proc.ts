@@ -55,6 +55,15 @@ export function cpuPercent(a: Snapshot, b: Snapshot): number[] {
 export function machineBusySeconds(): number {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   const f = line.trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  const [user, nice, system, , , irq, softirq, steal] = f as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   return (user + nice + system + irq + softirq + (steal ?? 0)) / CLK_TCK;
 }

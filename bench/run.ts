@@ -29,7 +29,7 @@ const HELP = `npm run bench [-- options]
 Runs the same load against jabberfly and Prosody on this machine and prints
 one table (figure × server, ratio, server CPU and load-generator CPU).
 
-  --quick              about a minute: 1 run per figure, shorter runs, 2,000 idle connections
+  --quick              a minute or two: 1 short run per figure, 2,000 idle connections, 200 fan-out contacts
   --runs N             runs per figure (median reported; default 3, quick 1)
   --figures LIST       comma-separated: logins,messages,fanout,latency,memory,transport
                        (default: all)
@@ -74,20 +74,28 @@ const settings = {
   workers: Number(opts.workers ?? Math.min(8, Math.max(2, cores - 1))),
   logins: { concurrency: 50, warmupMs: quick ? 500 : 1000, durationMs: quick ? 3000 : 5000 },
   messages: { window: 100, warmupMs: quick ? 500 : 1000, durationMs: quick ? 3000 : 5000 },
-  fanout: { contacts: 500, updates: quick ? 40 : 100 },
-  latency: { users: 1000, rate: Number(opts.rate ?? 5000), warmupMs: quick ? 500 : 1000, durationMs: quick ? 3000 : 8000 },
+  fanout: { contacts: quick ? 200 : 500, updates: quick ? 40 : 60 },
+  latency: {
+    users: 1000,
+    rate: Number(opts.rate ?? 5000),
+    warmupMs: quick ? 500 : 1000,
+    durationMs: quick ? 3000 : 6000,
+  },
   memory: { connections: Number(opts.connections ?? (quick ? 2000 : 10000)), concurrency: 100 },
 };
 const figures = new Set<Figure>(
   (opts.figures ?? FIGURES.join(',')).split(',').map((f) => {
-    if (!(FIGURES as readonly string[]).includes(f)) throw new Error(`unknown figure '${f}' (${FIGURES.join(', ')})`);
+    if (!(FIGURES as readonly string[]).includes(f))
+      throw new Error(`unknown figure '${f}' (${FIGURES.join(', ')})`);
     return f as Figure;
   }),
 );
 const serverNames = (opts.servers ?? 'jabberfly,prosody').split(',');
-for (const s of serverNames) if (s !== 'jabberfly' && s !== 'prosody') throw new Error(`unknown server '${s}'`);
+for (const s of serverNames)
+  if (s !== 'jabberfly' && s !== 'prosody') throw new Error(`unknown server '${s}'`);
 
-const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const log = (msg: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -131,7 +139,10 @@ const TSX = import.meta.resolve('tsx');
 
 function startWorkers(n: number): void {
   for (let i = 0; i < n; i++) {
-    const w = fork(WORKER, [], { execArgv: ['--import', TSX], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const w = fork(WORKER, [], {
+      execArgv: ['--import', TSX],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     w.on('message', (m: { id?: number; result?: unknown; error?: string; ready?: boolean }) => {
       if (m.ready) return readyWaiters.shift()?.();
       const p = pending.get(m.id!);
@@ -229,7 +240,8 @@ async function connectAll(t: Target, users: string[], concurrency: number, resou
   const connected = res.reduce((a, r) => a + r.connected, 0);
   const errors = res.reduce((a, r) => a + r.errors, 0);
   cipherSeen ||= res.find((r) => r.cipher)?.cipher ?? '';
-  if (errors) log(`  ${errors} of ${users.length} logins failed: ${res.find((r) => r.firstError)?.firstError}`);
+  if (errors)
+    log(`  ${errors} of ${users.length} logins failed: ${res.find((r) => r.firstError)?.firstError}`);
   return { connected, errors, seconds: Math.max(...res.map((r) => r.seconds)) };
 }
 
@@ -256,8 +268,15 @@ async function figLogins(s: BenchServer, t: Target): Promise<Sample[]> {
     const errors = m.result.reduce((a, x) => a + x.errors, 0);
     cipherSeen ||= m.result.find((x) => x.cipher)?.cipher ?? '';
     const value = count / (c.durationMs / 1000);
-    log(`  logins run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${errors ? `, ${errors} errors: ${m.result.find((x) => x.firstError)?.firstError}` : ''}`);
-    out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu, note: errors ? `${errors} errors` : undefined });
+    log(
+      `  logins run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${errors ? `, ${errors} errors: ${m.result.find((x) => x.firstError)?.firstError}` : ''}`,
+    );
+    out.push({
+      value,
+      serverCpu: m.serverCpu,
+      genCpu: m.genCpu,
+      note: errors ? `${errors} errors` : undefined,
+    });
   }
   return out;
 }
@@ -271,10 +290,19 @@ async function figMessages(s: BenchServer, t: Target): Promise<Sample[]> {
     for (let r = 0; r < settings.runs; r++) {
       await settle(s);
       const m = await measured(s, () =>
-        call(0, t, { cmd: 'messages', from: 'u0', to: 'u1', window: c.window, warmupMs: c.warmupMs, durationMs: c.durationMs }),
+        call(0, t, {
+          cmd: 'messages',
+          from: 'u0',
+          to: 'u1',
+          window: c.window,
+          warmupMs: c.warmupMs,
+          durationMs: c.durationMs,
+        }),
       );
       const value = m.result.count / m.result.seconds;
-      log(`  messages run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${m.result.lost ? `, ${m.result.lost} undelivered` : ''}`);
+      log(
+        `  messages run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${m.result.lost ? `, ${m.result.lost} undelivered` : ''}`,
+      );
       out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu });
     }
   } finally {
@@ -286,13 +314,29 @@ async function figMessages(s: BenchServer, t: Target): Promise<Sample[]> {
 /** Subscribes every fan-out contact to the broadcaster over XMPP (once per server); false if that fails. */
 async function fanoutSetup(t: Target): Promise<string | null> {
   const c = await connectAll(t, FAN_CONTACTS, 50, 'setup');
-  const sender = await call(0, t, { cmd: 'connect', users: [FAN_SENDER], concurrency: 1, offset: 99_000, resource: 'setup' });
+  const sender = await call(0, t, {
+    cmd: 'connect',
+    users: [FAN_SENDER],
+    concurrency: 1,
+    offset: 99_000,
+    resource: 'setup',
+  });
   try {
     if (c.connected < FAN_CONTACTS.length) return `only ${c.connected} contacts logged in`;
     if (sender.errors) return `the broadcaster could not log in: ${sender.firstError}`;
-    const approve = call(0, t, { cmd: 'sub-approve', user: FAN_SENDER, expected: FAN_CONTACTS.length, timeoutMs: 60000 });
+    const approve = call(0, t, {
+      cmd: 'sub-approve',
+      user: FAN_SENDER,
+      expected: FAN_CONTACTS.length,
+      timeoutMs: 60000,
+    });
     const req = await each((w) =>
-      call(w, t, { cmd: 'sub-request', to: `${FAN_SENDER}@${DOMAIN}`, exclude: FAN_SENDER, timeoutMs: 60000 }),
+      call(w, t, {
+        cmd: 'sub-request',
+        to: `${FAN_SENDER}@${DOMAIN}`,
+        exclude: FAN_SENDER,
+        timeoutMs: 60000,
+      }),
     );
     const approved = (await approve).approved as number;
     const subscribed = req.reduce((a, r) => a + r.subscribed, 0);
@@ -315,7 +359,13 @@ async function figFanout(s: BenchServer, t: Target): Promise<Sample[] | string> 
     // Fresh resources every run: a session of the previous run that the
     // server is still closing cannot conflict with these.
     await connectAll(t, FAN_CONTACTS, 50, `fan${r}`);
-    const sender = await call(0, t, { cmd: 'connect', users: [FAN_SENDER], concurrency: 1, offset: 99_000, resource: `fan${r}` });
+    const sender = await call(0, t, {
+      cmd: 'connect',
+      users: [FAN_SENDER],
+      concurrency: 1,
+      offset: 99_000,
+      resource: `fan${r}`,
+    });
     if (sender.errors) throw new Error(`fan-out: the broadcaster could not log in: ${sender.firstError}`);
     await sleep(1000); // the broadcaster's initial presence reaches everyone first
     await settle(s);
@@ -336,8 +386,15 @@ async function figFanout(s: BenchServer, t: Target): Promise<Sample[] | string> 
       const seconds = (lastAt - m.result.sent.firstAt) / 1e6;
       const want = FAN_CONTACTS.length * updates;
       const value = total > 0 && seconds > 0 ? total / seconds : 0;
-      log(`  fan-out run ${r + 1}: ${total}/${want} deliveries in ${seconds.toFixed(2)} s = ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)`);
-      out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu, note: total < want ? `${want - total} missing` : undefined });
+      log(
+        `  fan-out run ${r + 1}: ${total}/${want} deliveries in ${seconds.toFixed(2)} s = ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)`,
+      );
+      out.push({
+        value,
+        serverCpu: m.serverCpu,
+        genCpu: m.genCpu,
+        note: total < want ? `${want - total} missing` : undefined,
+      });
     } finally {
       await disconnectAll(t);
     }
@@ -373,7 +430,9 @@ async function figLatency(s: BenchServer, t: Target): Promise<{ p50: Sample[]; p
       const a50 = percentile(all, 50) / 1000;
       const a99 = percentile(all, 99) / 1000;
       const note = received < sent ? `${sent - received} of ${sent} undelivered` : undefined;
-      log(`  latency run ${r + 1}: p50 ${a50.toFixed(2)} ms, p99 ${a99.toFixed(2)} ms over ${all.length} messages (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${note ? `, ${note}` : ''}`);
+      log(
+        `  latency run ${r + 1}: p50 ${a50.toFixed(2)} ms, p99 ${a99.toFixed(2)} ms over ${all.length} messages (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${note ? `, ${note}` : ''}`,
+      );
       p50.push({ value: a50, serverCpu: m.serverCpu, genCpu: m.genCpu, note });
       p99.push({ value: a99, serverCpu: m.serverCpu, genCpu: m.genCpu, note });
     }
@@ -403,7 +462,9 @@ async function memoryRun(s: BenchServer, t: Target, r: number): Promise<Sample> 
     }
     const after = median(samples);
     const per = (after - before) / 1024 / m.result.connected;
-    log(`  memory run ${r + 1}: RSS ${(before / 2 ** 20).toFixed(1)} → ${(after / 2 ** 20).toFixed(1)} MiB with ${m.result.connected} connections = ${per.toFixed(1)} KiB each (connected in ${m.result.seconds.toFixed(1)} s)`);
+    log(
+      `  memory run ${r + 1}: RSS ${(before / 2 ** 20).toFixed(1)} → ${(after / 2 ** 20).toFixed(1)} MiB with ${m.result.connected} connections = ${per.toFixed(1)} KiB each (connected in ${m.result.seconds.toFixed(1)} s)`,
+    );
     return {
       value: per,
       serverCpu: m.serverCpu,
@@ -419,15 +480,55 @@ async function memoryRun(s: BenchServer, t: Target, r: number): Promise<Sample> 
 // ---------------------------------------------------------------- table
 type Row = { figure: string; better: 'higher' | 'lower'; unit: string; digits: number };
 const ROWS: Record<string, Row> = {
-  logins: { figure: 'logins/s (STARTTLS+SCRAM-SHA-1+bind+presence, 50 concurrent)', better: 'higher', unit: '', digits: 0 },
+  logins: {
+    figure: 'logins/s (STARTTLS+SCRAM-SHA-1+bind+presence, 50 concurrent)',
+    better: 'higher',
+    unit: '',
+    digits: 0,
+  },
   messages: { figure: 'messages/s one-to-one (window 100)', better: 'higher', unit: '', digits: 0 },
-  fanout: { figure: `presence fan-out deliveries/s (${settings.fanout.contacts} contacts)`, better: 'higher', unit: '', digits: 0 },
-  p50: { figure: `latency p50, ms (${settings.latency.rate} msg/s, ${settings.latency.users} users)`, better: 'lower', unit: '', digits: 2 },
-  p99: { figure: `latency p99, ms (${settings.latency.rate} msg/s, ${settings.latency.users} users)`, better: 'lower', unit: '', digits: 2 },
-  memory: { figure: `KiB RSS per idle authenticated connection (${settings.memory.connections.toLocaleString('en')})`, better: 'lower', unit: '', digits: 1 },
-  msnRate: { figure: 'MSN transport: round trips/s, XMPP → MSN buddy → XMPP (50 in flight)', better: 'higher', unit: '', digits: 0 },
-  msnP50: { figure: 'MSN transport: round-trip p50, ms (one at a time)', better: 'lower', unit: '', digits: 2 },
-  msnP99: { figure: 'MSN transport: round-trip p99, ms (one at a time)', better: 'lower', unit: '', digits: 2 },
+  fanout: {
+    figure: `presence fan-out deliveries/s (${settings.fanout.contacts} contacts)`,
+    better: 'higher',
+    unit: '',
+    digits: 0,
+  },
+  p50: {
+    figure: `latency p50, ms (${settings.latency.rate} msg/s, ${settings.latency.users} users)`,
+    better: 'lower',
+    unit: '',
+    digits: 2,
+  },
+  p99: {
+    figure: `latency p99, ms (${settings.latency.rate} msg/s, ${settings.latency.users} users)`,
+    better: 'lower',
+    unit: '',
+    digits: 2,
+  },
+  memory: {
+    figure: `KiB RSS per idle authenticated connection (${settings.memory.connections.toLocaleString('en')})`,
+    better: 'lower',
+    unit: '',
+    digits: 1,
+  },
+  msnRate: {
+    figure: 'MSN transport: round trips/s, XMPP → MSN buddy → XMPP (50 in flight)',
+    better: 'higher',
+    unit: '',
+    digits: 0,
+  },
+  msnP50: {
+    figure: 'MSN transport: round-trip p50, ms (one at a time)',
+    better: 'lower',
+    unit: '',
+    digits: 2,
+  },
+  msnP99: {
+    figure: 'MSN transport: round-trip p99, ms (one at a time)',
+    better: 'lower',
+    unit: '',
+    digits: 2,
+  },
 };
 type Cell = Sample[] | string;
 const results = new Map<string, Map<string, Cell>>(); // row → server → samples or "n/a (...)"
@@ -549,12 +650,17 @@ async function main(): Promise<void> {
   const started = Date.now();
   const cert = makeCertificate(join(root, 'cert'));
   startWorkers(settings.workers);
-  log(`${cores} cores, ${settings.workers} load-generator workers, ${settings.runs} run(s) per figure, temp ${root}`);
+  log(
+    `${cores} cores, ${settings.workers} load-generator workers, ${settings.runs} run(s) per figure, temp ${root}`,
+  );
   const labels: Record<string, string> = {};
   for (const name of serverNames) {
     const dir = join(root, name);
     mkdirSync(dir);
-    const s: BenchServer = name === 'jabberfly' ? new Jabberfly(dir, await freePort(), cert) : new Prosody(dir, await freePort(), cert, opts['prosody-tuned']);
+    const s: BenchServer =
+      name === 'jabberfly'
+        ? new Jabberfly(dir, await freePort(), cert)
+        : new Prosody(dir, await freePort(), cert, opts['prosody-tuned']);
     labels[name] = s.label;
     if ([...figures].some((f) => f !== 'transport')) await benchServer(s);
   }
@@ -564,7 +670,8 @@ async function main(): Promise<void> {
       if (name === 'prosody') {
         for (const row of ['msnRate', 'msnP50', 'msnP99']) put(row, name, 'n/a (no MSN transport)');
       } else if (available !== true) {
-        for (const row of ['msnRate', 'msnP50', 'msnP99']) put(row, name, `n/a (transport not available: ${available})`);
+        for (const row of ['msnRate', 'msnP50', 'msnP99'])
+          put(row, name, `n/a (transport not available: ${available})`);
       } else {
         const r = await runTransport({ root, cert, runs: settings.runs, quick, log, measured }).catch(
           (err: Error) => `n/a (transport run failed: ${err.message.split('\n')[0]})`,
@@ -594,7 +701,8 @@ async function main(): Promise<void> {
     `bench took ${((Date.now() - started) / 1000).toFixed(0)} s`,
   ];
   console.log(lines.join('\n'));
-  if (profile) console.log(`\nWhere jabberfly spends its time under the message loads (self time):\n${profile}`);
+  if (profile)
+    console.log(`\nWhere jabberfly spends its time under the message loads (self time):\n${profile}`);
 }
 
 main()
@@ -608,4 +716,3 @@ main()
     cleanup();
     process.exit(1);
   });
-

@@ -33,8 +33,23 @@ export function makeCertificate(dir: string): { crt: string; key: string } {
   execFileSync(
     'openssl',
     [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '7',
-      '-subj', `/CN=${DOMAIN}`, '-addext', `subjectAltName=DNS:${DOMAIN}`, '-keyout', key, '-out', crt,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '7',
+      '-subj',
+      `/CN=${DOMAIN}`,
+      '-addext',
+      `subjectAltName=DNS:${DOMAIN}`,
+      '-keyout',
+      key,
+      '-out',
+      crt,
     ],
     { stdio: 'pipe' },
   );
@@ -108,7 +123,9 @@ export class Jabberfly implements BenchServer {
     cert: { crt: string; key: string },
     options: { msn?: { server: string; nexus: string; loginUrl?: string } } = {},
   ) {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     this.label = `jabberfly ${pkg.version}`;
     mkdirSync(join(dir, 'certs'), { recursive: true });
     copyFileSync(cert.crt, join(dir, 'certs', `${DOMAIN}.crt`));
@@ -216,7 +233,8 @@ export class Prosody implements BenchServer {
   ) {
     this.uid = Number(execFileSync('id', ['-u', 'prosody']).toString().trim());
     this.gid = Number(execFileSync('id', ['-g', 'prosody']).toString().trim());
-    const version = /^ii\s+prosody\s+(\S+)/m.exec(execFileSync('dpkg', ['-l', 'prosody']).toString())?.[1] ?? '?';
+    const version =
+      /^ii\s+prosody\s+(\S+)/m.exec(execFileSync('dpkg', ['-l', 'prosody']).toString())?.[1] ?? '?';
     this.label = `Prosody ${version}${tuned ? ' (nagle off)' : ''}`;
     mkdirSync(join(dir, 'data'), { recursive: true });
     mkdirSync(join(dir, 'certs'), { recursive: true });
@@ -249,8 +267,10 @@ authentication = "internal_hashed"
 storage = "internal"
 c2s_require_encryption = true
 log = { { levels = { min = "warn" }, to = "console" }${
-      process.env.BENCH_PROSODY_DEBUG ? `; { levels = { min = "debug" }, to = "file", filename = "${join(dir, 'prosody.log')}" }` : ''
-    } }
+        process.env.BENCH_PROSODY_DEBUG
+          ? `; { levels = { min = "debug" }, to = "file", filename = "${join(dir, 'prosody.log')}" }`
+          : ''
+      } }
 ssl = { certificate = "${crt}"; key = "${key}"; }
 VirtualHost "${DOMAIN}"
 `,
@@ -287,7 +307,11 @@ VirtualHost "${DOMAIN}"
    */
   async prepare(users: string[]): Promise<void> {
     const [first, ...rest] = users;
-    execFileSync('prosodyctl', ['--config', this.configFile, 'register', first!, DOMAIN, PASSWORD], this.asProsody());
+    execFileSync(
+      'prosodyctl',
+      ['--config', this.configFile, 'register', first!, DOMAIN, PASSWORD],
+      this.asProsody(),
+    );
     const accounts = join(this.dir, 'data', encodeURIComponent(DOMAIN).replace(/\./g, '%2e'), 'accounts');
     const template = readFileSync(join(accounts, `${first}.dat`));
     for (const u of rest) {

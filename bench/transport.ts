@@ -60,7 +60,9 @@ function waitAll(conn: Conn, patterns: RegExp[], ms: number, what: string): Prom
   });
 }
 
-export async function runTransport(o: TransportOptions): Promise<{ rate: Sample[]; p50: Sample[]; p99: Sample[] }> {
+export async function runTransport(
+  o: TransportOptions,
+): Promise<{ rate: Sample[]; p50: Sample[]; p99: Sample[] }> {
   const { MsnSimulator } = await import('../test/msn-sim/simulator.ts');
   const { MsnSession } = await import('../src/msnp/index.ts');
   const sim = new MsnSimulator();
@@ -73,7 +75,12 @@ export async function runTransport(o: TransportOptions): Promise<{ rate: Sample[
   const server = new Jabberfly(dir, await freePort(), o.cert, {
     msn: { server: `127.0.0.1:${ep.dispatchPort}`, nexus: ep.nexusUrl },
   });
-  const echo = new MsnSession({ email: ECHO_EMAIL, password: 'echopw', server: `127.0.0.1:${ep.nsPort}`, nexusUrl: ep.nexusUrl });
+  const echo = new MsnSession({
+    email: ECHO_EMAIL,
+    password: 'echopw',
+    server: `127.0.0.1:${ep.nsPort}`,
+    nexusUrl: ep.nexusUrl,
+  });
   echo.on('error', () => {});
   let conn: Conn | null = null;
   try {
@@ -91,8 +98,18 @@ export async function runTransport(o: TransportOptions): Promise<{ rate: Sample[
     conn.write(
       `<iq type='set' id='reg1' to='${MSN_DOMAIN}'><query xmlns='jabber:iq:register'><username>${USER_EMAIL}</username><password>userpw</password></query></iq>`,
     );
-    const echoOnline = new RegExp(`<presence\\b(?=[^>]*from=["']${ECHO_JID.replace(/[.]/g, '\\.')})(?![^>]*type=)[^>]*>`);
-    await waitAll(conn, [/<iq\b[^>]*id=["']reg1["'][^>]*type=["']result|<iq\b[^>]*type=["']result["'][^>]*id=["']reg1["']/, echoOnline], 30000, 'registration and the echo buddy online');
+    const echoOnline = new RegExp(
+      `<presence\\b(?=[^>]*from=["']${ECHO_JID.replace(/[.]/g, '\\.')})(?![^>]*type=)[^>]*>`,
+    );
+    await waitAll(
+      conn,
+      [
+        /<iq\b[^>]*id=["']reg1["'][^>]*type=["']result|<iq\b[^>]*type=["']result["'][^>]*id=["']reg1["']/,
+        echoOnline,
+      ],
+      30000,
+      'registration and the echo buddy online',
+    );
     o.log('  transport: registered with the MSN transport, echo buddy online');
 
     const c = conn;
@@ -141,7 +158,8 @@ export async function runTransport(o: TransportOptions): Promise<{ rate: Sample[
         };
         const timer = setInterval(() => {
           if (nowUs() >= end && inFlight <= 0) done();
-          else if (Date.now() - lastProgress > 10000) done(new Error(`no echo for 10 s (${inFlight} in flight)`));
+          else if (Date.now() - lastProgress > 10000)
+            done(new Error(`no echo for 10 s (${inFlight} in flight)`));
         }, 20);
         const done = (err?: Error) => {
           clearInterval(timer);
@@ -162,7 +180,10 @@ export async function runTransport(o: TransportOptions): Promise<{ rate: Sample[
       rate.push({ value: v, serverCpu: a.serverCpu, genCpu: a.genCpu, otherCpu: a.otherCpu });
       const b = await o.measured(server, () => load(1, 200, dur));
       const sorted = Float64Array.from(b.result.samples).sort();
-      const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! / 1000 : Number.NaN);
+      const pct = (p: number) =>
+        sorted.length
+          ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! / 1000
+          : Number.NaN;
       p50.push({ value: pct(50), serverCpu: b.serverCpu, genCpu: b.genCpu, otherCpu: b.otherCpu });
       p99.push({ value: pct(99), serverCpu: b.serverCpu, genCpu: b.genCpu, otherCpu: b.otherCpu });
       o.log(

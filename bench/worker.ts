@@ -5,7 +5,14 @@
 import { Conn, Counter, localAddressFor, nowUs, type Target } from './client.ts';
 
 export type Command =
-  | { cmd: 'logins'; users: string[]; concurrency: number; warmupMs: number; durationMs: number; offset: number }
+  | {
+      cmd: 'logins';
+      users: string[];
+      concurrency: number;
+      warmupMs: number;
+      durationMs: number;
+      offset: number;
+    }
   | { cmd: 'connect'; users: string[]; concurrency: number; offset: number; resource: string }
   | { cmd: 'disconnect' }
   | { cmd: 'messages'; from: string; to: string; window: number; warmupMs: number; durationMs: number }

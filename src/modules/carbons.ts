@@ -29,7 +29,10 @@ export const carbonsModule: Module = (host) => {
   // After blocking (which may refuse the message) and before delivery.
   const sent = (event: StanzaEvent) => {
     const { stanza, origin, from, to } = event;
-    if (origin.kind !== 'c2s' || from.bare === to.bare || !eligible(stanza)) return false;
+    if (origin.kind !== 'c2s' || from.bare === to.bare || !anyEnabled(host.server, from.bare, origin.session)) {
+      return false;
+    }
+    if (!eligible(stanza)) return false;
     sendCarbons(host.server, from.bare, wrap('sent', from.bare, stanza), [origin.session]);
     return false;
   };
@@ -43,9 +46,19 @@ export const carbonsModule: Module = (host) => {
  */
 export function receivedCarbon(event: StanzaEvent): Element | null {
   const { stanza, from, to } = event;
-  const carbon = from.bare !== to.bare && eligible(stanza) ? wrap('received', to.bare, stanza) : null;
-  stanza.children = stanza.children.filter((c) => typeof c === 'string' || !c.is('private', NS.carbons));
+  // Copies are built only for users who have a carbons-enabled resource:
+  // on the hot path most have none.
+  const wanted = from.bare !== to.bare && anyEnabled(event.host.server, to.bare) && eligible(stanza);
+  const carbon = wanted ? wrap('received', to.bare, stanza) : null;
+  const hint = stanza.getChild('private', NS.carbons);
+  if (hint) stanza.remove(hint);
   return carbon;
+}
+
+/** Whether any of the user's resources (but `except`) enabled carbons. */
+function anyEnabled(server: Server, user: string, except?: ClientSession): boolean {
+  for (const s of server.sessions.resources(user)) if (s !== except && s.data.get(ENABLED)) return true;
+  return false;
 }
 
 /** Sends a carbon to the user's carbons-enabled resources except `skip` (they have the original). */

@@ -26,6 +26,7 @@ export class TcpFraming implements Framing {
   private closed = false;
   private tlsActive: boolean;
   lastWrite = Date.now();
+  private corked: Socket | null = null;
 
   constructor(
     socket: Socket,
@@ -95,10 +96,24 @@ export class TcpFraming implements Framing {
   }
 
   write(s: string): void {
-    if (!this.closed && this.socket.writable) {
-      this.lastWrite = Date.now();
-      this.socket.write(s);
+    if (this.closed || !this.socket.writable) return;
+    this.lastWrite = Date.now();
+    // Everything written in one event-loop turn leaves as one write (one TLS
+    // record, one system call): a presence broadcast or a burst of messages
+    // costs a fraction of a write per stanza.
+    if (!this.corked) {
+      const socket = this.socket;
+      this.corked = socket;
+      socket.cork();
+      process.nextTick(() => this.flush(socket));
     }
+    this.socket.write(s);
+  }
+
+  /** Ends the batch of the socket that was corked (it may have been replaced by STARTTLS). */
+  private flush(socket: Socket): void {
+    if (this.corked === socket) this.corked = null;
+    socket.uncork();
   }
 
   /** RFC 6120 §4.6.1: a single space keeps NATs open and exposes dead peers. */
@@ -116,6 +131,8 @@ export class TcpFraming implements Framing {
 
   startTls(done: (err?: Error) => void): void {
     const raw = this.socket;
+    // <proceed/> must be on the wire before the handshake starts.
+    if (this.corked === raw) this.flush(raw);
     this.detach(raw);
     let tls: TLSSocket;
     if (this.options.tlsClient) {

@@ -141,13 +141,16 @@ export class XmlStreamParser {
     if (this.depth >= this.limits.maxDepth + 1) {
       return this.fail('policy-violation', `elements nested deeper than ${this.limits.maxDepth}`);
     }
-    const fromHeader = new Map<string, string>();
-    const bad = badName(name, attrs, (p) => this.prefixNamespace(p, attrs, fromHeader));
+    this.fromHeader = null;
+    this.currentAttrs = attrs;
+    const bad = badName(name, attrs, this.lookupPrefix);
     if (bad) return this.fail('not-well-formed', bad);
     // A prefix bound only on the stream header is declared on the element
     // itself, so the stanza stays namespace-well-formed when it is relayed
     // alone (another stream, a WebSocket frame, offline storage).
-    for (const [prefix, ns] of fromHeader) attrs[`xmlns:${prefix}`] = ns;
+    // (Read back as the wider type: the lookup above may have filled it.)
+    const fromHeader = this.fromHeader as Map<string, string> | null;
+    if (fromHeader) for (const [prefix, ns] of fromHeader) attrs[`xmlns:${prefix}`] = ns;
     const el = new Element(name, attrs);
     if (this.current) this.current.cnode(el);
     this.current = el;
@@ -179,18 +182,24 @@ export class XmlStreamParser {
   }
 
   /** The namespace bound to a prefix here: on the element, its ancestors, or the stream header. */
-  private prefixNamespace(
-    prefix: string,
-    attrs: Record<string, string>,
-    fromHeader: Map<string, string>,
-  ): string | undefined {
+  // Per element: prefixes found only on the stream header (rare, so lazy).
+  private fromHeader: Map<string, string> | null = null;
+  private currentAttrs: Record<string, string> = {};
+
+  /** Resolves a prefix for the element being opened; one bound function, not a closure per element. */
+  private readonly lookupPrefix = (prefix: string): string | undefined => {
     const key = `xmlns:${prefix}`;
-    if (attrs[key] !== undefined) return attrs[key];
+    const own = this.currentAttrs[key];
+    if (own !== undefined) return own;
     for (let e = this.current; e; e = e.parent) if (e.attrs[key] !== undefined) return e.attrs[key];
     const ns = this.rootAttrs[key];
-    if (ns) fromHeader.set(prefix, ns);
+    if (ns) {
+      this.fromHeader ??= new Map();
+      this.fromHeader.set(prefix, ns);
+    }
     return ns;
-  }
+  };
+
 
   private onText(text: string): void {
     if (this.failed) return;
@@ -213,30 +222,47 @@ export class XmlStreamParser {
  * Namespaces in XML 1.0 QNames with bound prefixes), or null. `lookup`
  * gives the namespace a prefix is bound to in scope.
  */
+// Unprefixed names already seen valid: most stanzas reuse a few dozen.
+const GOOD_NAMES = new Set<string>();
+const GOOD_NAMES_MAX = 4096;
+
+function shortName(n: string): string {
+  return n.length > 64 ? `${n.slice(0, 64)}…` : n;
+}
+
+function checkName(
+  n: string,
+  isAttr: boolean,
+  attrs: Record<string, string>,
+  lookup: (prefix: string) => string | undefined,
+): string | null {
+  if (GOOD_NAMES.has(n)) return null;
+  if (!XML_NAME.test(n)) return `invalid XML name '${shortName(n)}'`;
+  const parts = n.split(':');
+  if (parts.length > 2 || parts.includes('')) return `invalid qualified name '${shortName(n)}'`;
+  if (parts.length === 1) {
+    if (GOOD_NAMES.size < GOOD_NAMES_MAX) GOOD_NAMES.add(n);
+    return null;
+  }
+  const prefix = parts[0]!;
+  if (prefix === 'xml') return null;
+  if (prefix === 'xmlns') {
+    if (!isAttr) return `element name with the xmlns prefix '${shortName(n)}'`;
+    return attrs[n] === '' ? `empty namespace for prefix '${shortName(parts[1]!)}'` : null;
+  }
+  if (!lookup(prefix)) return `unbound namespace prefix '${shortName(prefix)}'`;
+  return null;
+}
+
 function badName(
   name: string,
   attrs: Record<string, string>,
   lookup: (prefix: string) => string | undefined,
 ): string | null {
-  const short = (n: string) => (n.length > 64 ? `${n.slice(0, 64)}…` : n);
-  const check = (n: string, isAttr: boolean): string | null => {
-    if (!XML_NAME.test(n)) return `invalid XML name '${short(n)}'`;
-    const parts = n.split(':');
-    if (parts.length > 2 || parts.includes('')) return `invalid qualified name '${short(n)}'`;
-    if (parts.length === 1) return null;
-    const prefix = parts[0]!;
-    if (prefix === 'xml') return null;
-    if (prefix === 'xmlns') {
-      if (!isAttr) return `element name with the xmlns prefix '${short(n)}'`;
-      return attrs[n] === '' ? `empty namespace for prefix '${short(parts[1]!)}'` : null;
-    }
-    if (!lookup(prefix)) return `unbound namespace prefix '${short(prefix)}'`;
-    return null;
-  };
-  const bad = check(name, false);
+  const bad = checkName(name, false, attrs, lookup);
   if (bad) return bad;
-  for (const key of Object.keys(attrs)) {
-    const b = check(key, true);
+  for (const key in attrs) {
+    const b = checkName(key, true, attrs, lookup);
     if (b) return b;
   }
   return null;
