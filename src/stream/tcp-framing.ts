@@ -26,7 +26,7 @@ export class TcpFraming implements Framing {
   private closed = false;
   private tlsActive: boolean;
   lastWrite = Date.now();
-  private corked: Socket | null = null;
+  private pending: string[] | null = null;
 
   constructor(
     socket: Socket,
@@ -98,22 +98,27 @@ export class TcpFraming implements Framing {
   write(s: string): void {
     if (this.closed || !this.socket.writable) return;
     this.lastWrite = Date.now();
-    // Everything written in one event-loop turn leaves as one write (one TLS
-    // record, one system call): a presence broadcast or a burst of messages
-    // costs a fraction of a write per stanza.
-    if (!this.corked) {
-      const socket = this.socket;
-      this.corked = socket;
-      socket.cork();
-      process.nextTick(() => this.flush(socket));
+    // The first write of an event-loop turn goes out at once; the rest of
+    // that turn's writes are joined into one (one TLS record, one system
+    // call), so a presence broadcast or a burst of messages costs a fraction
+    // of a write per stanza. Deferring every write, or cork(), measured
+    // ~14 KiB more memory per idle TLS connection.
+    if (this.pending) {
+      this.pending.push(s);
+      return;
     }
     this.socket.write(s);
+    this.pending = [];
+    const socket = this.socket;
+    process.nextTick(() => this.flush(socket));
   }
 
-  /** Ends the batch of the socket that was corked (it may have been replaced by STARTTLS). */
+  /** Writes the batch to the socket it was meant for (STARTTLS may have replaced it since). */
   private flush(socket: Socket): void {
-    if (this.corked === socket) this.corked = null;
-    socket.uncork();
+    const batch = this.pending;
+    if (!batch) return;
+    this.pending = null;
+    if (batch.length && socket.writable) socket.write(batch.length === 1 ? batch[0]! : batch.join(''));
   }
 
   /** RFC 6120 §4.6.1: a single space keeps NATs open and exposes dead peers. */
@@ -124,6 +129,7 @@ export class TcpFraming implements Framing {
   closeStream(): void {
     if (this.closed) return;
     this.write('</stream:stream>');
+    this.flush(this.socket);
     this.socket.end();
     // A peer that never closes its side must not hold the socket forever.
     setTimeout(() => this.socket.destroy(), 5000).unref();
@@ -132,7 +138,7 @@ export class TcpFraming implements Framing {
   startTls(done: (err?: Error) => void): void {
     const raw = this.socket;
     // <proceed/> must be on the wire before the handshake starts.
-    if (this.corked === raw) this.flush(raw);
+    this.flush(raw);
     this.detach(raw);
     let tls: TLSSocket;
     if (this.options.tlsClient) {
