@@ -3,6 +3,7 @@
 // (bin/jabberfly.js start --config FILE) and Debian's Prosody 0.12 run as
 // the `prosody` user. Both get the same users (same password) before the
 // load starts.
+import { generateSelfSigned } from '../src/tls/certs.ts';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
@@ -30,29 +31,7 @@ export function makeCertificate(dir: string): { crt: string; key: string } {
   mkdirSync(dir, { recursive: true });
   const crt = join(dir, `${DOMAIN}.crt`);
   const key = join(dir, `${DOMAIN}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '7',
-      '-subj',
-      `/CN=${DOMAIN}`,
-      '-addext',
-      `subjectAltName=DNS:${DOMAIN}`,
-      '-keyout',
-      key,
-      '-out',
-      crt,
-    ],
-    { stdio: 'pipe' },
-  );
+  generateSelfSigned(crt, key, [DOMAIN], 7);
   return { crt, key };
 }
 

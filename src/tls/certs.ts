@@ -69,7 +69,9 @@ export class Certificates {
     try {
       this.read();
     } catch (err) {
-      this.log.error('certificate reload failed; keeping the current ones', { error: (err as Error).message });
+      this.log.error('certificate reload failed; keeping the current ones', {
+        error: (err as Error).message,
+      });
       return;
     }
     for (const fn of this.reloadHandlers) fn();
@@ -94,7 +96,9 @@ export class Certificates {
   }
 
   /** Options for tls.createServer / https.createServer with SNI. */
-  serverOptions(): { SNICallback: (name: string, cb: (e: Error | null, c?: SecureContext) => void) => void } & CertPair {
+  serverOptions(): {
+    SNICallback: (name: string, cb: (e: Error | null, c?: SecureContext) => void) => void;
+  } & CertPair {
     const main = this.pairs.get(this.defaultName)!;
     return {
       ...main,
@@ -103,23 +107,42 @@ export class Certificates {
   }
 }
 
-function generateSelfSigned(crtFile: string, keyFile: string, names: string[]): void {
+/** Writes a self-signed EC P-256 certificate for `names` (the first is the CN). */
+export function generateSelfSigned(crtFile: string, keyFile: string, names: string[], days = 3650): void {
   const san = names.map((n) => `DNS:${n}`).join(',');
   try {
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-days', '3650', '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${san}`,
-        '-keyout', keyFile, '-out', crtFile,
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        String(days),
+        '-subj',
+        `/CN=${names[0]}`,
+        '-addext',
+        `subjectAltName=${san}`,
+        '-keyout',
+        keyFile,
+        '-out',
+        crtFile,
       ],
       { stdio: 'pipe' },
     );
   } catch (err) {
     const e = err as { code?: string; stderr?: Buffer };
     if (e.code === 'ENOENT') {
-      throw new Error('openssl is not installed: install it, or put <domain>.crt and <domain>.key in tls.dir');
+      throw new Error(
+        'openssl is not installed: install it, or put <domain>.crt and <domain>.key in tls.dir',
+      );
     }
-    throw new Error(`openssl failed to generate a certificate: ${e.stderr?.toString().trim() ?? String(err)}`);
+    throw new Error(
+      `openssl failed to generate a certificate: ${e.stderr?.toString().trim() ?? String(err)}`,
+    );
   }
 }

@@ -15,14 +15,6 @@ export function el(name: string, attrs?: Attrs | null, ...children: Array<Elemen
   return e;
 }
 
-/** First child element in namespace `xmlns` (any name). */
-export function childNs(parent: Element, xmlns: string): Element | undefined {
-  for (const c of parent.children) {
-    if (typeof c !== 'string' && c.getNS() === xmlns) return c;
-  }
-  return undefined;
-}
-
 /** The first element child, whatever its name (e.g. an iq's payload). */
 export function firstChild(parent: Element): Element | undefined {
   for (const c of parent.children) if (typeof c !== 'string') return c;

@@ -1,5 +1,6 @@
 // Logins with two independent real clients (@xmpp/client from npm and
 // Debian's python3-slixmpp) over STARTTLS and direct TLS, every mechanism.
+import { generateSelfSigned } from '../../src/tls/certs.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startServer, type TestServer } from '../helpers/server.ts';
@@ -126,7 +127,6 @@ describe('c2s without required TLS', () => {
 
 describe('certificates', () => {
   it('picks up a certificate dropped into tls.dir on reload (SIGHUP)', async () => {
-    const { execFileSync } = await import('node:child_process');
     const { join } = await import('node:path');
     const { connect: tlsConnect } = await import('node:tls');
     const ts = await startServer();
@@ -143,27 +143,7 @@ describe('certificates', () => {
       });
     const before = await served();
     const dir = ts.config.tls.dir;
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-keyout',
-        join(dir, 'localhost.key'),
-        '-out',
-        join(dir, 'localhost.crt'),
-      ],
-      { stdio: 'pipe' },
-    );
+    generateSelfSigned(join(dir, 'localhost.crt'), join(dir, 'localhost.key'), ['localhost'], 1);
     assert.equal(await served(), before, 'nothing changes before the reload');
     ts.server.certs.reload();
     const after = await served();

@@ -17,6 +17,7 @@
 // ways, (1) over Server Dialback with self-signed certificates, and (2) with
 // certificates from a CA the test makes, trusted by both sides, with
 // s2s.secureAuth / s2s_secure_auth, so SASL EXTERNAL authenticates.
+import { generateSelfSigned } from '../../src/tls/certs.ts';
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
@@ -67,28 +68,7 @@ function openssl(args: string[], cwd: string): void {
 
 /** A self-signed certificate for `name` (dialback scenario). */
 function selfSigned(dir: string, name: string): void {
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=DNS:${name}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.crt`,
-    ],
-    dir,
-  );
+  generateSelfSigned(join(dir, `${name}.crt`), join(dir, `${name}.key`), [name], 2);
 }
 
 /** A test CA, and certificates for each name signed by it (secure scenario). */

@@ -4,7 +4,7 @@
 // vCards directly. One UserSession (one MSN login) per registered bare JID,
 // shared by all of the user's resources.
 import type { Host } from '../../host/host.ts';
-import { Jid } from '../../jid/jid.ts';
+import type { Jid } from '../../jid/jid.ts';
 import type { MsnSessionOptions } from '../../msnp/index.ts';
 import type { Server } from '../../server.ts';
 import { type MsnRegistration, MsnRegistrationStore } from '../../storage/msn-registrations.ts';
@@ -86,9 +86,5 @@ export class MsnGateway {
     let online = 0;
     for (const s of this.sessions.values()) if (s.online) online++;
     return { domain: this.domain, sessions: this.sessions.size, online };
-  }
-
-  static parse(jid: string | undefined): Jid | null {
-    return Jid.tryParse(jid);
   }
 }
