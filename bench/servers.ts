@@ -89,11 +89,43 @@ export interface BenchServer {
   output(): string;
 }
 
-export class Jabberfly implements BenchServer {
+/** What both servers share: the child process, the tail of its output, start-up and stop. */
+abstract class ServerProcess {
+  abstract readonly port: number;
+  protected child: ChildProcess | null = null;
+  private out = '';
+
+  get pid(): number {
+    return this.child?.pid ?? 0;
+  }
+
+  output(): string {
+    return this.out;
+  }
+
+  /** Tracks a started server, keeps the tail of its output, waits until it listens. */
+  protected async attach(child: ChildProcess): Promise<void> {
+    this.out = '';
+    children.add(child);
+    this.child = child;
+    const onData = (d: Buffer) => {
+      this.out += d.toString();
+      if (this.out.length > 200_000) this.out = this.out.slice(-100_000);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    await waitReady(this.port, child, () => this.out);
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.child);
+    this.child = null;
+  }
+}
+
+export class Jabberfly extends ServerProcess implements BenchServer {
   readonly name = 'jabberfly' as const;
   readonly label: string;
-  private child: ChildProcess | null = null;
-  private out = '';
   private readonly configFile: string;
 
   constructor(
@@ -102,6 +134,7 @@ export class Jabberfly implements BenchServer {
     cert: { crt: string; key: string },
     options: { msn?: { server: string; nexus: string; loginUrl?: string } } = {},
   ) {
+    super();
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
       version: string;
     };
@@ -144,14 +177,6 @@ ${msn}log:
     );
   }
 
-  get pid(): number {
-    return this.child?.pid ?? 0;
-  }
-
-  output(): string {
-    return this.out;
-  }
-
   /** Writes accounts straight into the storage (same SCRAM record for every user: one password, one salt). */
   async prepare(users: string[]): Promise<void> {
     const { LevelBackend } = await import('../src/storage/level.ts');
@@ -172,33 +197,17 @@ ${msn}log:
 
   async start(options: { cpuProfDir?: string } = {}): Promise<void> {
     const args = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
-    this.out = '';
     const child = spawn(process.execPath, [...args, BIN, 'start', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_OPTIONS: '' },
     });
-    children.add(child);
-    this.child = child;
-    const onData = (d: Buffer) => {
-      this.out += d.toString();
-      if (this.out.length > 200_000) this.out = this.out.slice(-100_000);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    await waitReady(this.port, child, () => this.out);
-  }
-
-  async stop(): Promise<void> {
-    await stopChild(this.child);
-    this.child = null;
+    await this.attach(child);
   }
 }
 
-export class Prosody implements BenchServer {
+export class Prosody extends ServerProcess implements BenchServer {
   readonly name = 'prosody' as const;
   readonly label: string;
-  private child: ChildProcess | null = null;
-  private out = '';
   private readonly configFile: string;
   private readonly uid: number;
   private readonly gid: number;
@@ -210,6 +219,7 @@ export class Prosody implements BenchServer {
     /** Turn off Nagle's algorithm and write opportunistically (Prosody's defaults keep Nagle on). */
     tuned = false,
   ) {
+    super();
     this.uid = Number(execFileSync('id', ['-u', 'prosody']).toString().trim());
     this.gid = Number(execFileSync('id', ['-g', 'prosody']).toString().trim());
     const version =
@@ -257,14 +267,6 @@ VirtualHost "${DOMAIN}"
     this.chownTree(dir);
   }
 
-  get pid(): number {
-    return this.child?.pid ?? 0;
-  }
-
-  output(): string {
-    return this.out;
-  }
-
   private chownTree(path: string): void {
     chownSync(path, this.uid, this.gid);
     for (const entry of readdirSync(path, { withFileTypes: true })) {
@@ -302,24 +304,10 @@ VirtualHost "${DOMAIN}"
   }
 
   async start(): Promise<void> {
-    this.out = '';
     const child = spawn('prosody', ['-F', '--config', this.configFile], {
       ...this.asProsody(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    children.add(child);
-    this.child = child;
-    const onData = (d: Buffer) => {
-      this.out += d.toString();
-      if (this.out.length > 200_000) this.out = this.out.slice(-100_000);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    await waitReady(this.port, child, () => this.out);
-  }
-
-  async stop(): Promise<void> {
-    await stopChild(this.child);
-    this.child = null;
+    await this.attach(child);
   }
 }

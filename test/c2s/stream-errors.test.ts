@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
-import { RawSocket, rawLogin, streamHeader } from '../helpers/raw-socket.ts';
+import { RawSocket, rawLogin, securedStream, streamHeader } from '../helpers/raw-socket.ts';
 
 const BILLION_LAUGHS = `<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
@@ -90,14 +90,7 @@ describe('stream errors', () => {
   });
 
   it('closes the stream after too many failed authentications', async () => {
-    const s = await RawSocket.connect(ts.port);
-    s.write(streamHeader());
-    await s.waitFor(/<\/stream:features>/);
-    s.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-    await s.waitFor(/<proceed/);
-    await s.startTls();
-    s.write(streamHeader());
-    await s.waitFor(/<\/stream:features>/);
+    const { s } = await securedStream(ts.port);
     const bad = Buffer.from('\0dave\0wrong').toString('base64');
     s.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${bad}</auth>`);
     await s.waitFor(/<not-authorized\/>/);

@@ -100,8 +100,8 @@ export class RawSocket {
 export const streamHeader = (to = 'localhost') =>
   `<?xml version='1.0'?><stream:stream to='${to}' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
 
-/** Opens a stream, STARTTLS, PLAIN auth, bind: a logged-in raw client. */
-export async function rawLogin(port: number, user: string, password: string, resource = 'raw'): Promise<RawSocket> {
+/** Opens a stream and upgrades it with STARTTLS: a secured, unauthenticated stream and its features. */
+export async function securedStream(port: number): Promise<{ s: RawSocket; features: string }> {
   const s = await RawSocket.connect(port);
   s.write(streamHeader());
   await s.waitFor(/<\/stream:features>/);
@@ -109,7 +109,13 @@ export async function rawLogin(port: number, user: string, password: string, res
   await s.waitFor(/<proceed/);
   await s.startTls();
   s.write(streamHeader());
-  await s.waitFor(/<\/stream:features>/);
+  const [features] = await s.waitFor(/<stream:features>.*<\/stream:features>/s);
+  return { s, features: features! };
+}
+
+/** Opens a stream, STARTTLS, PLAIN auth, bind: a logged-in raw client. */
+export async function rawLogin(port: number, user: string, password: string, resource = 'raw'): Promise<RawSocket> {
+  const { s } = await securedStream(port);
   const auth = Buffer.from(`\0${user}\0${password}`).toString('base64');
   s.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${auth}</auth>`);
   await s.waitFor(/<success/);

@@ -7,7 +7,7 @@ import { xml } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
 import { capsVer } from '../../src/modules/disco.ts';
 import { RosterStore } from '../../src/storage/roster.ts';
-import { RawSocket, streamHeader } from '../helpers/raw-socket.ts';
+import { securedStream, } from '../helpers/raw-socket.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { SlixClient } from '../helpers/slixmpp.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
@@ -73,15 +73,8 @@ describe('service discovery', () => {
   });
 
   it('advertises caps after TLS and answers the node#ver query with the same info', async () => {
-    const s = await RawSocket.connect(ts.port);
+    const { s, features: streamFeatures } = await securedStream(ts.port);
     try {
-      s.write(streamHeader());
-      await s.waitFor(/<\/stream:features>/);
-      s.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-      await s.waitFor(/<proceed/);
-      await s.startTls();
-      s.write(streamHeader());
-      const [streamFeatures] = await s.waitFor(/<stream:features>.*<\/stream:features>/s);
       const c = streamFeatures.match(/<c xmlns="http:\/\/jabber.org\/protocol\/caps"[^>]*>/)?.[0];
       assert.ok(c, streamFeatures);
       const node = c.match(/node="([^"]+)"/)![1]!;

@@ -6,25 +6,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
 import { VcardStore } from '../../src/storage/vcard.ts';
-import { RawSocket, rawLogin, streamHeader } from '../helpers/raw-socket.ts';
+import { type RawSocket, rawLogin, securedStream, } from '../helpers/raw-socket.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { SlixClient } from '../helpers/slixmpp.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
 
 const REGISTER = 'jabber:iq:register';
-
-/** A secured, unauthenticated stream; resolves with the socket and its features. */
-async function preAuth(port: number): Promise<{ s: RawSocket; features: string }> {
-  const s = await RawSocket.connect(port);
-  s.write(streamHeader());
-  await s.waitFor(/<\/stream:features>/);
-  s.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await s.waitFor(/<proceed/);
-  await s.startTls();
-  s.write(streamHeader());
-  const [features] = await s.waitFor(/<stream:features>.*<\/stream:features>/s);
-  return { s, features };
-}
 
 /** Sends an iq and resolves with the raw reply carrying its id. */
 async function rawIq(s: RawSocket, id: string, iq: string): Promise<string> {
@@ -55,7 +42,7 @@ describe('in-band registration, open', () => {
   after(() => ts.stop());
 
   it('offers the stream feature and the form, creates the account, and slixmpp logs in with it', async () => {
-    const { s, features } = await preAuth(ts.port);
+    const { s, features } = await securedStream(ts.port);
     try {
       assert.match(features, /<register xmlns="http:\/\/jabber.org\/features\/iq-register"\/>/);
       const form = await rawIq(s, 'r1', `<iq type='get' id='r1'><query xmlns='${REGISTER}'/></iq>`);
@@ -73,7 +60,7 @@ describe('in-band registration, open', () => {
   });
 
   it('refuses a taken username, missing fields and removal before login', async () => {
-    const { s } = await preAuth(ts.port);
+    const { s } = await securedStream(ts.port);
     try {
       const taken = await rawIq(s, 'c1', registerSet('c1', 'alice', 'x'));
       assert.match(taken, /type="error".*<error type="cancel"><conflict /s);
@@ -93,7 +80,7 @@ describe('in-band registration, open', () => {
   });
 
   it('limits new accounts per IP per hour (policy-violation, wait)', async () => {
-    const { s } = await preAuth(ts.port);
+    const { s } = await securedStream(ts.port);
     try {
       // newbie used one of the two registrations allowed for 127.0.0.1.
       assert.match(await rawIq(s, 'l1', registerSet('l1', 'second', 'pw')), /type="result"/);
@@ -114,7 +101,7 @@ describe('in-band registration, closed', () => {
   after(() => ts.stop());
 
   it('neither offers nor performs registration', async () => {
-    const { s, features } = await preAuth(ts.port);
+    const { s, features } = await securedStream(ts.port);
     try {
       assert.doesNotMatch(features, /iq-register/);
       const form = await rawIq(s, 'g', `<iq type='get' id='g'><query xmlns='${REGISTER}'/></iq>`);

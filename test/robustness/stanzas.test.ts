@@ -4,7 +4,7 @@
 // clients exchange a message, a new stream opens, the log shows no failure).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawSocket, streamHeader } from '../helpers/raw-socket.ts';
+import { securedStream, } from '../helpers/raw-socket.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { assertCleanLogs, assertStillServing, attr, nextId, Peer, stanzaErrorCondition, witnesses } from './peer.ts';
 
@@ -362,14 +362,7 @@ describe('robustness: hostile stanzas from logged-in clients', () => {
     const open = await startServer({ registration: { open: true } });
     try {
       for (const server of [open, ts]) {
-        const s = await RawSocket.connect(server.port);
-        s.write(streamHeader());
-        await s.waitFor(/<\/stream:features>/);
-        s.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-        await s.waitFor(/<proceed/);
-        await s.startTls();
-        s.write(streamHeader());
-        await s.waitFor(/<\/stream:features>/);
+        const { s } = await securedStream(server.port);
         s.input = '';
         const p = new Peer(s, '');
         peers.push(p);
