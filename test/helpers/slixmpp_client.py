@@ -49,6 +49,7 @@ class Client(slixmpp.ClientXMPP):
 async def commands(client):
     loop = asyncio.get_event_loop()
     reader = asyncio.StreamReader(limit=2 ** 24)
+    client.command_reader = reader
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while True:
         line = await reader.readline()
@@ -75,7 +76,10 @@ def main():
     # the server is what must never offer it there, so tests check that side.
     client["feature_mechanisms"].unencrypted_plain = False
     client.connect((host, port), use_ssl=direct, force_starttls=not direct, disable_starttls=direct)
-    asyncio.get_event_loop().create_task(commands(client))
+    # asyncio holds tasks and a StreamReaderProtocol holds its reader only
+    # weakly: without these strong references the garbage collector may
+    # collect the stdin reader mid-test and later commands silently vanish.
+    client.command_task = asyncio.get_event_loop().create_task(commands(client))
     client.loop.run_forever()
 
 
