@@ -3,6 +3,7 @@
 // listeners. No globals, so tests can run several servers in one process.
 import { C2SListeners } from './c2s/listener.ts';
 import type { Config } from './config/schema.ts';
+import type { ServerContext, StoreClass } from './host/context.ts';
 import { Host } from './host/host.ts';
 import type { ClientSession } from './host/session.ts';
 import { Logger } from './log.ts';
@@ -21,7 +22,7 @@ export interface ServerOptions {
   logSink?: (line: string) => void;
 }
 
-export class Server {
+export class Server implements ServerContext {
   readonly log: Logger;
   readonly hosts = new Map<string, Host>();
   readonly sessions = new SessionRegistry();
@@ -89,7 +90,7 @@ export class Server {
   }
 
   /** One shared instance per store class, so modules and the gateway agree. */
-  store<T>(ctor: new (backend: StorageBackend, server: Server) => T): T {
+  store<T>(ctor: StoreClass<T>): T {
     let s = this.storeCache.get(ctor) as T | undefined;
     if (!s) {
       s = new ctor(this.storage, this);

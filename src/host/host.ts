@@ -1,7 +1,7 @@
 // A host is one domain the process serves (the user domain, msn.<domain>).
 // Modules hook its events; the router fires them. Disco identities and
 // features are declared by the modules that implement them.
-import type { Server } from '../server.ts';
+import type { ServerContext } from './context.ts';
 import type { Jid } from '../jid/jid.ts';
 import type { Element } from '../xml/element.ts';
 import type { Logger } from '../log.ts';
@@ -53,7 +53,7 @@ export class Host {
 
   constructor(
     readonly name: string,
-    readonly server: Server,
+    readonly server: ServerContext,
     options: { userHost: boolean },
   ) {
     this.userHost = options.userHost;

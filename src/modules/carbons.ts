@@ -5,7 +5,7 @@
 import type { Module, StanzaEvent } from '../host/host.ts';
 import { sendResult } from '../host/iq-result.ts';
 import type { ClientSession } from '../host/session.ts';
-import type { Server } from '../server.ts';
+import type { ServerContext } from '../host/context.ts';
 import { clone, type Element, el } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
 
@@ -56,13 +56,13 @@ export function receivedCarbon(event: StanzaEvent): Element | null {
 }
 
 /** Whether any of the user's resources (but `except`) enabled carbons. */
-function anyEnabled(server: Server, user: string, except?: ClientSession): boolean {
+function anyEnabled(server: ServerContext, user: string, except?: ClientSession): boolean {
   for (const s of server.sessions.resources(user)) if (s !== except && s.data.get(ENABLED)) return true;
   return false;
 }
 
 /** Sends a carbon to the user's carbons-enabled resources except `skip` (they have the original). */
-export function sendCarbons(server: Server, user: string, carbon: Element, skip: ClientSession[]): void {
+export function sendCarbons(server: ServerContext, user: string, carbon: Element, skip: ClientSession[]): void {
   for (const session of server.sessions.resources(user)) {
     if (!session.data.get(ENABLED) || skip.includes(session)) continue;
     carbon.attrs.to = session.jid.toString();

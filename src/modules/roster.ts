@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Module } from '../host/host.ts';
 import type { ClientSession } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
-import type { Server } from '../server.ts';
+import type { ServerContext } from '../host/context.ts';
 import { type Roster, type RosterChanges, type RosterItem, RosterStore } from '../storage/roster.ts';
 import { byteLength, type Element, el, firstChild } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
@@ -30,7 +30,7 @@ export function itemElement(item: RosterItem, removed = false): Element {
 
 /** Sends one item to every interested resource (those that asked for the roster). */
 export function pushRosterItem(
-  server: Server,
+  server: ServerContext,
   user: string,
   item: RosterItem,
   version: number,
@@ -49,14 +49,14 @@ export function pushRosterItem(
 }
 
 /** Pushes every item an update changed. */
-export function pushRosterChanges(server: Server, user: string, changes: RosterChanges<unknown>): void {
+export function pushRosterChanges(server: ServerContext, user: string, changes: RosterChanges<unknown>): void {
   for (const { item, removed } of changes.changed)
     pushRosterItem(server, user, item, changes.version, removed);
 }
 
 /** Edits a user's roster (serialised per user) and pushes what changed. */
 export async function updateRoster<T>(
-  server: Server,
+  server: ServerContext,
   user: string,
   fn: (roster: Roster) => T | Promise<T>,
 ): Promise<RosterChanges<T>> {
@@ -69,7 +69,7 @@ export async function updateRoster<T>(
  * The roster's item for `jid`, created with no subscription if missing.
  * A roster may not grow past `limits.rosterMaxItems`.
  */
-export function itemFor(server: Server, roster: Roster, jid: string): RosterItem {
+export function itemFor(server: ServerContext, roster: Roster, jid: string): RosterItem {
   let item = roster.items.get(jid);
   if (!item) {
     if (roster.items.size >= server.config.limits.rosterMaxItems) {

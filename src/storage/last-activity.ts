@@ -1,6 +1,6 @@
 // When each user last went offline (XEP-0012), keyed by bare JID, with the
 // status text of their final unavailable presence.
-import type { Server } from '../server.ts';
+import type { ServerContext } from '../host/context.ts';
 import type { KeyValueStore, StorageBackend } from './types.ts';
 
 export interface LastActivity {
@@ -12,7 +12,7 @@ export interface LastActivity {
 export class LastActivityStore {
   private readonly kv: KeyValueStore<LastActivity>;
 
-  constructor(backend: StorageBackend, _server: Server) {
+  constructor(backend: StorageBackend, _server: ServerContext) {
     this.kv = backend.keyValue<LastActivity>('last');
   }
 

@@ -2,7 +2,7 @@
 // arrived while no resource could take them, as XML text in arrival order.
 // Additions and deliveries for one user are serialised so a message stored
 // while another resource is draining the queue is neither lost nor sent twice.
-import type { Server } from '../server.ts';
+import type { ServerContext } from '../host/context.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { type Element, parse } from '../xml/element.ts';
 import type { ListStore, StorageBackend } from './types.ts';
@@ -13,7 +13,7 @@ export class OfflineStore {
 
   constructor(
     backend: StorageBackend,
-    private readonly server: Server,
+    private readonly server: ServerContext,
   ) {
     this.list = backend.list<string>('offline');
   }

@@ -2,14 +2,14 @@
 // the XML text the client sent so every byte (a PHOTO's BINVAL included)
 // comes back exactly. The MSN gateway reads and writes the same store
 // in-process (avatars, nicknames).
-import type { Server } from '../server.ts';
+import type { ServerContext } from '../host/context.ts';
 import { type Element, parse } from '../xml/element.ts';
 import type { KeyValueStore, StorageBackend } from './types.ts';
 
 export class VcardStore {
   private readonly kv: KeyValueStore<string>;
 
-  constructor(backend: StorageBackend, _server: Server) {
+  constructor(backend: StorageBackend, _server: ServerContext) {
     this.kv = backend.keyValue<string>('vcard');
   }
 

@@ -6,7 +6,7 @@
 // decompression bomb is refused, never crashes the process.
 import { createHash } from 'node:crypto';
 import sharp, { type Sharp } from 'sharp';
-import type { Server } from '../../server.ts';
+import type { ServerContext } from '../../host/context.ts';
 import type { KeyValueStore } from '../../storage/types.ts';
 
 export interface CachedAvatar {
@@ -24,7 +24,7 @@ export class AvatarCache {
   private readonly maxBytes: number;
   private readonly maxPixels: number;
 
-  constructor(server: Server) {
+  constructor(server: ServerContext) {
     this.kv = server.storage.keyValue('msn-avatars');
     this.maxBytes = server.config.msn.avatarMaxBytes;
     this.maxPixels = server.config.msn.avatarMaxPixels;

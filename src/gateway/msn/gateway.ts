@@ -6,7 +6,7 @@
 import type { Host } from '../../host/host.ts';
 import type { Jid } from '../../jid/jid.ts';
 import type { MsnSessionOptions } from '../../msnp/index.ts';
-import type { Server } from '../../server.ts';
+import type { ServerContext } from '../../host/context.ts';
 import { type MsnRegistration, MsnRegistrationStore } from '../../storage/msn-registrations.ts';
 import type { Element } from '../../xml/element.ts';
 import { emailToJid, localToEmail } from './address.ts';
@@ -14,16 +14,16 @@ import { AvatarCache } from './avatars.ts';
 import { SecretBox } from './secret-box.ts';
 import type { UserSession } from './user-session.ts';
 
-const gateways = new WeakMap<Server, MsnGateway>();
+const gateways = new WeakMap<ServerContext, MsnGateway>();
 
 /** The running gateway of a server, if the transport is enabled. */
-export function msnGatewayOf(server: Server): MsnGateway | undefined {
+export function msnGatewayOf(server: ServerContext): MsnGateway | undefined {
   return gateways.get(server);
 }
 
 export class MsnGateway {
   readonly domain: string;
-  readonly server: Server;
+  readonly server: ServerContext;
   readonly registrations: MsnRegistrationStore;
   readonly box: SecretBox;
   readonly avatars: AvatarCache;
