@@ -1,66 +1,60 @@
-// The `jabberfly` command line: start the server, manage accounts.
+// The `jabberfly` command line: start the server, manage accounts (through
+// the running server's admin socket, or on the store when it is stopped).
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { AdminError } from './admin/account-admin.ts';
+import { AdminService } from './admin/admin-service.ts';
+import { runAdminCommand } from './cli/admin-commands.ts';
+import { banner } from './cli/banner.ts';
+import { PromptError } from './cli/password-prompt.ts';
+import { servedDomains } from './config/domains.ts';
 import { buildConfig, ConfigError, loadConfigFile } from './config/load.ts';
 import type { Config } from './config/schema.ts';
-import { Jid } from './jid/jid.ts';
+import { S2SService } from './s2s/s2s-service.ts';
 import { Server } from './server.ts';
-import { LevelBackend } from './storage/level.ts';
-import { AccountStore } from './storage/accounts.ts';
-import { deleteUserData } from './storage/user-data.ts';
+import { certInfo } from './tls/certs.ts';
+import { VERSION } from './version.ts';
+import { HttpService } from './websocket/http-service.ts';
 
 const HELP = `jabberfly — an XMPP server with a built-in MSN transport
 
 Usage:
-  jabberfly start [--config FILE]              run the server (default config: ./jabberfly.yaml if present)
-  jabberfly adduser JID [--password PW]        create an account (password read from stdin if not given)
-  jabberfly passwd JID [--password PW]         change an account's password
-  jabberfly deluser JID                        delete an account and all its data
-  jabberfly --help                             this text
+  jabberfly start                     run the server
+  jabberfly adduser JID               create an account (asks for the password twice, hidden)
+  jabberfly passwd JID                change an account's password (its sessions are disconnected)
+  jabberfly deluser JID               delete an account and all its data
+  jabberfly users                     list the accounts (and how many sessions each has)
+  jabberfly status                    uptime, sessions, transport (exit 3 when not running)
+  jabberfly kick JID                  disconnect a user (bare JID) or one session (full JID)
+  jabberfly --help                    this text
 
-Every command takes --config FILE.`;
+Account commands work while the server runs (through its admin socket) and
+when it is stopped (on the store directly).
+
+Options:
+  --config FILE, -c FILE   configuration (default: $JABBERFLY_CONFIG, else ./jabberfly.yaml when present,
+                           else built-in defaults)
+  --password PW, -p PW     for adduser/passwd in scripts (visible to other local users in 'ps': prefer stdin)
+  --json                   users/status as JSON`;
 
 class CliError extends Error {}
 
-function loadConfig(file: string | undefined): Config {
-  if (file) return loadConfigFile(file);
-  if (existsSync('jabberfly.yaml')) return loadConfigFile('jabberfly.yaml');
-  return buildConfig({});
+/** --config, else $JABBERFLY_CONFIG (service managers, containers), else ./jabberfly.yaml when present. */
+function configFile(given: string | undefined): string | null {
+  if (given) return given;
+  if (process.env.JABBERFLY_CONFIG) return process.env.JABBERFLY_CONFIG;
+  return existsSync('jabberfly.yaml') ? 'jabberfly.yaml' : null;
 }
 
-async function readPassword(given: string | undefined): Promise<string> {
-  if (given !== undefined) return given;
-  if (process.stdin.isTTY) process.stderr.write('Password: ');
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) {
-    chunks.push(c as Buffer);
-    if (Buffer.concat(chunks).includes(10)) break;
-  }
-  const pw = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
-  if (!pw) throw new CliError('no password given (use --password or write it to stdin)');
-  return pw;
+function loadConfig(file: string | null): Config {
+  return file ? loadConfigFile(file) : buildConfig({});
 }
 
-function userOf(jidText: string | undefined, config: Config): string {
-  if (!jidText) throw new CliError(`a JID is required, e.g. alice@${config.domain}`);
-  let jid: Jid;
-  try {
-    jid = Jid.parse(jidText.includes('@') ? jidText : `${jidText}@${config.domain}`);
-  } catch (err) {
-    throw new CliError(`invalid JID '${jidText}': ${(err as Error).message}`);
-  }
-  if (jid.domain !== config.domain) throw new CliError(`${jid.bare} is not on this server's domain (${config.domain})`);
-  if (!jid.local || jid.resource) throw new CliError(`'${jidText}' must be a bare JID like user@${config.domain}`);
-  return jid.local;
-}
-
-async function withAccounts<T>(config: Config, work: (a: AccountStore, b: LevelBackend) => Promise<T>): Promise<T> {
-  const backend = await LevelBackend.open(config.storage.path, true);
-  try {
-    return await work(new AccountStore(backend), backend);
-  } finally {
-    await backend.close();
-  }
+/** How the person at the terminal runs us, for the hints we print. */
+function cliName(): string {
+  if (process.env.npm_lifecycle_event || process.env.npm_execpath) return 'npx jabberfly';
+  return 'jabberfly';
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -70,83 +64,104 @@ async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string', short: 'c' },
       password: { type: 'string', short: 'p' },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
     },
   });
   const [command, arg] = positionals;
+  if (values.version) {
+    console.log(VERSION);
+    return 0;
+  }
   if (values.help || !command || command === 'help') {
     console.log(HELP);
     return command || values.help ? 0 : 1;
   }
-  const config = loadConfig(values.config);
+  const file = configFile(values.config);
+  const config = loadConfig(file);
   switch (command) {
-    case 'start': {
-      const server = await Server.start(config);
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        server.log.info('shutting down', { signal });
-        server.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      // SIGHUP picks up certificates dropped into tls.dir, as Prosody's reload does.
-      process.on('SIGHUP', () => server.certs.reload());
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-      // Last-resort safety net; the causes are bugs to fix, so both log at
-      // error level with the stack. A rejected promise nobody awaited has
-      // already unwound: one user's request failed, everyone else's
-      // sessions (and their MSN logins) keep running. A synchronous throw
-      // that reached the top may have left state half-updated, so the
-      // server stops cleanly instead (streams get system-shutdown, storage
-      // is closed) and exits non-zero for the supervisor to restart it.
-      process.on('unhandledRejection', (reason) => {
-        server.log.error('unhandled rejection (bug: please report)', { error: String((reason as Error)?.stack ?? reason) });
+    case 'start':
+      return start(config, file, values.config ?? null);
+    case 'adduser':
+    case 'passwd':
+    case 'deluser':
+    case 'users':
+    case 'status':
+    case 'kick':
+      return runAdminCommand(command, arg, config, {
+        password: values.password,
+        json: values.json,
+        print: (line) => console.log(line),
       });
-      process.on('uncaughtException', (err) => {
-        server.log.error('uncaught exception (bug: please report), shutting down', { error: String(err?.stack ?? err) });
-        if (stopping) process.exit(1);
-        stopping = true;
-        server.stop().finally(() => process.exit(1));
-      });
-      return -1; // keep running
-    }
-    case 'adduser': {
-      const user = userOf(arg, config);
-      const password = await readPassword(values.password);
-      await withAccounts(config, async (accounts) => {
-        if (await accounts.exists(user)) throw new CliError(`${user}@${config.domain} already exists`);
-        await accounts.setPassword(user, password);
-      });
-      console.log(`created ${user}@${config.domain}`);
-      return 0;
-    }
-    case 'passwd': {
-      const user = userOf(arg, config);
-      const password = await readPassword(values.password);
-      await withAccounts(config, async (accounts) => {
-        if (!(await accounts.exists(user))) throw new CliError(`${user}@${config.domain} does not exist`);
-        await accounts.setPassword(user, password);
-      });
-      console.log(`password changed for ${user}@${config.domain}`);
-      return 0;
-    }
-    case 'deluser': {
-      const user = userOf(arg, config);
-      await withAccounts(config, async (accounts, backend) => {
-        if (!(await accounts.exists(user))) throw new CliError(`${user}@${config.domain} does not exist`);
-        await deleteUserData(backend, `${user}@${config.domain}`);
-        await accounts.delete(user);
-      });
-      console.log(`deleted ${user}@${config.domain}`);
-      return 0;
-    }
     default:
       throw new CliError(`unknown command '${command}' (see jabberfly --help)`);
   }
+}
+
+async function start(config: Config, file: string | null, flag: string | null): Promise<number> {
+  const server = await Server.start(config);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    server.log.info('shutting down', { signal });
+    server.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  // SIGHUP picks up certificates dropped into tls.dir, as Prosody's reload does.
+  process.on('SIGHUP', () => server.certs.reload());
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // Last-resort safety net; the causes are bugs to fix, so both log at
+  // error level with the stack. A rejected promise nobody awaited has
+  // already unwound: one user's request failed, everyone else's
+  // sessions (and their MSN logins) keep running. A synchronous throw
+  // that reached the top may have left state half-updated, so the
+  // server stops cleanly instead (streams get system-shutdown, storage
+  // is closed) and exits non-zero for the supervisor to restart it.
+  process.on('unhandledRejection', (reason) => {
+    server.log.error('unhandled rejection (bug: please report)', { error: String((reason as Error)?.stack ?? reason) });
+  });
+  process.on('uncaughtException', (err) => {
+    server.log.error('uncaught exception (bug: please report), shutting down', { error: String(err?.stack ?? err) });
+    if (stopping) process.exit(1);
+    stopping = true;
+    server.stop().finally(() => process.exit(1));
+  });
+  if (config.log.level !== 'silent') process.stdout.write(await startBanner(server, file, flag));
+  return -1; // keep running
+}
+
+async function startBanner(server: Server, file: string | null, flag: string | null): Promise<string> {
+  const { config } = server;
+  let accounts = 0;
+  for await (const _ of server.accounts.users()) accounts++;
+  const http = server.service(HttpService);
+  const main = server.certs.pairs.get(config.domain);
+  const others = servedDomains(config).filter((d) => d !== config.domain && d !== config.msn.domain);
+  return banner({
+    version: VERSION,
+    domain: config.domain,
+    listen: config.listen,
+    c2s: server.c2s.ports,
+    s2s: server.service(S2SService)?.ports ?? null,
+    web: http
+      ? { ...http.ports, client: config.http.webClient, requireTls: config.c2s.requireTls }
+      : null,
+    msn: { enabled: config.msn.enabled, domain: config.msn.domain, server: config.msn.server },
+    services: others,
+    configFile: file,
+    configFlag: flag,
+    certDir: resolve(config.tls.dir),
+    selfSigned: main ? certInfo(main.cert).selfSigned : false,
+    storePath: resolve(config.storage.path),
+    adminSocket: server.service(AdminService)?.listening ?? null,
+    accounts,
+    cli: cliName(),
+  });
 }
 
 main(process.argv.slice(2)).then(
@@ -154,11 +169,13 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (err) => {
-    if (err instanceof CliError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`jabberfly: ${(err as Error).message}`);
-    } else {
-      console.error(`jabberfly: ${(err as Error).message ?? err}`);
-    }
+    const known =
+      err instanceof CliError ||
+      err instanceof ConfigError ||
+      err instanceof AdminError ||
+      err instanceof PromptError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    console.error(`jabberfly: ${known ? (err as Error).message : ((err as Error).message ?? err)}`);
     process.exit(1);
   },
 );

@@ -1,7 +1,9 @@
 // The Server owns everything one jabberfly instance needs: config, logger,
 // storage, certificates, hosts with their modules, the router and the
 // listeners. No globals, so tests can run several servers in one process.
+import { StatusSections } from './admin/status-sections.ts';
 import { C2SListeners } from './c2s/listener.ts';
+import { servedDomains } from './config/domains.ts';
 import type { Config } from './config/schema.ts';
 import type { ServerContext, StoreClass } from './host/context.ts';
 import { Host } from './host/host.ts';
@@ -14,6 +16,7 @@ import { AccountStore } from './storage/accounts.ts';
 import { LevelBackend } from './storage/level.ts';
 import type { StorageBackend } from './storage/types.ts';
 import { Certificates } from './tls/certs.ts';
+import { VERSION } from './version.ts';
 import type { ParserLimits } from './xml/stream-parser.ts';
 import { componentHostModules, userHostModules } from './modules/index.ts';
 
@@ -31,6 +34,7 @@ export class Server implements ServerContext {
   readonly parserLimits: ParserLimits;
   readonly startedAt = Date.now();
   readonly c2s: C2SListeners;
+  readonly statusSections = new StatusSections();
   private readonly services: Service[] = [];
   private readonly storeCache = new Map<unknown, unknown>();
   private stopping: Promise<void> | null = null;
@@ -46,6 +50,8 @@ export class Server implements ServerContext {
     this.router = new Router(this.hosts, this.sessions, log.child('router'));
     this.parserLimits = { maxStanzaSize: config.limits.maxStanzaSize, maxDepth: config.limits.maxDepth };
     this.c2s = new C2SListeners(this);
+    this.statusSections.add('server', () => this.serverStatus());
+    this.statusSections.add('sessions', () => this.sessionStatus());
   }
 
   /** Opens storage, loads certificates and hosts, and starts listening. */
@@ -54,7 +60,7 @@ export class Server implements ServerContext {
     const storage = await LevelBackend.open(config.storage.path, config.storage.sync);
     let server: Server | undefined;
     try {
-      const alt = config.msn.enabled ? [config.msn.domain] : [];
+      const alt = servedDomains(config).slice(1);
       const certs = Certificates.load(config.tls.dir, config.domain, alt, log);
       server = new Server(config, storage, certs, log);
       await server.init();
@@ -87,6 +93,30 @@ export class Server implements ServerContext {
       c2s: this.c2s.ports.starttls,
       c2sDirectTls: this.c2s.ports.directTls,
     });
+  }
+
+  private serverStatus() {
+    return {
+      version: VERSION,
+      domain: this.config.domain,
+      pid: process.pid,
+      started: new Date(this.startedAt).toISOString(),
+      uptime: formatDuration(Date.now() - this.startedAt),
+      rssMiB: Math.round(process.memoryUsage.rss() / 1048576),
+    };
+  }
+
+  private sessionStatus() {
+    let tcp = 0;
+    let websocket = 0;
+    const list: string[] = [];
+    for (const s of this.sessions.all()) {
+      if (s.transport === 'tcp') tcp++;
+      else websocket++;
+      // A small site's list; a big one shows the first hundred.
+      if (list.length < 100) list.push(`${s.jid} (${s.transport}${s.secure ? ', tls' : ''}, ${s.ip})`);
+    }
+    return { total: this.sessions.count, tcp, websocket, list };
   }
 
   /** One shared instance per store class, so modules and the gateway agree. */
@@ -131,4 +161,14 @@ export class Server implements ServerContext {
     })();
     return this.stopping;
   }
+}
+
+/** "3 d 4 h", "2 h 5 min", "42 s": uptime for people. */
+function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const [d, h, m] = [Math.floor(s / 86400), Math.floor((s % 86400) / 3600), Math.floor((s % 3600) / 60)];
+  if (d) return `${d} d ${h} h`;
+  if (h) return `${h} h ${m} min`;
+  if (m) return `${m} min ${s % 60} s`;
+  return `${s} s`;
 }

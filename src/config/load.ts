@@ -71,7 +71,7 @@ export function buildConfig(given: unknown = {}): Config {
   cfg.domain = cfg.domain.toLowerCase();
   cfg.msn.domain = (cfg.msn.domain || `msn.${cfg.domain}`).toLowerCase();
   if (cfg.msn.domain === cfg.domain) throw new ConfigError(`'msn.domain' must differ from 'domain'`);
-  if (!/^[^:\s]+:\d+$/.test(cfg.msn.server)) throw new ConfigError(`'msn.server' must be host:port`);
+  if (cfg.msn.server && !/^[^:\s]+:\d+$/.test(cfg.msn.server)) throw new ConfigError(`'msn.server' must be host:port`);
   for (const key of ['nexus', 'loginUrl'] as const) {
     const v = cfg.msn[key];
     if (v && !/^https?:\/\//.test(v)) throw new ConfigError(`'msn.${key}' must be an http(s) URL`);

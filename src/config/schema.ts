@@ -8,6 +8,8 @@ export interface Config {
   /** Addresses to bind; empty means every interface. */
   listen: string[];
   storage: { path: string; sync: boolean };
+  /** The local admin channel (a Unix socket) the CLI uses while the server runs. */
+  admin: { enabled: boolean; socket: string };
   tls: { dir: string };
   c2s: { port: Port; directTlsPort: Port; requireTls: boolean };
   s2s: {
@@ -61,6 +63,8 @@ export function defaultConfig(): Config {
     domain: 'localhost',
     listen: [],
     storage: { path: './storage', sync: false },
+    // '' = admin.sock inside storage.path (the store's folder, 0700).
+    admin: { enabled: true, socket: '' },
     tls: { dir: './certs' },
     c2s: { port: 5222, directTlsPort: 5223, requireTls: true },
     s2s: {
@@ -93,7 +97,8 @@ export function defaultConfig(): Config {
     msn: {
       enabled: true,
       domain: '',
-      server: 'messenger.hotmail.com:1863',
+      // Unset: Microsoft's servers are gone; the revived networks publish their own.
+      server: '',
       nexus: 'https://nexus.passport.com/rdr/pprdr.asp',
       loginUrl: '',
       allowRemoteUsers: false,

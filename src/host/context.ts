@@ -4,6 +4,7 @@
 // can be read, tested and moved alone (Prosody's `module:` API plays the
 // same role); only the composition root (`server.ts`, `main.ts`) and the
 // listeners that own sockets see the whole `Server`.
+import type { StatusSections } from '../admin/status-sections.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Router } from '../router/router.ts';
@@ -28,4 +29,6 @@ export interface ServerContext {
   readonly startedAt: number;
   /** One shared instance per store class, so modules and the gateway agree. */
   store<T>(ctor: StoreClass<T>): T;
+  /** Sections of `jabberfly status` (admin channel); a feature adds its own. */
+  readonly statusSections: StatusSections;
 }

@@ -11,13 +11,11 @@
 import type { Host, Module, StanzaEvent } from '../host/host.ts';
 import { sendResult } from '../host/iq-result.ts';
 import { Jid, JidError } from '../jid/jid.ts';
-import { BlocklistStore } from '../storage/blocklist.ts';
-import { RosterStore } from '../storage/roster.ts';
-import { deleteUserData } from '../storage/user-data.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { type Element, el, firstChild } from '../xml/element.ts';
 import { errorElement, StanzaError } from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
+import { removeAccount } from './account-removal.ts';
 
 const INSTRUCTIONS = 'Choose a username and password for use with this service.';
 const HOUR = 60 * 60 * 1000;
@@ -146,7 +144,7 @@ async function manageAccount(host: Host, event: StanzaEvent): Promise<void> {
   const children = query.getChildElements();
   if (query.getChild('remove')) {
     if (children.length !== 1) throw new StanzaError('bad-request', '<remove/> must be alone');
-    return removeAccount(host, event);
+    return removeAccountInBand(host, event);
   }
   const username = query.getChildText('username');
   const password = query.getChildText('password');
@@ -166,28 +164,12 @@ async function manageAccount(host: Host, event: StanzaEvent): Promise<void> {
   }
 }
 
-async function removeAccount(host: Host, event: StanzaEvent): Promise<void> {
-  const server = host.server;
+async function removeAccountInBand(host: Host, event: StanzaEvent): Promise<void> {
   const bare = event.from.bare;
-  // The account goes first, so nothing that runs as the sessions close
-  // (last activity, ...) writes data for it again; the result says all is gone.
-  await server.accounts.delete(event.from.local);
-  // Contacts learn the subscriptions are gone (XEP-0077 §3.2 SHOULD).
-  const roster = await server.store(RosterStore).get(bare);
-  for (const item of roster.items.values()) {
-    if (item.subscription === 'to' || item.subscription === 'both' || item.ask) {
-      server.router.route(el('presence', { type: 'unsubscribe', from: bare, to: item.jid }));
-    }
-    if (item.subscription === 'from' || item.subscription === 'both') {
-      server.router.route(el('presence', { type: 'unsubscribed', from: bare, to: item.jid }));
-    }
-  }
-  // The blocklist lives in memory too: clear it through its store.
-  await server.store(BlocklistStore).unblock(bare, null);
-  await deleteUserData(server.storage, bare);
+  await removeAccount(host.server, bare);
   host.log.info('account removed in-band', { user: bare });
   sendResult(event);
-  for (const s of server.sessions.resources(bare)) s.close('not-authorized', 'account removed');
+  for (const s of host.server.sessions.resources(bare)) s.close('not-authorized', 'account removed');
 }
 
 /** The normalised localpart for a requested username, or a stanza error. */

@@ -7,6 +7,9 @@ import { ClassicLevel } from 'classic-level';
 import type { KeyValueStore, ListStore, StorageBackend } from './types.ts';
 
 type Db = ClassicLevel<string, unknown>;
+
+/** The store is open in another process (a running server); the CLI then uses the admin socket. */
+export class StorageLockedError extends Error {}
 // The slice of a sublevel's API used here, typed for string keys / JSON values.
 interface Sub {
   get(key: string): Promise<unknown>;
@@ -27,14 +30,15 @@ export class LevelBackend implements StorageBackend {
   }
 
   static async open(path: string, sync = false): Promise<LevelBackend> {
-    mkdirSync(path, { recursive: true });
+    // 0700: the store holds password keys, and the admin socket lives here by default.
+    mkdirSync(path, { recursive: true, mode: 0o700 });
     const db: Db = new ClassicLevel<string, unknown>(path, { valueEncoding: 'json' });
     try {
       await db.open();
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause;
       if (cause?.code === 'LEVEL_LOCKED') {
-        throw new Error(`storage at ${path} is in use by another jabberfly process`);
+        throw new StorageLockedError(`storage at ${path} is in use by another jabberfly process`);
       }
       throw err;
     }

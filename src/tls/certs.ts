@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from '../log.ts';
 
@@ -65,17 +66,18 @@ export class Certificates {
    * Picks up certificates dropped into the folder (SIGHUP, as Prosody's
    * reload): new connections use them, existing ones keep theirs.
    */
-  reload(): void {
+  reload(): boolean {
     try {
       this.read();
     } catch (err) {
       this.log.error('certificate reload failed; keeping the current ones', {
         error: (err as Error).message,
       });
-      return;
+      return false;
     }
     for (const fn of this.reloadHandlers) fn();
     this.log.info('certificates reloaded', { names: [...this.pairs.keys()].join(',') });
+    return true;
   }
 
   /** Listeners created with serverOptions() register here to follow reloads. */
@@ -105,6 +107,40 @@ export class Certificates {
       SNICallback: (name, cb) => cb(null, this.context(name)),
     };
   }
+}
+
+/** What an operator wants to know about a certificate file (`check`, the start banner). */
+export interface CertInfo {
+  /** DNS names it is valid for (subjectAltName, else the CN). */
+  names: string[];
+  notAfter: Date;
+  selfSigned: boolean;
+  issuer: string;
+}
+
+/** Reads the first certificate of a PEM chain. */
+export function certInfo(pem: string): CertInfo {
+  const x = new X509Certificate(pem);
+  const san = (x.subjectAltName ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(x.subject)?.[1];
+  return {
+    names: san.length ? san : cn ? [cn.toLowerCase()] : [],
+    notAfter: new Date(x.validTo),
+    selfSigned: x.issuer === x.subject && x.checkIssued(x),
+    issuer: x.issuer.replace(/\n/g, ', '),
+  };
+}
+
+/** Whether a certificate name (possibly "*.example.org") covers a host name. */
+export function nameCovers(pattern: string, host: string): boolean {
+  if (pattern === host) return true;
+  if (!pattern.startsWith('*.')) return false;
+  const dot = host.indexOf('.');
+  return dot > 0 && host.slice(dot + 1) === pattern.slice(2);
 }
 
 /** Writes a self-signed EC P-256 certificate for `names` (the first is the CN). */

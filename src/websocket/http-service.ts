@@ -5,7 +5,6 @@
 //   /status                  public health information as JSON
 //   /                        the Converse.js web client (http.webClient)
 import { msnGatewayOf } from '../gateway/msn/gateway.ts';
-import { readFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -31,11 +30,9 @@ import {
   START_SCRIPT_PATH,
   webClientPage,
 } from './web-client.ts';
+import { VERSION } from '../version.ts';
 import { WsFraming } from './ws-framing.ts';
 
-const VERSION: string = JSON.parse(
-  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-).version;
 
 // Frames up to this much over the stanza limit are still read, so the XML
 // parser can answer them like TCP does (policy-violation stream error);

@@ -57,7 +57,7 @@ describe('jabberfly CLI', () => {
   it('prints help', async () => {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0);
-    for (const cmd of ['start', 'adduser', 'passwd', 'deluser']) assert.match(r.stdout, new RegExp(`jabberfly ${cmd}`));
+    for (const cmd of ['start', 'adduser', 'passwd', 'deluser', 'users', 'status', 'kick']) assert.match(r.stdout, new RegExp(`jabberfly ${cmd}`));
   });
 
   it('adds a user (password from stdin), who can then log in; the store holds no password', async () => {

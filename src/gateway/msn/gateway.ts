@@ -58,6 +58,11 @@ export class MsnGateway {
     return jid.domain === this.server.config.domain;
   }
 
+  /** Whether msn.server names an MSN service; until it does, the transport says so instead of logging in. */
+  get configured(): boolean {
+    return this.server.config.msn.server !== '';
+  }
+
   /** Whether this user may use the transport at all (local, or remote when allowed). */
   mayRegister(jid: Jid): boolean {
     return this.isLocalUser(jid) || this.server.config.msn.allowRemoteUsers;

@@ -11,7 +11,7 @@ import { NS } from '../../xml/namespaces.ts';
 import { emailToJid, isMsnAddress } from './address.ts';
 import { contactVcard } from './contact-vcard.ts';
 import { MsnGateway } from './gateway.ts';
-import { register, registrationForm } from './registration.ts';
+import { NOT_CONFIGURED, register, registrationForm } from './registration.ts';
 import { UserSession } from './user-session.ts';
 
 const FEATURES = [
@@ -29,7 +29,13 @@ const FEATURES = [
 export const msnGateway: Module = (host) => {
   const gw = new MsnGateway(host);
   const { server } = gw;
-  host.identities.push({ category: 'gateway', type: 'msn', name: 'MSN Transport' });
+  // The name clients show in service discovery says when it cannot work yet.
+  const name = gw.configured ? 'MSN Transport' : 'MSN Transport (not configured: msn.server is unset)';
+  host.identities.push({ category: 'gateway', type: 'msn', name });
+  server.statusSections.add('msn', () => ({
+    ...gw.state(),
+    server: server.config.msn.server || 'not configured (set msn.server)',
+  }));
   for (const f of FEATURES) host.features.add(f);
   host.onStop(async () => {
     await Promise.all([...gw.sessions.values()].map((s) => s.close()));
@@ -110,6 +116,10 @@ export const msnGateway: Module = (host) => {
     if (!s) {
       const reg = await gw.registration(user.bare);
       if (!reg) return;
+      if (!gw.configured) {
+        gw.send(el('presence', { from: gw.domain, to: from.toString(), type: 'unavailable' }, el('status', null, NOT_CONFIGURED)));
+        return;
+      }
       // Presence may race with another resource's: the first one creates the session.
       s = session(from);
       if (!s) {

@@ -15,24 +15,29 @@ import { isMsnAddress } from './address.ts';
 import type { MsnGateway } from './gateway.ts';
 
 const INSTRUCTIONS = 'Enter your MSN address (e.g. you@hotmail.com) and password.';
+/** Shown instead, and as the refusal, while msn.server is unset. */
+export const NOT_CONFIGURED =
+  'This MSN transport is not set up yet: the server administrator must set msn.server in the ' +
+  "server's configuration to a live MSN service (host:port). Registration is not possible until then.";
 
 /** The registration form, filled with the current address when registered. */
 export async function registrationForm(gw: MsnGateway, user: Jid): Promise<Element> {
   if (!gw.mayRegister(user)) throw new StanzaError('not-allowed', 'this transport serves local users only');
   const reg = await gw.registrations.get(user.bare);
   const direct = reg?.directRosterSync ?? gw.isLocalUser(user);
+  const instructions = gw.configured ? INSTRUCTIONS : NOT_CONFIGURED;
   return el(
     'query',
     { xmlns: NS.register },
     reg ? el('registered') : null,
-    el('instructions', null, INSTRUCTIONS),
+    el('instructions', null, instructions),
     el('username', null, reg?.email ?? null),
     el('password'),
     el(
       'x',
       { xmlns: NS.dataForms, type: 'form' },
       el('title', null, 'MSN Transport registration'),
-      el('instructions', null, INSTRUCTIONS),
+      el('instructions', null, instructions),
       el('field', { type: 'hidden', var: 'FORM_TYPE' }, el('value', null, NS.register)),
       el('field', { type: 'text-single', var: 'username', label: 'MSN address' }, el('required'), reg ? el('value', null, reg.email) : null),
       el('field', { type: 'text-private', var: 'password', label: 'Password' }, el('required')),
@@ -69,6 +74,7 @@ export async function register(gw: MsnGateway, event: StanzaEvent, query: Elemen
   const user = event.from.toBare();
   if (!gw.mayRegister(user)) throw new StanzaError('not-allowed', 'this transport serves local users only');
   if (query.getChild('remove')) return unregister(gw, event);
+  if (!gw.configured) throw new StanzaError('service-unavailable', NOT_CONFIGURED, 'cancel');
   const { email, password, directRosterSync } = submitted(query);
   if (!email || !password) throw new StanzaError('not-acceptable', 'an MSN address and a password are required');
   if (!isMsnAddress(email)) throw new StanzaError('not-acceptable', `'${email}' is not an MSN address`);
