@@ -10,7 +10,7 @@ export class ConfigError extends Error {}
 type Plain = Record<string, unknown>;
 
 const PORT_KEYS = /(^|\.)(port|directTlsPort)$/;
-const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.avatarMax|^s2s\.(connect|idle)Timeout$/;
+const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.avatarMax|^msn\.requestTimeout$|^s2s\.(connect|idle)Timeout$/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);
 

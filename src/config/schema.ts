@@ -53,6 +53,8 @@ export interface Config {
     allowRemoteUsers: boolean;
     avatarMaxBytes: number;
     avatarMaxPixels: number;
+    /** Seconds to wait for a user's server to answer (vCard, XEP-0356 roster requests). */
+    requestTimeout: number;
   };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
@@ -104,6 +106,7 @@ export function defaultConfig(): Config {
       allowRemoteUsers: false,
       avatarMaxBytes: 1024 * 1024,
       avatarMaxPixels: 4096 * 4096,
+      requestTimeout: 30,
     },
     log: { level: 'info' },
   };

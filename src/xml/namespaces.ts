@@ -40,4 +40,6 @@ export const NS = {
   sapoNoerror: 'sapo:noerror',
   dialback: 'jabber:server:dialback',
   dialbackFeature: 'urn:xmpp:features:dialback',
+  component: 'jabber:component:accept',
+  privilege: 'urn:xmpp:privilege:2',
 } as const;

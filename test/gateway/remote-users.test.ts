@@ -1,7 +1,8 @@
 // Users of another server reaching the transport over s2s, when the admin
 // allows it (msn.allowRemoteUsers): their roster cannot be written
 // in-process, so contacts come as roster-subsync offers, which their own
-// server accepts because they registered with this gateway.
+// server accepts because they registered with this gateway; their vCard
+// (nickname, picture for MSN) is read from their own server with an iq.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
@@ -58,6 +59,10 @@ describe('MSN transport for users of another server', () => {
   });
 
   it('registers over s2s, gets contacts as roster-subsync offers its server trusts, and chats', async () => {
+    // The transport reads a remote user's vCard from the user's own server (an iq over s2s).
+    await romeo.send(xml('iq', { type: 'set', id: 'vc' }, xml('vCard', { xmlns: 'vcard-temp' }, xml('NICKNAME', {}, 'Romeo M.'))));
+    assert.equal((await romeo.waitFor((s) => s.attrs.id === 'vc', 'vCard stored')).attrs.type, 'result');
+    const renamed = nextEvent(bob, 'nickname', (n) => n.email === 'alice@hotmail.com' && n.nickname === 'Romeo M.', 20000);
     await romeo.send(
       xml(
         'iq',
@@ -73,6 +78,7 @@ describe('MSN transport for users of another server', () => {
     await romeo.send(xml('presence', { to: GW, type: 'subscribe' }));
     // Once subscribed, the user's presence reaches the gateway, which logs in to MSN.
     await romeo.waitFor((s) => s.attrs.from === GW && !s.attrs.type, 'gateway online', 15000);
+    await renamed;
     const offer = await romeo.waitFor((s) => s.attrs.from === BOB && s.attrs.type === 'subscribe', 'contact offer', 15000);
     // romeo's own server kept the payload: the offer comes from a gateway romeo is subscribed to.
     assert.equal(offer.getChild('x', SUBSYNC)?.getChild('item')?.attrs.subscription, 'both');

@@ -1,7 +1,8 @@
-// The MSN transport as an internal host (msn.<domain>). It sends and
-// receives stanzas through the router exactly like an XEP-0114 component
-// would, and, living in-process, reads and writes local users' rosters and
-// vCards directly. One UserSession (one MSN login) per registered bare JID,
+// The MSN transport as a host (msn.<domain>): inside jabberfly, or alone as
+// an XEP-0114 component of another server. Either way it sends and receives
+// stanzas through the router; how it reaches users' rosters and vCards is
+// its UserServer (`user-server.ts`): in-process stores, or stanzas to the
+// users' server. One UserSession (one MSN login) per registered bare JID,
 // shared by all of the user's resources.
 import type { Host } from '../../host/host.ts';
 import type { Jid } from '../../jid/jid.ts';
@@ -12,7 +13,11 @@ import type { Element } from '../../xml/element.ts';
 import { emailToJid, localToEmail } from './address.ts';
 import { AvatarCache } from './avatars.ts';
 import { SecretBox } from './secret-box.ts';
+import type { UserServer } from './user-server.ts';
 import type { UserSession } from './user-session.ts';
+
+/** Builds how a gateway reaches its users' rosters and vCards. */
+export type UserServerFactory = (gw: MsnGateway) => UserServer;
 
 const gateways = new WeakMap<ServerContext, MsnGateway>();
 
@@ -29,13 +34,19 @@ export class MsnGateway {
   readonly avatars: AvatarCache;
   /** Bare JID → the user's MSN session. */
   readonly sessions = new Map<string, UserSession>();
+  /** The users' rosters and vCards: in-process, or over stanzas. */
+  readonly users: UserServer;
 
-  constructor(readonly host: Host) {
+  constructor(
+    readonly host: Host,
+    users: UserServerFactory,
+  ) {
     this.server = host.server;
     this.domain = host.name;
     this.registrations = this.server.store(MsnRegistrationStore);
     this.box = SecretBox.open(this.server.config.storage.path);
     this.avatars = new AvatarCache(this.server);
+    this.users = users(this);
     gateways.set(this.server, this);
   }
 
@@ -54,6 +65,7 @@ export class MsnGateway {
     return localToEmail(jid.local);
   }
 
+  /** A user of the server the transport belongs to (its own domain, or the host server's in component mode). */
   isLocalUser(jid: Jid): boolean {
     return jid.domain === this.server.config.domain;
   }

@@ -10,8 +10,10 @@ import { StanzaError } from '../../xml/errors.ts';
 import { NS } from '../../xml/namespaces.ts';
 import { emailToJid, isMsnAddress } from './address.ts';
 import { contactVcard } from './contact-vcard.ts';
-import { MsnGateway } from './gateway.ts';
+import { MsnGateway, type UserServerFactory } from './gateway.ts';
+import { LocalUserServer } from './local-user-server.ts';
 import { NOT_CONFIGURED, register, registrationForm } from './registration.ts';
+import { RemoteUserServer } from './remote-user-server.ts';
 import { UserSession } from './user-session.ts';
 
 const FEATURES = [
@@ -26,8 +28,13 @@ const FEATURES = [
   'urn:xmpp:ping',
 ];
 
-export const msnGateway: Module = (host) => {
-  const gw = new MsnGateway(host);
+/** The transport inside jabberfly: its users' rosters and vCards in-process. */
+export const msnGateway: Module = (host) =>
+  msnGatewayModule((gw) => new LocalUserServer(gw, new RemoteUserServer(gw)))(host);
+
+/** The transport module, reaching users' rosters and vCards through `users`. */
+export const msnGatewayModule = (users: UserServerFactory): Module => (host) => {
+  const gw = new MsnGateway(host, users);
   const { server } = gw;
   // The name clients show in service discovery says when it cannot work yet.
   const name = gw.configured ? 'MSN Transport' : 'MSN Transport (not configured: msn.server is unset)';

@@ -6,8 +6,6 @@ import type { StanzaEvent } from '../../host/host.ts';
 import { sendResult } from '../../host/iq-result.ts';
 import type { Jid } from '../../jid/jid.ts';
 import { MsnAuthError, MsnSession } from '../../msnp/index.ts';
-import { updateRoster } from '../../modules/roster.ts';
-import { RosterStore } from '../../storage/roster.ts';
 import { type Element, el } from '../../xml/element.ts';
 import { StanzaError } from '../../xml/errors.ts';
 import { NS } from '../../xml/namespaces.ts';
@@ -24,7 +22,7 @@ export const NOT_CONFIGURED =
 export async function registrationForm(gw: MsnGateway, user: Jid): Promise<Element> {
   if (!gw.mayRegister(user)) throw new StanzaError('not-allowed', 'this transport serves local users only');
   const reg = await gw.registrations.get(user.bare);
-  const direct = reg?.directRosterSync ?? gw.isLocalUser(user);
+  const direct = reg?.directRosterSync ?? gw.users.managesRoster(user);
   const instructions = gw.configured ? INSTRUCTIONS : NOT_CONFIGURED;
   return el(
     'query',
@@ -108,27 +106,21 @@ async function checkCredentials(gw: MsnGateway, email: string, password: string)
 }
 
 /**
- * The gateway becomes a roster contact with subscription both: written
- * in-process for local users, asked for with subscribe presences otherwise.
- * The user's presence then reaches the gateway, which logs in.
+ * The gateway becomes a roster contact with subscription both: written by
+ * the gateway where it manages the user's roster (in-process, or XEP-0356),
+ * asked for with subscribe presences otherwise. The user's presence then
+ * reaches the gateway, which logs in.
  */
 async function addGatewayToRoster(gw: MsnGateway, user: Jid): Promise<void> {
-  if (gw.isLocalUser(user)) {
-    await updateRoster(gw.server, user.bare, (roster) => {
+  if (gw.users.managesRoster(user)) {
+    await gw.users.editRoster(user, (roster) => {
       const item = roster.items.get(gw.domain) ?? { jid: gw.domain, subscription: 'none' as const, groups: [] };
       item.name ??= 'MSN Transport';
       item.subscription = 'both';
       delete item.ask;
       roster.items.set(gw.domain, item);
     });
-    // Resources already online announce themselves to the new contact.
-    for (const s of gw.server.sessions.available(user.bare)) {
-      if (s.presence) {
-        const p = el('presence', { from: s.jid.toString(), to: gw.domain });
-        for (const c of s.presence.children) if (typeof c !== 'string') p.cnode(c);
-        gw.server.router.route(p);
-      }
-    }
+    gw.users.requestPresence(user);
     return;
   }
   gw.send(el('presence', { type: 'subscribe', from: gw.domain, to: user.bare }));
@@ -144,17 +136,14 @@ async function unregister(gw: MsnGateway, event: StanzaEvent): Promise<void> {
   sendResult(event);
   gw.host.log.info('unregistered', { user: user.bare });
   const ours = (jid: string) => jid === gw.domain || jid.endsWith(`@${gw.domain}`);
-  if (gw.isLocalUser(user) && (await gw.server.accounts.exists(user.local))) {
-    await updateRoster(gw.server, user.bare, (roster) => {
+  if (gw.users.managesRoster(user)) {
+    await gw.users.editRoster(user, (roster) => {
       for (const jid of [...roster.items.keys()]) if (ours(jid)) roster.items.delete(jid);
       for (const jid of [...roster.pending.keys()]) if (ours(jid)) roster.pending.delete(jid);
     });
     return;
   }
-  // Remote users: ask their server to drop every transport contact.
-  const items = gw.isLocalUser(user) ? [...(await gw.server.store(RosterStore).get(user.bare)).items.keys()] : [gw.domain];
-  for (const jid of items.filter(ours)) {
-    gw.send(el('presence', { type: 'unsubscribe', from: jid, to: user.bare }));
-    gw.send(el('presence', { type: 'unsubscribed', from: jid, to: user.bare }));
-  }
+  // Otherwise: ask the user's server to drop the gateway.
+  gw.send(el('presence', { type: 'unsubscribe', from: gw.domain, to: user.bare }));
+  gw.send(el('presence', { type: 'unsubscribed', from: gw.domain, to: user.bare }));
 }

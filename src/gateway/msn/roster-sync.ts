@@ -1,10 +1,13 @@
-// Keeping the user's roster in step with the MSN contact list. Local users
-// (the default) get their roster written in-process and pushed to every
-// online resource: no client action at all. Users who turned direct sync off,
-// and users of other servers, get PyMSNt's roster-subsync subscribe
-// presences instead, which older clients still see as ordinary requests.
+// Keeping the user's roster in step with the MSN contact list. Where the
+// gateway manages the user's roster (in-process for local users, XEP-0356
+// where the users' server granted it) it writes the roster, pushed to every
+// online resource: no client action at all. Users who turned direct sync
+// off, and users whose roster it cannot write, get PyMSNt's roster-subsync
+// subscribe presences instead, which older clients still see as ordinary
+// requests.
 import type { MsnContact, MsnGroup } from '../../msnp/index.ts';
-import { itemFor, updateRoster } from '../../modules/roster.ts';
+import { Jid } from '../../jid/jid.ts';
+import { itemFor } from '../../modules/roster.ts';
 import type { Subscription } from '../../storage/roster.ts';
 import { el } from '../../xml/element.ts';
 import { NS } from '../../xml/namespaces.ts';
@@ -21,7 +24,7 @@ export function groupNames(c: MsnContact, groups: Map<string, string>): string[]
   return c.groups.map((g) => groups.get(g)).filter((n): n is string => n !== undefined);
 }
 
-/** Writes the forward list into a local user's roster; removes contacts that left it. */
+/** Writes the forward list into the user's roster; removes contacts that left it. */
 export async function syncRosterDirect(
   gw: MsnGateway,
   user: string,
@@ -31,7 +34,7 @@ export async function syncRosterDirect(
   const groupMap = new Map(groups.map((g) => [g.id, g.name]));
   const wanted = new Map<string, MsnContact>();
   for (const c of contacts) if (c.lists.includes('FL')) wanted.set(gw.contactJid(c.email), c);
-  await updateRoster(gw.server, user, (roster) => {
+  await gw.users.editRoster(Jid.parse(user), (roster) => {
     // Contact JIDs (`x%y@msn...`) no longer on the forward list leave the roster.
     for (const jid of [...roster.items.keys()]) {
       if (jid.endsWith(`@${gw.domain}`) && jid.includes('%') && !wanted.has(jid)) roster.items.delete(jid);

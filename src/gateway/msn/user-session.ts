@@ -13,7 +13,6 @@ import {
   type MessageEvent,
   type SettableStatus,
 } from '../../msnp/index.ts';
-import { VcardStore } from '../../storage/vcard.ts';
 import { type Element, el } from '../../xml/element.ts';
 import { NS } from '../../xml/namespaces.ts';
 import { sha1Hex } from './avatars.ts';
@@ -91,7 +90,7 @@ export class UserSession {
     );
     m.on('contactList', ({ contacts, groups }) =>
       this.enqueue('roster sync', async () => {
-        if (this.reg.directRosterSync && this.gw.isLocalUser(this.user)) {
+        if (this.reg.directRosterSync && this.gw.users.managesRoster(this.user)) {
           await syncRosterDirect(this.gw, this.bare, contacts, groups);
         } else {
           offerRosterSubsync(this.gw, this.bare, contacts, groups);
@@ -202,10 +201,10 @@ export class UserSession {
     }
   }
 
-  /** Reads the user's vCard from the store (in-process): NICKNAME → friendly name, PHOTO → picture. */
+  /** Reads the user's vCard (from the store in-process, else from the user's server): NICKNAME → friendly name, PHOTO → picture. */
   private async applyOwnVcard(atLogin: boolean): Promise<void> {
-    if (!this.gw.isLocalUser(this.user) || !this.msn.connected) return;
-    const vcard = await this.gw.server.store(VcardStore).get(this.bare);
+    if (!this.msn.connected) return;
+    const vcard = await this.gw.users.ownVcard(this.user);
     const nickname = vcard?.getChildText('NICKNAME')?.trim();
     if (nickname && nickname !== this.ownNickname) {
       this.ownNickname = nickname;
@@ -276,7 +275,7 @@ export class UserSession {
 
   /** One contact's lists changed on MSN (from here or another MSN client). */
   private async resyncContact(email: string): Promise<void> {
-    if (this.reg.directRosterSync && this.gw.isLocalUser(this.user)) {
+    if (this.reg.directRosterSync && this.gw.users.managesRoster(this.user)) {
       await syncRosterDirect(this.gw, this.bare, this.msn.contacts, this.msn.groups);
     }
     this.sendContactPresence(email);
