@@ -75,6 +75,22 @@ function pendingRequestElement(p: PendingRequest, to: string): Element {
   );
 }
 
+const inboundOrders = new WeakMap<object, KeyedMutex>();
+
+/**
+ * The per-user order in which inbound subscription stanzas are handled, so
+ * a module that must judge one against the roster (the roster-subsync
+ * guard) decides only after the stanzas that came before it changed it.
+ */
+export function inboundPresenceOrder(server: object): KeyedMutex {
+  let order = inboundOrders.get(server);
+  if (!order) {
+    order = new KeyedMutex();
+    inboundOrders.set(server, order);
+  }
+  return order;
+}
+
 export const presenceModule: Module = (host: Host) => {
   const server = host.server;
   const store = server.store(RosterStore);
@@ -92,7 +108,7 @@ export const presenceModule: Module = (host: Host) => {
   // One session's presence work runs in the order the client sent it, and
   // one user's inbound subscription stanzas in the order they arrived.
   const inOrder = new KeyedMutex();
-  const inboundOrder = new KeyedMutex();
+  const inboundOrder = inboundPresenceOrder(server);
 
   /** Sends each available resource's presence (or `override`) to `to`; returns how many. */
   function sendPresenceOf(user: string, to: string, override?: Element): number {

@@ -8,6 +8,7 @@
 import type { Module, StanzaEvent } from '../host/host.ts';
 import { MsnRegistrationStore } from '../storage/msn-registrations.ts';
 import { RosterStore } from '../storage/roster.ts';
+import { inboundPresenceOrder } from './presence.ts';
 import { NS } from '../xml/namespaces.ts';
 
 export const rosterSubsyncGuardModule: Module = (host) => {
@@ -26,8 +27,10 @@ export const rosterSubsyncGuardModule: Module = (host) => {
   const guard = (e: StanzaEvent) => {
     const x = e.stanza.getChild('x', NS.rosterSubsync);
     if (!x) return false;
-    // Decided asynchronously, then the stanza continues down the normal chain.
-    return trusted(e.to.bare, e.from.domain).then((ok) => {
+    // Decided asynchronously, after the subscription stanzas that arrived
+    // before it (the user's own "subscribed" from the gateway may still be
+    // on its way into the roster), then the stanza continues down the chain.
+    return inboundPresenceOrder(server).run(e.to.bare, () => trusted(e.to.bare, e.from.domain)).then((ok) => {
       if (!ok) {
         e.stanza.remove(x);
         host.log.info('stripped an untrusted roster-subsync payload', { user: e.to.bare, from: e.from.toString() });
