@@ -5,6 +5,7 @@
 // behind a reverse proxy that mounts us under a sub-path.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { converseDir, insideExecutable } from '../runtime/bundled-assets.ts';
 import { escapeXML } from '../xml/element.ts';
 
 export const CONVERSE_PREFIX = '/converse/';
@@ -14,6 +15,7 @@ export const OMEMO_WASM_PATH = '/curve25519_compiled.wasm';
 
 /** Where the converse.js package keeps its built files, or null if it is not installed. */
 export function converseDistDir(): string | null {
+  if (insideExecutable()) return converseDir();
   try {
     return dirname(createRequire(import.meta.url).resolve('converse.js/dist/converse.min.js'));
   } catch {
