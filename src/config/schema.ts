@@ -43,6 +43,16 @@ export interface Config {
     keepaliveInterval: number;
     /** JIDs one user may block (XEP-0191); every list is kept in memory. */
     blocklistMaxItems: number;
+    /** PEP nodes one account may have. */
+    pepMaxNodes: number;
+    /** Items one PEP node may keep (what pubsub#max_items 'max' means). */
+    pepMaxItems: number;
+    /** Bytes of one PEP item's payload. */
+    pepItemMaxSize: number;
+    /** Bytes of XEP-0049 private XML one account may store. */
+    privateMaxSize: number;
+    /** Verified XEP-0115 capability hashes kept in memory. */
+    capsCacheSize: number;
   };
   msn: {
     enabled: boolean;
@@ -95,6 +105,11 @@ export function defaultConfig(): Config {
       offlineMaxMessages: 500,
       keepaliveInterval: 120,
       blocklistMaxItems: 1000,
+      pepMaxNodes: 256,
+      pepMaxItems: 256,
+      pepItemMaxSize: 192 * 1024,
+      privateMaxSize: 256 * 1024,
+      capsCacheSize: 10000,
     },
     msn: {
       enabled: true,

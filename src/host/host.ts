@@ -45,6 +45,8 @@ export class Host {
   /** Disco#info of the domain itself. */
   readonly identities: Identity[] = [];
   readonly features = new Set<string>();
+  /** Disco#info identities of user accounts besides account/registered (PEP adds pubsub/pep). */
+  readonly accountIdentities: Identity[] = [];
   /** Disco#info features of user accounts (bare JIDs) on this host. */
   readonly accountFeatures = new Set<string>();
   readonly log: Logger;

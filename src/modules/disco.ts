@@ -48,7 +48,7 @@ export const discoModule: Module = (host) => {
   const accountInfo = async (event: StanzaEvent) => {
     await checkVisible(event);
     if (queryNode(event) !== undefined) throw new StanzaError('item-not-found');
-    sendResult(event, info([{ category: 'account', type: 'registered' }], host.accountFeatures));
+    sendResult(event, info([{ category: 'account', type: 'registered' }, ...host.accountIdentities], host.accountFeatures));
   };
   const accountItems = async (event: StanzaEvent) => {
     await checkVisible(event);

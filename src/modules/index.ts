@@ -2,11 +2,13 @@
 import { msnGateway } from '../gateway/msn/index.ts';
 import type { Module } from '../host/host.ts';
 import { blockingModule } from './blocking.ts';
+import { capsModule } from './caps.ts';
 import { carbonsModule } from './carbons.ts';
 import { discoModule } from './disco.ts';
 import { lastModule } from './last.ts';
 import { messageModule } from './message.ts';
 import { offlineModule } from './offline.ts';
+import { pepModule } from './pep.ts';
 import { pingModule } from './ping.ts';
 import { presenceModule } from './presence.ts';
 import { registerModule } from './register.ts';
@@ -32,6 +34,8 @@ export const userHostModules: Module[] = [
   lastModule,
   registerModule,
   rosterSubsyncGuardModule,
+  capsModule,
+  pepModule,
 ];
 
 /** Modules of the internal MSN transport domain. */

@@ -4,7 +4,8 @@
 // process; `storage.sync: true` also survives power loss (fsync per write).
 import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
-import type { KeyValueStore, ListStore, StorageBackend } from './types.ts';
+import { LevelPubsubStore, type PubsubSublevel } from './level-pubsub.ts';
+import type { KeyValueStore, ListStore, PubsubStore, StorageBackend } from './types.ts';
 
 type Db = ClassicLevel<string, unknown>;
 
@@ -23,6 +24,8 @@ interface Sub {
 export class LevelBackend implements StorageBackend {
   private readonly db: Db;
   private readonly writeOptions: { sync: boolean };
+  /** One instance per name: each serialises its own writes. */
+  private readonly pubsubStores = new Map<string, LevelPubsubStore>();
 
   private constructor(db: Db, sync: boolean) {
     this.db = db;
@@ -90,6 +93,16 @@ export class LevelBackend implements StorageBackend {
         if (keys.length) await sub.batch(keys.map((k) => ({ type: 'del' as const, key: k })), opts);
       },
     };
+  }
+
+  pubsub(name: string): PubsubStore {
+    let store = this.pubsubStores.get(name);
+    if (!store) {
+      const sub = this.db.sublevel<string, unknown>(`pubsub-${name}`, { valueEncoding: 'json' });
+      store = new LevelPubsubStore(sub as unknown as PubsubSublevel, this.writeOptions);
+      this.pubsubStores.set(name, store);
+    }
+    return store;
   }
 
   async close(): Promise<void> {

@@ -18,8 +18,66 @@ export interface ListStore<T> {
   shift(key: string, n?: number): Promise<void>;
 }
 
+/**
+ * A publish-subscribe node as stored: its configuration, affiliations and
+ * subscriptions, as JSON the pubsub core reads (src/pubsub/).
+ */
+export interface PubsubNodeRecord {
+  node: string;
+  config: Record<string, unknown>;
+  /** Bare JID → affiliation ('owner', 'publisher', 'member', 'outcast', ...). */
+  affiliations: Record<string, string>;
+  /** Subscribed JID (bare or full) → subscription. */
+  subscriptions: Record<string, { subid: string }>;
+  /** Epoch ms. */
+  created: number;
+}
+
+/** One published item; `payload` is the item's XML as published. */
+export interface PubsubItemRecord {
+  id: string;
+  /** JID of the entity that published it. */
+  publisher: string;
+  payload: string;
+  /** Epoch ms. */
+  published: number;
+}
+
+/**
+ * Pubsub nodes and items of many services (a service is one JID: a user's
+ * PEP account, later a MUC room or a pubsub component). Items of a node are
+ * kept in publication order; re-publishing an id makes that item the newest.
+ * Shaped for SQL as much as for a key-value store: one table of nodes keyed
+ * by (service, node), one of items keyed by (service, node, id) with a
+ * publication sequence.
+ */
+export interface PubsubStore {
+  getNode(service: string, node: string): Promise<PubsubNodeRecord | undefined>;
+  /** Every node of a service, in node-name order. */
+  nodes(service: string): Promise<PubsubNodeRecord[]>;
+  /** Creates or replaces a node record (items untouched). */
+  putNode(service: string, record: PubsubNodeRecord): Promise<void>;
+  /** Removes a node and all its items. */
+  deleteNode(service: string, node: string): Promise<void>;
+  /** Removes every node and item of a service (account deletion). */
+  deleteService(service: string): Promise<void>;
+  /**
+   * Adds an item, or replaces the one with the same id (it becomes the
+   * newest), then keeps only the newest `keep`; returns the ids dropped.
+   */
+  putItem(service: string, node: string, item: PubsubItemRecord, keep: number): Promise<string[]>;
+  /** Items oldest first: the newest `max` when given, only `ids` when given. */
+  items(service: string, node: string, query?: { max?: number; ids?: string[] }): Promise<PubsubItemRecord[]>;
+  /** Removes one item; false when there was none with that id. */
+  deleteItem(service: string, node: string, id: string): Promise<boolean>;
+  /** Keeps only the newest `keep` items; returns the ids dropped. */
+  trim(service: string, node: string, keep: number): Promise<string[]>;
+}
+
 export interface StorageBackend {
   keyValue<T>(name: string): KeyValueStore<T>;
   list<T>(name: string): ListStore<T>;
+  /** Pubsub nodes and items under one name (e.g. 'pep'). */
+  pubsub(name: string): PubsubStore;
   close(): Promise<void>;
 }

@@ -7,8 +7,11 @@ import type { StorageBackend } from './types.ts';
 export const PER_USER_KEY_VALUE = new Set<string>(['roster', 'vcard', 'blocklist', 'last', 'msn-registrations']);
 /** List stores keyed by bare JID. */
 export const PER_USER_LISTS = new Set<string>(['offline']);
+/** Pubsub stores whose services are bare JIDs (PEP: every node of the account). */
+export const PER_USER_PUBSUB = new Set<string>(['pep']);
 
 export async function deleteUserData(backend: StorageBackend, bareJid: string): Promise<void> {
   for (const name of PER_USER_KEY_VALUE) await backend.keyValue(name).delete(bareJid);
   for (const name of PER_USER_LISTS) await backend.list(name).shift(bareJid);
+  for (const name of PER_USER_PUBSUB) await backend.pubsub(name).deleteService(bareJid);
 }
