@@ -41,6 +41,9 @@ export function webClientPage(o: WebClientOptions): string {
     registration_domain: o.domain,
     view_mode: 'fullscreen',
     show_controlbox_by_default: true,
+    // End-to-end encryption (XEP-0384) whenever the contact has OMEMO devices:
+    // device lists and bundles live in PEP (modules/pep.ts).
+    omemo_default: true,
   };
   // "<" escaped so no value can end the script element early.
   const json = JSON.stringify(settings).replace(/</g, '\\u003c');
