@@ -2,6 +2,7 @@
 import { msnGateway } from '../gateway/msn/index.ts';
 import type { Module } from '../host/host.ts';
 import { blockingModule } from './blocking.ts';
+import { bookmarksModule } from './bookmarks.ts';
 import { capsModule } from './caps.ts';
 import { carbonsModule } from './carbons.ts';
 import { discoModule } from './disco.ts';
@@ -11,6 +12,7 @@ import { offlineModule } from './offline.ts';
 import { pepModule } from './pep.ts';
 import { pingModule } from './ping.ts';
 import { presenceModule } from './presence.ts';
+import { privateModule } from './private.ts';
 import { registerModule } from './register.ts';
 import { rosterModule } from './roster.ts';
 import { rosterSubsyncGuardModule } from './roster-subsync-guard.ts';
@@ -36,6 +38,8 @@ export const userHostModules: Module[] = [
   rosterSubsyncGuardModule,
   capsModule,
   pepModule,
+  privateModule,
+  bookmarksModule,
 ];
 
 /** Modules of the internal MSN transport domain. */

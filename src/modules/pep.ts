@@ -173,6 +173,7 @@ export class Pep {
         this.server.log.warn('pep listener failed', { user, node: n.node.name, error: String(err) });
       }
     }
+    if (!n.deliver) return;
     const service = this.service(user);
     // One roster read per notification, then synchronous checks: a fan-out to
     // hundreds of contacts is one loop, not hundreds of awaits.

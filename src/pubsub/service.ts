@@ -53,6 +53,8 @@ export type NotificationKind = 'items' | 'retract' | 'purge' | 'delete' | 'confi
 /** An event to deliver: to explicit subscribers, and to whoever else the caller's service model adds (PEP: contacts). */
 export interface Notification {
   service: string;
+  /** Who caused it (full JID of a client, or a bare JID for the service acting on its own). */
+  actor: string;
   node: Node;
   kind: NotificationKind;
   /** The `<event/>` element, shared by every copy: never modify it. */
@@ -61,6 +63,11 @@ export interface Notification {
   subscribers: string[];
   /** Ids of the items concerned (published or retracted). */
   itemIds: string[];
+  /**
+   * Whether subscribers are to be told: false when the node's configuration
+   * (or the request) says not to. Listeners see every change either way.
+   */
+  deliver: boolean;
 }
 
 export interface ServiceOptions {
@@ -201,9 +208,9 @@ export class PubsubService {
       this.checkPublisher(node, actor);
       const record: PubsubItemRecord = { id, publisher: actor.bare, payload: payloadXml ?? '', published: Date.now() };
       await this.options.store.putItem(this.jid, node.name, record, itemLimit(node.config, this.options.limits));
-      if (!node.config.deliverNotifications) return null;
       const published: Item = { id, publisher: record.publisher, payload: item.payload, published: record.published };
-      return this.notification(node, 'items', itemsEvent(node.name, [published], node.config.deliverPayloads), [id]);
+      const event = itemsEvent(node.name, [published], node.config.deliverPayloads);
+      return this.notification(actor, node, 'items', event, [id], node.config.deliverNotifications);
     });
     if (notification) await this.options.notify(notification);
     return id;
@@ -234,8 +241,7 @@ export class PubsubService {
       const removed: string[] = [];
       for (const id of ids) if (await this.options.store.deleteItem(this.jid, node.name, id)) removed.push(id);
       if (removed.length === 0) throw new StanzaError('item-not-found', `no item '${ids[0]}'`);
-      if (!(notify || node.config.notifyRetract)) return null;
-      return this.notification(node, 'retract', retractEvent(node.name, removed), removed);
+      return this.notification(actor, node, 'retract', retractEvent(node.name, removed), removed, notify || node.config.notifyRetract);
     });
     if (notification) await this.options.notify(notification);
   }
@@ -289,7 +295,7 @@ export class PubsubService {
     const notification = await this.options.lock.run(this.jid, async () => {
       const node = await this.requireNode(name);
       this.requireOwner(node, actor);
-      if (form.type === 'cancel') return null;
+      if (form.type === 'cancel') return undefined;
       if (form.formType !== undefined && form.formType !== NS.pubsubNodeConfig) {
         throw pubsubError('bad-request', 'invalid-options', `the form must be ${NS.pubsubNodeConfig}`);
       }
@@ -298,8 +304,8 @@ export class PubsubService {
       await this.options.store.putNode(this.jid, record);
       await this.options.store.trim(this.jid, node.name, itemLimit(config, this.options.limits));
       const updated = this.wrap(record);
-      if (!config.notifyConfig) return null;
-      return this.notification(updated, 'configuration', el('event', { xmlns: NS.pubsubEvent }, el('configuration', { node: node.name })), []);
+      const event = el('event', { xmlns: NS.pubsubEvent }, el('configuration', { node: node.name }));
+      return this.notification(actor, updated, 'configuration', event, [], config.notifyConfig);
     });
     if (notification) await this.options.notify(notification);
   }
@@ -309,8 +315,8 @@ export class PubsubService {
       const node = await this.requireNode(name);
       this.requireOwner(node, actor);
       await this.options.store.deleteNode(this.jid, node.name);
-      if (!node.config.notifyDelete) return null;
-      return this.notification(node, 'delete', el('event', { xmlns: NS.pubsubEvent }, el('delete', { node: node.name })), []);
+      const event = el('event', { xmlns: NS.pubsubEvent }, el('delete', { node: node.name }));
+      return this.notification(actor, node, 'delete', event, [], node.config.notifyDelete);
     });
     if (notification) await this.options.notify(notification);
   }
@@ -320,8 +326,8 @@ export class PubsubService {
       const node = await this.requireNode(name);
       this.requireOwner(node, actor);
       await this.options.store.trim(this.jid, node.name, 0);
-      if (!node.config.notifyRetract) return null;
-      return this.notification(node, 'purge', el('event', { xmlns: NS.pubsubEvent }, el('purge', { node: node.name })), []);
+      const event = el('event', { xmlns: NS.pubsubEvent }, el('purge', { node: node.name }));
+      return this.notification(actor, node, 'purge', event, [], node.config.notifyRetract);
     });
     if (notification) await this.options.notify(notification);
   }
@@ -399,8 +405,9 @@ export class PubsubService {
     });
   }
 
-  private notification(node: Node, kind: NotificationKind, event: Element, itemIds: string[]): Notification {
-    return { service: this.jid, node, kind, event, subscribers: Object.keys(node.record.subscriptions), itemIds };
+  private notification(actor: Jid, node: Node, kind: NotificationKind, event: Element, itemIds: string[], deliver: boolean): Notification {
+    const subscribers = Object.keys(node.record.subscriptions);
+    return { service: this.jid, actor: actor.toString(), node, kind, event, subscribers, itemIds, deliver };
   }
 }
 

@@ -11,6 +11,7 @@ const SCRIPT = fileURLToPath(new URL('./slixmpp_client.py', import.meta.url));
 
 export interface SlixEvent {
   event: string;
+  id?: string;
   jid?: string;
   xml?: string;
   text?: string;
@@ -23,6 +24,18 @@ export interface SlixOptions {
   host?: string;
   mech?: 'SCRAM-SHA-256' | 'SCRAM-SHA-1' | 'PLAIN';
   directTls?: boolean;
+  /** slixmpp plugins to load before connecting (e.g. xep_0030, xep_0115, xep_0084). */
+  plugins?: string[];
+}
+
+/** A slixmpp call the server refused: `reply` is the error iq. */
+export class SlixCallError extends Error {
+  constructor(
+    message: string,
+    readonly reply: Element | undefined,
+  ) {
+    super(message);
+  }
 }
 
 export class SlixClient {
@@ -36,6 +49,7 @@ export class SlixClient {
     const args = [SCRIPT, o.jid, o.password, o.host ?? '127.0.0.1', String(o.port)];
     if (o.mech) args.push('--mech', o.mech);
     if (o.directTls) args.push('--direct-tls');
+    if (o.plugins?.length) args.push('--plugins', o.plugins.join(','));
     this.proc = spawn(DEBIAN_PYTHON, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc.stderr!.on('data', (d) => {
       this.stderr += d;
@@ -101,6 +115,21 @@ export class SlixClient {
   async waitStanza(pred: (s: Element) => boolean, what = 'stanza', ms = 10000): Promise<Element> {
     const ev = await this.waitEvent((e) => e.event === 'stanza' && pred(parse(e.xml!)), what, ms);
     return parse(ev.xml!);
+  }
+
+  private calls = 0;
+
+  /**
+   * Calls a method of a loaded slixmpp plugin (or of the client when `plugin`
+   * is null) and resolves with the result's XML; rejects with a SlixCallError
+   * carrying the error reply when the server answered with an error.
+   */
+  async call(plugin: string | null, method: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, ms = 15000): Promise<string> {
+    const id = `c${++this.calls}`;
+    this.proc.stdin!.write(`${JSON.stringify({ cmd: 'call', id, plugin, method, args, kwargs })}\n`);
+    const ev = await this.waitEvent((e) => (e.event === 'result' || e.event === 'call_error' || e.event === 'exit') && (e.id === id || e.event === 'exit'), `${plugin}.${method}`, ms);
+    if (ev.event === 'result') return ev.xml ?? '';
+    throw new SlixCallError(`${plugin}.${method} failed: ${ev.text ?? ev.event}`, ev.xml ? parse(ev.xml) : undefined);
   }
 
   send(xml: string | Element): void {

@@ -3,17 +3,25 @@
 
 Commands (one JSON object per line on stdin):
   {"cmd": "send", "xml": "<message .../>"}   send raw XML
+  {"cmd": "call", "id": "c1", "plugin": "xep_0060", "method": "get_items", "args": [...], "kwargs": {...}}
+      call a method of a loaded plugin (or of the client when plugin is null),
+      awaiting its result; arguments may be {"$bytes": base64}, {"$xml": "<x/>"}
+      (an ElementTree element), {"$jid": "a@b"} or {"$form": {"var": "value"}}
+      (a submit data form; FORM_TYPE becomes hidden)
   {"cmd": "stop"}                            disconnect and exit
 Events (one JSON object per line on stdout):
   {"event": "session_start", "jid": "..."}
   {"event": "stanza", "xml": "..."}          every stanza received after login
   {"event": "failed_auth"} / {"event": "disconnected"} / {"event": "error", "text": "..."}
-Arguments: JID PASSWORD HOST PORT [--mech MECH] [--direct-tls]
+  {"event": "result", "id": "c1", "xml": "..."} / {"event": "call_error", "id": "c1", "xml": "...", "text": "..."}
+Arguments: JID PASSWORD HOST PORT [--mech MECH] [--direct-tls] [--plugins xep_0030,xep_0115,...]
 """
 import asyncio
+import base64
 import json
 import ssl
 import sys
+import xml.etree.ElementTree as ET
 
 import slixmpp
 
@@ -46,6 +54,41 @@ class Client(slixmpp.ClientXMPP):
         emit({"event": "session_start", "jid": str(self.boundjid), "mech": self.mech_used})
 
 
+def decode(client, value):
+    """JSON arguments to what slixmpp methods take (see the module docstring)."""
+    if isinstance(value, list):
+        return [decode(client, v) for v in value]
+    if isinstance(value, dict):
+        if "$bytes" in value:
+            return base64.b64decode(value["$bytes"])
+        if "$xml" in value:
+            return ET.fromstring(value["$xml"])
+        if "$jid" in value:
+            return slixmpp.JID(value["$jid"])
+        if "$form" in value:
+            form = client["xep_0004"].make_form(ftype="submit")
+            for var, val in value["$form"].items():
+                form.add_field(var=var, ftype="hidden" if var == "FORM_TYPE" else None, value=val)
+            return form
+        return {k: decode(client, v) for k, v in value.items()}
+    return value
+
+
+async def call(client, cmd):
+    target = client if cmd.get("plugin") is None else client[cmd["plugin"]]
+    try:
+        result = getattr(target, cmd["method"])(
+            *decode(client, cmd.get("args", [])), **decode(client, cmd.get("kwargs", {}))
+        )
+        if asyncio.isfuture(result) or asyncio.iscoroutine(result):
+            result = await result
+        emit({"event": "result", "id": cmd["id"], "xml": "" if result is None else str(result)})
+    except slixmpp.exceptions.IqError as e:
+        emit({"event": "call_error", "id": cmd["id"], "xml": str(e.iq), "text": e.condition})
+    except Exception as e:  # a failing call must reach the test, not kill the client
+        emit({"event": "call_error", "id": cmd["id"], "xml": "", "text": f"{type(e).__name__}: {e}"})
+
+
 async def commands(client):
     loop = asyncio.get_event_loop()
     reader = asyncio.StreamReader(limit=2 ** 24)
@@ -58,6 +101,9 @@ async def commands(client):
         cmd = json.loads(line)
         if cmd["cmd"] == "send":
             client.send_raw(cmd["xml"])
+        elif cmd["cmd"] == "call":
+            client.calls.add(asyncio.ensure_future(call(client, cmd)))
+            client.calls = {t for t in client.calls if not t.done()}
         elif cmd["cmd"] == "stop":
             break
     client.disconnect()
@@ -72,6 +118,10 @@ def main():
     direct = "--direct-tls" in args
     client = Client(jid, password, mech)
     client.mech_used = mech
+    client.calls = set()
+    if "--plugins" in args:
+        for plugin in args[args.index("--plugins") + 1].split(","):
+            client.register_plugin(plugin)
     # slixmpp refuses PLAIN on an unencrypted stream unless told otherwise;
     # the server is what must never offer it there, so tests check that side.
     client["feature_mechanisms"].unencrypted_plain = False

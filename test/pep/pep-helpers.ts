@@ -80,8 +80,8 @@ export function errorOf(reply: Element): { condition?: string; pubsub?: string; 
   if (!error) return {};
   const children = error.getChildElements();
   return {
-    condition: children.find((c) => c.attrs.xmlns === STANZAS && c.name !== 'text')?.name,
-    pubsub: children.find((c) => c.attrs.xmlns === ERRORS)?.name,
+    condition: children.find((c: Element) => c.attrs.xmlns === STANZAS && c.name !== 'text')?.name,
+    pubsub: children.find((c: Element) => c.attrs.xmlns === ERRORS)?.name,
     text: error.getChildText('text', STANZAS) ?? undefined,
   };
 }

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
+import type { Element } from '@xmpp/xml';
 import { capsHash } from '../../src/modules/caps.ts';
 import { RosterStore } from '../../src/storage/roster.ts';
 import { parse } from '../../src/xml/element.ts';
@@ -65,9 +66,9 @@ describe('PEP', { timeout: 120_000 }, () => {
   it('shows pubsub/pep and the pubsub features on the account', async () => {
     const r = await alice.iq('get', 'alice@localhost', xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }));
     const q = r.getChild('query');
-    const identities = q.getChildren('identity').map((i) => `${i.attrs.category}/${i.attrs.type}`);
+    const identities = q.getChildren('identity').map((i: Element) => `${i.attrs.category}/${i.attrs.type}`);
     assert.deepEqual(identities, ['account/registered', 'pubsub/pep']);
-    const features = q.getChildren('feature').map((f) => f.attrs.var);
+    const features = q.getChildren('feature').map((f: Element) => f.attrs.var);
     for (const f of ['publish', 'publish-options', 'auto-create', 'filtered-notifications', 'access-whitelist', 'config-node-max']) {
       assert.ok(features.includes(`${PUBSUB}#${f}`), f);
     }
@@ -120,7 +121,7 @@ describe('PEP', { timeout: 120_000 }, () => {
       // ...until the owner reconfigures the node, as clients do.
       const conf = await alice.iq('get', undefined, xml('pubsub', { xmlns: OWNER }, xml('configure', { node: TUNE })));
       const fields = conf.getChild('pubsub', OWNER).getChild('configure').getChild('x', 'jabber:x:data').getChildren('field');
-      assert.equal(fields.find((f) => f.attrs.var === 'pubsub#access_model').getChildText('value'), 'presence');
+      assert.equal(fields.find((f: Element) => f.attrs.var === 'pubsub#access_model').getChildText('value'), 'presence');
       const set = await alice.iq(
         'set',
         undefined,
@@ -151,11 +152,11 @@ describe('PEP', { timeout: 120_000 }, () => {
     const all = await alice.iq('get', undefined, items(NODE));
     // The server keeps 5 per node here: 'max' means 5, the oldest went.
     assert.deepEqual(
-      all.getChild('pubsub', PUBSUB).getChild('items').getChildren('item').map((i) => i.attrs.id),
+      all.getChild('pubsub', PUBSUB).getChild('items').getChildren('item').map((i: Element) => i.attrs.id),
       ['i3', 'i4', 'i5', 'i6', 'i7'],
     );
     const newest = await alice.iq('get', undefined, items(NODE, { max_items: '2' }));
-    assert.deepEqual(newest.getChild('pubsub', PUBSUB).getChild('items').getChildren('item').map((i) => i.attrs.id), ['i6', 'i7']);
+    assert.deepEqual(newest.getChild('pubsub', PUBSUB).getChild('items').getChildren('item').map((i: Element) => i.attrs.id), ['i6', 'i7']);
     const tooMany = await alice.iq('set', undefined, publish(NODE, 'i8', xml('n', { xmlns: 'urn:example' }), { 'pubsub#max_items': '50' }));
     assert.equal(errorOf(tooMany).condition, 'not-acceptable');
     assert.match(errorOf(tooMany).text ?? '', /limit of 5 items per node/);
