@@ -3,14 +3,14 @@
 // type as its default. Errors name the key, so a user can fix the file.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { type Config, defaultConfig } from './schema.ts';
+import { type Config, defaultConfig, MSN_PROTOCOLS } from './schema.ts';
 
 export class ConfigError extends Error {}
 
 type Plain = Record<string, unknown>;
 
 const PORT_KEYS = /(^|\.)(port|directTlsPort)$/;
-const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.avatarMax|^msn\.requestTimeout$|^s2s\.(connect|idle)Timeout$/;
+const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|fileMax|loginWait|requestTimeout)|^s2s\.(connect|idle)Timeout$/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);
 
@@ -48,6 +48,12 @@ function checkValue(name: string, def: unknown, value: unknown): unknown {
     return value;
   }
   if (Array.isArray(def)) {
+    if (def.length > 0 && typeof def[0] === 'number') {
+      if (!Array.isArray(value) || value.length === 0 || !value.every((v) => Number.isInteger(v))) {
+        throw new ConfigError(`'${name}' must be a non-empty list of whole numbers`);
+      }
+      return value;
+    }
     if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
       throw new ConfigError(`'${name}' must be a list of strings`);
     }
@@ -75,6 +81,13 @@ export function buildConfig(given: unknown = {}): Config {
   for (const key of ['nexus', 'loginUrl'] as const) {
     const v = cfg.msn[key];
     if (v && !/^https?:\/\//.test(v)) throw new ConfigError(`'msn.${key}' must be an http(s) URL`);
+  }
+  const badVersion = cfg.msn.protocols.find((v) => !MSN_PROTOCOLS.includes(v));
+  if (badVersion !== undefined) {
+    throw new ConfigError(`'msn.protocols': MSNP${badVersion} is not supported (${MSN_PROTOCOLS.join(', ')} are)`);
+  }
+  if (new Set(cfg.msn.protocols).size !== cfg.msn.protocols.length) {
+    throw new ConfigError(`'msn.protocols' lists a version twice`);
   }
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(cfg.log.level)) {
     throw new ConfigError(`'log.level' must be one of debug, info, warn, error, silent`);

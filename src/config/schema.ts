@@ -65,9 +65,16 @@ export interface Config {
     avatarMaxPixels: number;
     /** Seconds to wait for a user's server to answer (vCard, XEP-0356 roster requests). */
     requestTimeout: number;
+    /** MSNP versions offered at login, best first (e.g. [15] to pin SSO). */
+    protocols: number[];
+    /** Seconds a request for an MSN contact (vCard) waits for the user's MSN login to finish. */
+    loginWait: number;
   };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
+
+/** MSNP versions the transport speaks, best first: the default of `msn.protocols`. */
+export const MSN_PROTOCOLS: readonly number[] = [11, 10, 9, 8];
 
 /** Defaults; `msn.domain` is derived from `domain` when not given. */
 export function defaultConfig(): Config {
@@ -122,6 +129,8 @@ export function defaultConfig(): Config {
       avatarMaxBytes: 1024 * 1024,
       avatarMaxPixels: 4096 * 4096,
       requestTimeout: 30,
+      protocols: [...MSN_PROTOCOLS],
+      loginWait: 30,
     },
     log: { level: 'info' },
   };

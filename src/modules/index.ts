@@ -6,6 +6,7 @@ import { bookmarksModule } from './bookmarks.ts';
 import { capsModule } from './caps.ts';
 import { carbonsModule } from './carbons.ts';
 import { discoModule } from './disco.ts';
+import { invisibleModule } from './invisible.ts';
 import { lastModule } from './last.ts';
 import { messageModule } from './message.ts';
 import { offlineModule } from './offline.ts';
@@ -24,6 +25,7 @@ import { versionModule } from './version.ts';
 export const userHostModules: Module[] = [
   rosterModule,
   presenceModule,
+  invisibleModule,
   messageModule,
   offlineModule,
   carbonsModule,

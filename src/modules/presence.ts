@@ -24,6 +24,7 @@ import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { clone, type Element, el } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
+import { isLocalGateway, outboundPresenceFor } from './invisible.ts';
 import { itemFor, updateRoster } from './roster.ts';
 
 const SUBSCRIPTION_TYPES = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
@@ -112,9 +113,15 @@ export const presenceModule: Module = (host: Host) => {
 
   /** Sends each available resource's presence (or `override`) to `to`; returns how many. */
   function sendPresenceOf(user: string, to: string, override?: Element): number {
-    const available = server.sessions.available(user);
-    for (const s of available) route(readdress(override ?? s.presence!, s.jid.toString(), to));
-    return available.length;
+    let sent = 0;
+    for (const s of server.sessions.available(user)) {
+      // An invisible resource (XEP-0186) is not revealed.
+      const presence = outboundPresenceFor(server, s, to, override ?? s.presence!);
+      if (!presence) continue;
+      route(readdress(presence, s.jid.toString(), to));
+      sent++;
+    }
+    return sent;
   }
 
   /** Delivers to every available resource of a local user, still addressed to the bare JID. */
@@ -154,6 +161,8 @@ export const presenceModule: Module = (host: Host) => {
       }
       if (SUBSCRIPTION_TYPES.has(type)) return outboundSubscription(event.origin.session, stanza, to);
       if (type === 'probe' || type === 'error') return false;
+      // Invisible directed at a gateway here: appear offline on its network (XEP-0018's form, which PyMSNt took).
+      if (type === 'invisible' && isLocalGateway(server, to.toString())) return false;
       return Promise.reject(new StanzaError('bad-request', `unknown presence type '${type}'`));
     });
   }
@@ -170,7 +179,10 @@ export const presenceModule: Module = (host: Host) => {
     return inOrder.run(session.id, async () => {
       const roster = await store.get(user);
       const from = session.jid.toString();
-      for (const jid of subscribers(roster)) route(readdress(presence, from, jid));
+      for (const jid of subscribers(roster)) {
+        const out = outboundPresenceFor(server, session, jid, presence);
+        if (out) route(readdress(out, from, jid));
+      }
       // Every available resource hears it, the sender included (RFC 6121 §4.2.2).
       for (const s of server.sessions.available(user)) route(readdress(presence, from, s.jid.toString()));
       if (!initial) return;

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { CommandParser, encodeCommand, type MsnCommand, SERVER_PAYLOAD_COMMANDS, trIdOf } from './command.ts';
 import { isErrorCode, MsnConnectionError, MsnError, MsnTimeoutError } from './errors.ts';
+import { type MsnTrace, redactedLine, type TraceServer } from './trace.ts';
 
 export interface RequestOptions {
   /** Body for payload commands (MSG, UUX, QRY, ...). */
@@ -33,6 +34,15 @@ export interface ConnectionEvents {
   close: [Error | undefined];
 }
 
+export interface ConnectOptions {
+  connectTimeout: number;
+  requestTimeout: number;
+  /** Receives every command line in and out (secrets redacted). */
+  trace?: MsnTrace;
+  /** Which kind of server this is, for the trace. Default NS. */
+  server?: TraceServer;
+}
+
 export class MsnConnection extends EventEmitter<ConnectionEvents> {
   private readonly socket: net.Socket;
   private readonly parser: CommandParser;
@@ -44,13 +54,17 @@ export class MsnConnection extends EventEmitter<ConnectionEvents> {
   readonly port: number;
   /** Default per-request timeout in milliseconds. */
   requestTimeout: number;
+  private readonly trace: MsnTrace | undefined;
+  private readonly server: TraceServer;
 
-  private constructor(socket: net.Socket, host: string, port: number, requestTimeout: number) {
+  private constructor(socket: net.Socket, host: string, port: number, opts: ConnectOptions) {
     super();
     this.socket = socket;
     this.host = host;
     this.port = port;
-    this.requestTimeout = requestTimeout;
+    this.requestTimeout = opts.requestTimeout;
+    this.trace = opts.trace;
+    this.server = opts.server ?? 'NS';
     this.parser = new CommandParser(SERVER_PAYLOAD_COMMANDS);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
@@ -60,11 +74,7 @@ export class MsnConnection extends EventEmitter<ConnectionEvents> {
   }
 
   /** Opens a TCP connection, failing with MsnConnectionError / MsnTimeoutError instead of hanging. */
-  static connect(
-    host: string,
-    port: number,
-    opts: { connectTimeout: number; requestTimeout: number },
-  ): Promise<MsnConnection> {
+  static connect(host: string, port: number, opts: ConnectOptions): Promise<MsnConnection> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host, port });
       socket.setNoDelay(true);
@@ -81,7 +91,7 @@ export class MsnConnection extends EventEmitter<ConnectionEvents> {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.off('error', onError);
-        resolve(new MsnConnection(socket, host, port, opts.requestTimeout));
+        resolve(new MsnConnection(socket, host, port, opts));
       });
     });
   }
@@ -93,13 +103,13 @@ export class MsnConnection extends EventEmitter<ConnectionEvents> {
   /** Sends a command with a fresh TrID and returns that TrID without waiting for anything. */
   send(name: string, args: readonly (string | number)[] = [], payload?: Buffer | string): number {
     const trId = this.nextTrId++;
-    this.write(encodeCommand(name, [trId, ...args], payload));
+    this.out(name, [trId, ...args], payload);
     return trId;
   }
 
   /** Sends a command that has no TrID at all (PNG, OUT). */
   sendBare(name: string, args: readonly (string | number)[] = []): void {
-    this.write(encodeCommand(name, args));
+    this.out(name, args);
   }
 
   /**
@@ -120,7 +130,7 @@ export class MsnConnection extends EventEmitter<ConnectionEvents> {
         reject(new MsnTimeoutError(`${name} reply from ${this.host}:${this.port}`));
       }, timeout);
       this.pending.set(trId, { name, accept: opts.accept ?? [], resolve, reject, timer });
-      this.write(encodeCommand(name, [trId, ...args], opts.payload));
+      this.out(name, [trId, ...args], opts.payload);
     });
   }
 
@@ -154,9 +164,13 @@ export class MsnConnection extends EventEmitter<ConnectionEvents> {
     this.socket.destroy();
   }
 
-  private write(data: Buffer): void {
+  private out(name: string, args: readonly (string | number)[], payload?: Buffer | string): void {
     if (this.closed || this.socket.destroyed) return;
-    this.socket.write(data);
+    if (this.trace) {
+      const bytes = payload === undefined ? undefined : Buffer.byteLength(payload);
+      this.trace({ direction: 'out', server: this.server, line: redactedLine(name, args, bytes) });
+    }
+    this.socket.write(encodeCommand(name, args, payload));
   }
 
   private onData(chunk: Buffer): void {
@@ -172,6 +186,9 @@ export class MsnConnection extends EventEmitter<ConnectionEvents> {
   }
 
   private dispatch(cmd: MsnCommand): void {
+    if (this.trace) {
+      this.trace({ direction: 'in', server: this.server, line: redactedLine(cmd.name, cmd.args, cmd.payload?.length) });
+    }
     const trId = trIdOf(cmd);
     if (trId !== undefined) {
       const p = this.pending.get(trId);

@@ -40,6 +40,7 @@ export async function authenticate(core: SessionCore, conn: MsnConnection, proto
     password: core.opts.password,
     challenge: reply.args[3],
     timeout: core.timeouts.passport,
+    trace: core.opts.trace,
   });
   let ok: MsnCommand;
   try {

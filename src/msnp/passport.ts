@@ -11,6 +11,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { MsnAuthError, MsnConnectionError, MsnProtocolError, MsnTimeoutError } from './errors.ts';
+import type { MsnTrace } from './trace.ts';
 
 export interface PassportOptions {
   /** Nexus URL, e.g. https://nexus.passport.com/rdr/pprdr.asp (plain http allowed for tests). */
@@ -23,6 +24,8 @@ export interface PassportOptions {
   challenge: string;
   /** Milliseconds per HTTP request. */
   timeout: number;
+  /** Receives the request lines and status codes (never headers: they carry the password). */
+  trace?: MsnTrace;
 }
 
 interface HttpReply {
@@ -112,8 +115,10 @@ export function resolveLoginUrl(daLogin: string, nexusUrl: string): string {
 }
 
 /** Asks the nexus where to log in. */
-export async function discoverLoginUrl(nexusUrl: string, timeout: number): Promise<string> {
+export async function discoverLoginUrl(nexusUrl: string, timeout: number, trace?: MsnTrace): Promise<string> {
+  trace?.({ direction: 'out', server: 'HTTP', line: `GET ${nexusUrl}` });
   const res = await get(nexusUrl, { 'User-Agent': 'MSMSGS' }, timeout);
+  trace?.({ direction: 'in', server: 'HTTP', line: `HTTP ${res.status}` });
   const urls = header(res.headers, 'PassportURLs');
   if (res.status !== 200 || !urls) {
     throw new MsnProtocolError(`nexus ${nexusUrl} answered ${res.status} without PassportURLs`);
@@ -125,16 +130,18 @@ export async function discoverLoginUrl(nexusUrl: string, timeout: number): Promi
 
 /** Runs the Passport 1.4 exchange and returns the ticket for "USR n TWN S <ticket>". */
 export async function passportLogin(opts: PassportOptions): Promise<string> {
-  let url = opts.loginUrl ?? (await discoverLoginUrl(opts.nexusUrl, opts.timeout));
+  let url = opts.loginUrl ?? (await discoverLoginUrl(opts.nexusUrl, opts.timeout, opts.trace));
   const auth =
     'Passport1.4 OrgVerb=GET,OrgURL=http%3A%2F%2Fmessenger%2Emsn%2Ecom' +
     `,sign-in=${encodeURIComponent(opts.email)},pwd=${encodeURIComponent(opts.password)},${opts.challenge}`;
   for (let hops = 0; hops < 5; hops++) {
+    opts.trace?.({ direction: 'out', server: 'HTTP', line: `GET ${url} (Passport1.4 credentials)` });
     const res = await get(
       url,
       { Authorization: auth, 'User-Agent': 'MSMSGS', 'Cache-Control': 'no-cache' },
       opts.timeout,
     );
+    opts.trace?.({ direction: 'in', server: 'HTTP', line: `HTTP ${res.status}` });
     if (res.status === 302 || res.status === 301) {
       const location = header(res.headers, 'Location');
       if (!location) throw new MsnProtocolError('Passport redirect without Location');

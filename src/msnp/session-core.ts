@@ -7,9 +7,14 @@
  */
 import type { MsnConnection } from './connection.ts';
 import { MsnConnectionError, MsnTimeoutError } from './errors.ts';
-import type { MsnContact, MsnGroup, MsnSessionEvents, MsnSessionOptions, MsnTimeouts } from './types.ts';
-
-export type SessionState = 'offline' | 'connecting' | 'online' | 'reconnecting';
+import type {
+  MsnContact,
+  MsnGroup,
+  MsnSessionEvents,
+  MsnSessionOptions,
+  MsnSessionState,
+  MsnTimeouts,
+} from './types.ts';
 
 export type Emit = <K extends keyof MsnSessionEvents>(name: K, ...args: MsnSessionEvents[K]) => void;
 
@@ -18,7 +23,7 @@ export class SessionCore {
   ns: MsnConnection | undefined;
   /** The negotiated protocol ("MSNP11"), empty before the first login. */
   negotiated = '';
-  state: SessionState = 'offline';
+  private current: MsnSessionState = 'offline';
   /** True from login() until logout() or a fatal disconnect: drives reconnects. */
   wantOnline = false;
   readonly contacts = new Map<string, MsnContact>();
@@ -32,6 +37,18 @@ export class SessionCore {
     /** True when someone listens for 'error' (an unheard 'error' would throw). */
     private readonly hasErrorListener: () => boolean,
   ) {}
+
+  get state(): MsnSessionState {
+    return this.current;
+  }
+
+  /** Moves to `next` and tells listeners; a failure is reported even when the state stays the same. */
+  setState(next: MsnSessionState, reason?: string, error?: Error): void {
+    const previous = this.current;
+    if (previous === next && !error) return;
+    this.current = next;
+    this.emit('state', { state: next, previous, reason, error });
+  }
 
   /** The negotiated version as a number (11 for MSNP11), 0 before login. */
   get version(): number {

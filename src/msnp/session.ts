@@ -29,6 +29,7 @@ import type {
   MsnReconnectOptions,
   MsnSessionEvents,
   MsnSessionOptions,
+  MsnSessionState,
   MsnTimeouts,
   SettableStatus,
 } from './types.ts';
@@ -98,6 +99,11 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
 
   // ---------------------------------------------------------------- state
 
+  /** offline, connecting, online or reconnecting. */
+  get state(): MsnSessionState {
+    return this.core.state;
+  }
+
   /** True while logged in to the notification server. */
   get connected(): boolean {
     return this.core.state === 'online';
@@ -164,7 +170,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
       await this.connectOnce();
     } catch (err) {
       core.wantOnline = false;
-      core.state = 'offline';
+      core.setState('offline', 'login failed', err as Error);
       throw err;
     }
   }
@@ -175,7 +181,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     const wasConnected = core.state !== 'offline';
     core.wantOnline = false;
     this.loginAttempt++;
-    core.state = 'offline';
+    core.setState('offline', 'logout');
     this.clearTimers();
     this.sbs.p2p.shutdown();
     const closing: Promise<void>[] = [this.sbs.closeAll()];
@@ -195,7 +201,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
 
   private async connectOnce(): Promise<void> {
     const core = this.core;
-    core.state = core.state === 'reconnecting' ? 'reconnecting' : 'connecting';
+    if (core.state !== 'reconnecting') core.setState('connecting', 'login');
     const attempt = ++this.loginAttempt;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -220,6 +226,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
       const conn = await MsnConnection.connect(host, port, {
         connectTimeout: core.timeouts.connect,
         requestTimeout: core.timeouts.request,
+        trace: core.opts.trace,
       });
       if (superseded()) {
         conn.destroy();
@@ -252,7 +259,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
         this.onNsClose(conn, undefined);
         return;
       }
-      core.state = 'online';
+      core.setState('online', core.negotiated);
       this.reconnectAttempt = 0;
       this.schedulePing(core.timeouts.ping);
       this.sbs.startIdleSweep();
@@ -307,14 +314,14 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     this.presence.markAllOffline(true);
     if (out === 'OTH') {
       core.wantOnline = false;
-      core.state = 'offline';
+      core.setState('offline', 'signed in elsewhere (OUT OTH)');
       void this.sbs.closeAll();
       this.emit('disconnected', { reason: 'otherLogin', willReconnect: false });
       return;
     }
     const reason: DisconnectReason = out === 'SSD' ? 'serverShutdown' : out ? 'protocol' : 'network';
     const willReconnect = this.reconnectOpts.enabled;
-    core.state = willReconnect ? 'reconnecting' : 'offline';
+    core.setState(willReconnect ? 'reconnecting' : 'offline', reason, err);
     if (!willReconnect) {
       core.wantOnline = false;
       void this.sbs.closeAll();
@@ -329,7 +336,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     this.reconnectAttempt++;
     if (this.reconnectAttempt > this.reconnectOpts.maxAttempts) {
       core.wantOnline = false;
-      core.state = 'offline';
+      core.setState('offline', 'gave up reconnecting');
       void this.sbs.closeAll();
       core.emitError(new MsnConnectionError(`gave up reconnecting after ${this.reconnectOpts.maxAttempts} attempts`));
       return;
@@ -345,11 +352,12 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
         if (!core.wantOnline) return;
         if (err instanceof MsnAuthError) {
           core.wantOnline = false;
-          core.state = 'offline';
+          core.setState('offline', 'authentication failed', err);
           void this.sbs.closeAll();
           this.emit('disconnected', { reason: 'authFailed', willReconnect: false, error: err });
           return;
         }
+        core.setState('reconnecting', 'login failed', err);
         this.scheduleReconnect();
       });
     }, delay);

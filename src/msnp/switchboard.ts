@@ -14,12 +14,15 @@ import type { MsnCommand } from './command.ts';
 import { MsnConnection } from './connection.ts';
 import { MsnConnectionError, MsnError, MsnTimeoutError } from './errors.ts';
 import { type MimeMessage, parseMime } from './mime.ts';
+import type { MsnTrace } from './trace.ts';
 
 export type AckMode = 'U' | 'N' | 'A' | 'D';
 
 export interface SwitchboardTimeouts {
   connect: number;
   request: number;
+  /** Receives every command line in and out (secrets redacted). */
+  trace?: MsnTrace;
 }
 
 export interface SwitchboardEvents {
@@ -85,6 +88,8 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     const conn = await MsnConnection.connect(host, port, {
       connectTimeout: timeouts.connect,
       requestTimeout: timeouts.request,
+      trace: timeouts.trace,
+      server: 'SB',
     });
     const sb = new Switchboard(conn, myEmail, timeouts);
     setup?.(sb);
@@ -114,6 +119,8 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     const conn = await MsnConnection.connect(host, port, {
       connectTimeout: timeouts.connect,
       requestTimeout: timeouts.request,
+      trace: timeouts.trace,
+      server: 'SB',
     });
     const sb = new Switchboard(conn, myEmail, timeouts);
     setup?.(sb);

@@ -56,7 +56,7 @@ export class Switchboards {
   }
 
   private sbTimeouts() {
-    return { connect: this.core.timeouts.connect, request: this.core.timeouts.request };
+    return { connect: this.core.timeouts.connect, request: this.core.timeouts.request, trace: this.core.opts.trace };
   }
 
   /** The open one-to-one switchboard with `email`, creating it (XFR SB, CAL, wait for JOI) if needed. */

@@ -4,6 +4,7 @@
 import type { MsnError } from './errors.ts';
 import type { TextFormat } from './messages.ts';
 import type { MsnObject } from './msnobject.ts';
+import type { MsnTrace } from './trace.ts';
 
 /** Presence codes a user can set. HDN = appear offline. */
 export type SettableStatus = 'NLN' | 'BSY' | 'IDL' | 'BRB' | 'AWY' | 'PHN' | 'LUN' | 'HDN';
@@ -130,7 +131,21 @@ export interface ReconnectingEvent {
   delay: number;
 }
 
+/** Where a session is: logged out, logging in, logged in, or waiting to log in again. */
+export type MsnSessionState = 'offline' | 'connecting' | 'online' | 'reconnecting';
+
+export interface StateEvent {
+  state: MsnSessionState;
+  previous: MsnSessionState;
+  /** Why, in a few words ("logout", "network", "login failed", ...). */
+  reason?: string;
+  /** The failure behind the change, when there was one. */
+  error?: Error;
+}
+
 export interface MsnSessionEvents {
+  /** Every state change, and every failed attempt to log in again. */
+  state: [StateEvent];
   connected: [{ email: string; nickname: string; protocol: string }];
   disconnected: [DisconnectedEvent];
   reconnecting: [ReconnectingEvent];
@@ -198,6 +213,8 @@ export interface MsnSessionOptions {
   clientId?: number;
   /** Versions offered in VER, most preferred first. Default MSNP11..MSNP8. */
   protocols?: string[];
+  /** Receives every command line in and out of every connection, secrets redacted (for debug logs). */
+  trace?: MsnTrace;
 }
 
 export type { MsnError };

@@ -12,6 +12,9 @@ const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
 const MESSAGE_TYPES = new Set(['chat', 'error', 'groupchat', 'headline', 'normal']);
 const PRESENCE_TYPES = new Set([
   'error',
+  // XEP-0018's invisible presence, which transports understand (the presence
+  // module refuses it everywhere but toward a gateway).
+  'invisible',
   'probe',
   'subscribe',
   'subscribed',

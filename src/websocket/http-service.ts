@@ -5,6 +5,7 @@
 //   /status                  public health information as JSON
 //   /                        the Converse.js web client (http.webClient)
 import { msnGatewayOf } from '../gateway/msn/gateway.ts';
+import { msnTransportStatus } from '../gateway/msn/status.ts';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -230,7 +231,11 @@ export class HttpService implements Service {
         return { status: 200, type: JSON_TYPE, body: hostMetaJson(websocketUrls(hostname, this.ports)) };
       case '/status':
         res.setHeader('Cache-Control', 'no-store');
-        return { status: 200, type: JSON_TYPE, body: `${JSON.stringify(this.status(), null, 2)}\n` };
+        return {
+          status: 200,
+          type: JSON_TYPE,
+          body: `${JSON.stringify(this.status(isLoopback(req.socket.remoteAddress)), null, 2)}\n`,
+        };
     }
     if (!this.converse) return text(404, 'not found');
     if (path === '/') {
@@ -259,16 +264,25 @@ export class HttpService implements Service {
     return text(404, 'not found');
   }
 
-  /** Public facts only: nothing about users or addresses. */
-  private status(): object {
+  /**
+   * Public facts only: nothing about users or addresses. A client on the
+   * loopback interface (the operator on the machine) also gets each user's
+   * MSN transport state (connected, reconnecting, last error).
+   */
+  private status(operator: boolean): object {
     const { config } = this.server;
+    const msn = !config.msn.enabled
+      ? { enabled: false }
+      : operator
+        ? { enabled: true, ...msnTransportStatus(this.server) }
+        : // Counts only: how many users have a transport session, how many are logged in to MSN.
+          { enabled: true, ...msnGatewayOf(this.server)?.state() };
     return {
       software: 'jabberfly',
       version: VERSION,
       uptime: Math.floor((Date.now() - this.server.startedAt) / 1000),
       sessions: this.server.sessions.count,
-      // Counts only: how many users have a transport session, how many are logged in to MSN.
-      msn: config.msn.enabled ? { enabled: true, ...msnGatewayOf(this.server)?.state() } : { enabled: false },
+      msn,
     };
   }
 
@@ -284,6 +298,10 @@ export class HttpService implements Service {
     for (const s of this.servers) (s as ReturnType<typeof createHttpServer>).closeAllConnections();
     await done;
   }
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address === '::1' || address?.replace(/^::ffff:/, '').startsWith('127.') === true;
 }
 
 /** The request's path (no query), or null if the target is not origin-form. */

@@ -54,4 +54,8 @@ export const NS = {
   private: 'jabber:iq:private',
   bookmarks: 'urn:xmpp:bookmarks:1',
   legacyBookmarks: 'storage:bookmarks',
+  invisible: 'urn:xmpp:invisible:0',
+  attention: 'urn:xmpp:attention:0',
+  receipts: 'urn:xmpp:receipts',
+  oob: 'jabber:x:oob',
 } as const;

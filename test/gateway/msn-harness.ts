@@ -2,7 +2,7 @@
 // and a jabberfly server whose transport points at the simulator.
 import { MsnSession } from '../../src/msnp/index.ts';
 import type { MsnSessionEvents } from '../../src/msnp/types.ts';
-import { MsnSimulator, type SimulatorEndpoints } from '../msn-sim/simulator.ts';
+import { MsnSimulator, type SimulatorEndpoints, type SimulatorOptions } from '../msn-sim/simulator.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
 export interface MsnWorld {
@@ -13,15 +13,23 @@ export interface MsnWorld {
   stop(): Promise<void>;
 }
 
-export async function startMsnWorld(setup: (sim: MsnSimulator) => void): Promise<MsnWorld> {
-  const sim = new MsnSimulator();
+type ServerOverrides = Parameters<typeof startServer>[0];
+
+export async function startMsnWorld(
+  setup: (sim: MsnSimulator) => void,
+  overrides: ServerOverrides = {},
+  simOptions: SimulatorOptions = {},
+): Promise<MsnWorld> {
+  const sim = new MsnSimulator(simOptions);
   setup(sim);
   const endpoints = await sim.start();
   const ts = await startServer({
+    ...overrides,
     msn: {
       enabled: true,
       server: `127.0.0.1:${endpoints.dispatchPort}`,
       nexus: endpoints.nexusUrl,
+      ...overrides?.msn,
     },
   });
   const buddies: MsnSession[] = [];

@@ -1,5 +1,6 @@
 // vCards of contact JIDs: NICKNAME is the contact's MSN friendly name and
-// PHOTO its display picture, fetched over MSNSLP and cached as PNG.
+// PHOTO its display picture, fetched over MSNSLP and cached as PNG. Asked
+// while the user's MSN login is under way, the answer waits for the login.
 import type { StanzaEvent } from '../../host/host.ts';
 import { sendResult } from '../../host/iq-result.ts';
 import { el } from '../../xml/element.ts';
@@ -10,8 +11,10 @@ import type { MsnGateway } from './gateway.ts';
 export async function contactVcard(gw: MsnGateway, e: StanzaEvent): Promise<void> {
   const email = gw.emailOf(e.to);
   if (!email) throw new StanzaError('item-not-found');
-  const s = gw.sessions.get(e.from.bare);
-  if (!s?.online) throw new StanzaError('registration-required', 'log in to the MSN transport first');
+  // Right after the user comes online the MSN login may still be running:
+  // the request waits for it (msn.loginWait) instead of failing.
+  const s = await gw.whenOnline(e.from.toBare());
+  if (!s) throw new StanzaError('registration-required', 'log in to the MSN transport first');
   const contact = s.msn.getContact(email);
   if (!contact) throw new StanzaError('item-not-found', 'not on your MSN contact list');
   const avatar = await s.contactAvatar(email).catch((err: Error) => {

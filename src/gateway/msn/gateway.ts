@@ -14,6 +14,7 @@ import { emailToJid, localToEmail } from './address.ts';
 import { AvatarCache } from './avatars.ts';
 import { SecretBox } from './secret-box.ts';
 import type { UserServer } from './user-server.ts';
+import type { MsnUserStatus } from './status.ts';
 import type { UserSession } from './user-session.ts';
 
 /** Builds how a gateway reaches its users' rosters and vCards. */
@@ -36,6 +37,8 @@ export class MsnGateway {
   readonly sessions = new Map<string, UserSession>();
   /** The users' rosters and vCards: in-process, or over stanzas. */
   readonly users: UserServer;
+  /** Bare JID → the transport state shown to operators; outlives the session (last error). */
+  readonly userStatus = new Map<string, MsnUserStatus>();
 
   constructor(
     readonly host: Host,
@@ -80,15 +83,25 @@ export class MsnGateway {
     return this.isLocalUser(jid) || this.server.config.msn.allowRemoteUsers;
   }
 
-  /** Options for an MSN login with the configured network endpoints. */
-  msnOptions(email: string, password: string): MsnSessionOptions {
+  /**
+   * Options for an MSN login with the configured network endpoints. At
+   * debug, every MSNP command line in and out is logged for `user` (the
+   * library has already replaced tickets, tokens and cookies).
+   */
+  msnOptions(email: string, password: string, user?: string): MsnSessionOptions {
     const msn = this.server.config.msn;
+    const log = this.host.log;
     return {
       email,
       password,
       server: msn.server,
       nexusUrl: msn.nexus,
       loginUrl: msn.loginUrl || undefined,
+      protocols: msn.protocols.map((v) => `MSNP${v}`),
+      trace:
+        user !== undefined && log.enabled('debug')
+          ? (e) => log.debug(`msnp ${e.direction === 'in' ? '<<' : '>>'} ${e.server}`, { user, line: e.line })
+          : undefined,
     };
   }
 
@@ -98,10 +111,57 @@ export class MsnGateway {
     return { ...reg, password: this.box.open(reg.passwordSealed) };
   }
 
-  /** A snapshot for the status page: nothing private. */
+  /** Counts for the status page: nothing private. */
   state(): { domain: string; sessions: number; online: number } {
     let online = 0;
     for (const s of this.sessions.values()) if (s.online) online++;
     return { domain: this.domain, sessions: this.sessions.size, online };
+  }
+
+  private readonly onlineWaiters = new Map<string, Set<(s: UserSession | undefined) => void>>();
+
+  /**
+   * The user's session once it is logged in to MSN: at once when it is,
+   * after the login in progress (or about to start: the user is online and
+   * registered, and the presence that logs in is on its way) otherwise.
+   * Undefined when there is nothing to wait for, the login fails, or
+   * `msn.loginWait` passes first.
+   */
+  async whenOnline(user: Jid): Promise<UserSession | undefined> {
+    const bare = user.bare;
+    const s = this.sessions.get(bare);
+    if (s?.online) return s;
+    if (!s) {
+      const starting = this.isLocalUser(user) && this.server.sessions.available(bare).length > 0;
+      if (!starting || !(await this.registrations.get(bare))) return undefined;
+      const now = this.sessions.get(bare);
+      if (now?.online) return now;
+    }
+    return new Promise((resolve) => {
+      let waiters = this.onlineWaiters.get(bare);
+      if (!waiters) {
+        waiters = new Set();
+        this.onlineWaiters.set(bare, waiters);
+      }
+      const set = waiters;
+      const done = (session: UserSession | undefined) => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.onlineWaiters.get(bare) === set) this.onlineWaiters.delete(bare);
+        resolve(session);
+      };
+      const timer = setTimeout(() => done(undefined), this.server.config.msn.loginWait * 1000);
+      set.add(done);
+    });
+  }
+
+  /** A session logged in (or closed: `session` undefined): wakes whoever waits for it. */
+  settle(bare: string, session: UserSession | undefined): void {
+    for (const done of [...(this.onlineWaiters.get(bare) ?? [])]) done(session);
+  }
+
+  /** Per-user transport state for operators (see status.ts). */
+  userStates(): MsnUserStatus[] {
+    return [...this.userStatus.values()].map((u) => ({ ...u })).sort((a, b) => (a.user < b.user ? -1 : 1));
   }
 }

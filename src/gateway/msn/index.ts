@@ -5,10 +5,11 @@ import type { Module, StanzaEvent } from '../../host/host.ts';
 import { sendResult } from '../../host/iq-result.ts';
 import type { Jid } from '../../jid/jid.ts';
 import { MsnError } from '../../msnp/index.ts';
-import { type Element, el, firstChild } from '../../xml/element.ts';
+import { el, firstChild } from '../../xml/element.ts';
 import { StanzaError } from '../../xml/errors.ts';
 import { NS } from '../../xml/namespaces.ts';
 import { emailToJid, isMsnAddress } from './address.ts';
+import { onContactMessage } from './contact-message.ts';
 import { contactVcard } from './contact-vcard.ts';
 import { MsnGateway, type UserServerFactory } from './gateway.ts';
 import { LocalUserServer } from './local-user-server.ts';
@@ -27,6 +28,9 @@ const FEATURES = [
   NS.events,
   'urn:xmpp:ping',
 ];
+
+/** What a contact JID supports (disco#info): receipts come from switchboard ACKs, attention is a nudge. */
+const CONTACT_FEATURES = [NS.discoInfo, NS.vcard, NS.chatStates, NS.events, NS.receipts, NS.attention];
 
 /** The transport inside jabberfly: its users' rosters and vCards in-process. */
 export const msnGateway: Module = (host) =>
@@ -118,7 +122,8 @@ export const msnGatewayModule = (users: UserServerFactory): Module => (host) => 
       if (s?.unavailableFrom(from)) await s.close();
       return;
     }
-    if (type !== undefined) return;
+    // Available, or invisible (XEP-0186 / <presence type='invisible'/>): logged in to MSN either way.
+    if (type !== undefined && type !== 'invisible') return;
     let s = session(from);
     if (!s) {
       const reg = await gw.registration(user.bare);
@@ -198,43 +203,16 @@ export const msnGatewayModule = (users: UserServerFactory): Module => (host) => 
   }
 
   host.hook('message/bare', (e) =>
-    isRoom(e.to) ? withSession(e, (s) => s.groupchats.message(e.from, e.to, e.stanza)) : onContactMessage(e),
+    isRoom(e.to) ? withSession(e, (s) => s.groupchats.message(e.from, e.to, e.stanza)) : onContactMessage(gw, e),
   );
   // MSN switchboards have no private messages between occupants: say so
   // rather than drop the message (the router never bounces errors).
   host.hook('message/full', (e) => {
-    if (!isRoom(e.to)) return onContactMessage(e);
+    if (!isRoom(e.to)) return onContactMessage(gw, e);
     server.router.bounce(e.stanza, 'feature-not-implemented', 'MSN rooms have no private messages');
     return true;
   });
   host.hook('message/host', (e) => e.stanza.attrs.type === 'error' || undefined);
-
-  async function onContactMessage(e: StanzaEvent): Promise<void> {
-    const { stanza } = e;
-    if (stanza.attrs.type === 'error' || stanza.attrs.type === 'groupchat') return;
-    const noerror = stanza.getChild('noerror', NS.sapoNoerror) !== undefined;
-    try {
-      const email = gw.emailOf(e.to);
-      if (!email) throw new StanzaError('item-not-found', 'not an MSN contact address');
-      const s = session(e.from);
-      if (!s) {
-        const registered = await gw.registrations.get(e.from.bare);
-        throw new StanzaError(registered ? 'recipient-unavailable' : 'registration-required', 'you are not logged in to MSN');
-      }
-      const body = stanza.getChildText('body');
-      if (body !== null && body !== '') {
-        await s.msn.sendMessage(email, body).catch((err) => {
-          throw new StanzaError('recipient-unavailable', msnReason(err));
-        });
-        return;
-      }
-      if (isComposing(stanza)) await s.msn.sendTyping(email).catch(() => {});
-    } catch (err) {
-      // sapo:noerror: the sender asked not to hear about failures.
-      if (noerror) return;
-      throw err;
-    }
-  }
 
   host.hook('iq-get/bare/vcard-temp:vCard', (e) => contactVcard(gw, e));
   host.hook('iq-get/bare/http://jabber.org/protocol/disco#info:query', (e) => {
@@ -248,7 +226,7 @@ export const msnGatewayModule = (users: UserServerFactory): Module => (host) => 
         'query',
         { xmlns: NS.discoInfo },
         el('identity', { category: 'client', type: 'pc', name: gw.emailOf(e.to) ?? e.to.local }),
-        ...[NS.discoInfo, NS.vcard, NS.chatStates, NS.events].map((f) => el('feature', { var: f })),
+        ...CONTACT_FEATURES.map((f) => el('feature', { var: f })),
       ),
     );
     return true;
@@ -265,16 +243,4 @@ function ignoreExisting(err: unknown): void {
   // 215 (already on the list) / 216 (not on the list) mean the list is already right.
   if (err instanceof MsnError && (err.code === 215 || err.code === 216)) return;
   throw err;
-}
-
-function msnReason(err: unknown): string {
-  if (err instanceof MsnError && err.code === 217) return 'the MSN contact is offline';
-  return `MSN did not deliver the message: ${(err as Error).message}`;
-}
-
-/** XEP-0085 composing, or XEP-0022's composing event (without a body). */
-function isComposing(stanza: Element): boolean {
-  if (stanza.getChild('composing', NS.chatStates)) return true;
-  const x = stanza.getChild('x', NS.events);
-  return x?.getChild('composing') !== undefined && x.getChild('id') !== undefined;
 }

@@ -133,6 +133,7 @@ async function unregister(gw: MsnGateway, event: StanzaEvent): Promise<void> {
   if (!reg) throw new StanzaError('registration-required', 'you are not registered');
   await gw.sessions.get(user.bare)?.close();
   await gw.registrations.delete(user.bare);
+  gw.userStatus.delete(user.bare);
   sendResult(event);
   gw.host.log.info('unregistered', { user: user.bare });
   const ours = (jid: string) => jid === gw.domain || jid.endsWith(`@${gw.domain}`);

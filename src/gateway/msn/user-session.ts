@@ -35,6 +35,8 @@ const AVATAR_TRANSFERS = 2;
 interface ResourceState {
   presence: Element;
   priority: number;
+  /** The resource is online but invisible: MSN shows us offline (HDN). */
+  invisible: boolean;
 }
 
 export class UserSession {
@@ -58,7 +60,7 @@ export class UserSession {
     readonly user: Jid,
     readonly reg: SessionRegistration,
   ) {
-    this.msn = new MsnSession(gw.msnOptions(reg.email, reg.password));
+    this.msn = new MsnSession(gw.msnOptions(reg.email, reg.password, user.bare));
     this.groupchats = new Groupchats(this);
     this.wire();
   }
@@ -74,17 +76,54 @@ export class UserSession {
     });
   }
 
+  /** Keeps the operator-visible state (status.ts) in step with the MSN session, and logs each change at debug. */
+  private trackState(): void {
+    const gw = this.gw;
+    const status = { user: this.bare, email: this.reg.email, state: 'offline' as const, since: new Date().toISOString() };
+    const previous = gw.userStatus.get(this.bare);
+    gw.userStatus.set(this.bare, previous?.email === this.reg.email ? { ...previous, ...status } : status);
+    this.msn.on('state', (ev) => {
+      const now = new Date().toISOString();
+      const cur = gw.userStatus.get(this.bare);
+      // A newer session of the same user (re-registration) owns the record.
+      const current = gw.sessions.get(this.bare);
+      if (!cur || (current !== undefined && current !== this)) return;
+      if (ev.state !== ev.previous) {
+        cur.state = ev.state;
+        cur.since = now;
+      }
+      if (ev.state === 'online') {
+        cur.protocol = this.msn.protocol;
+        delete cur.reconnectAttempts;
+      }
+      if (ev.error) {
+        cur.lastError = { message: ev.error.message, at: now };
+        if (ev.state === 'reconnecting') cur.reconnectAttempts = (cur.reconnectAttempts ?? 0) + 1;
+      }
+      gw.host.log.debug('msn session state', {
+        user: this.bare,
+        from: ev.previous,
+        to: ev.state,
+        reason: ev.reason,
+        error: ev.error?.message,
+      });
+    });
+  }
+
   private wire(): void {
     const m = this.msn;
+    this.trackState();
     m.on('error', (err) => this.gw.host.log.debug('msn error', { user: this.bare, error: String(err) }));
     m.on('connected', () =>
       this.enqueue('connected', async () => {
         this.online = true;
         this.gw.host.log.info('logged in to MSN', { user: this.bare, email: this.reg.email });
         this.sendGatewayPresence();
-        // Presence that arrived while logging in (or before a reconnect) applies now.
-        this.lastStatus = null;
+        // The session logged in with the status set before login (no online blip
+        // for an invisible or away user); presence that arrived meanwhile applies now.
+        this.lastStatus = { code: this.msn.status, psm: this.msn.personalMessage };
         await this.applyStatus();
+        this.gw.settle(this.bare, this);
         await this.applyOwnVcard(true);
       }),
     );
@@ -126,6 +165,21 @@ export class UserSession {
         );
       }),
     );
+    m.on('nudge', ({ from, conversationId }) =>
+      this.enqueue('nudge', () => {
+        if (conversationId) return;
+        // XEP-0224 attention; the body is for clients that do not know it.
+        const name = this.contact(from)?.nickname || from;
+        this.gw.send(
+          el(
+            'message',
+            { type: 'headline', from: this.gw.contactJid(from), to: this.bare },
+            el('attention', { xmlns: NS.attention }),
+            el('body', null, `${name} sent you a nudge!`),
+          ),
+        );
+      }),
+    );
     m.on('conversation', (ev) => this.enqueue('conversation', () => this.groupchats.onConversation(ev)));
     m.on('disconnected', (ev) => this.enqueue('disconnected', () => this.onDisconnected(ev)));
   }
@@ -133,6 +187,12 @@ export class UserSession {
   /** Logs in; rejects (and tells the user) when MSN refuses. */
   async start(): Promise<void> {
     try {
+      // Stored by the (offline) session and sent as the login's first CHG.
+      const want = this.wantedStatus();
+      if (want) {
+        await this.msn.setStatus(want.code);
+        await this.msn.setPersonalMessage(want.psm);
+      }
       await this.msn.login();
     } catch (err) {
       this.notifyUser(
@@ -150,7 +210,7 @@ export class UserSession {
   /** Available presence from one of the user's resources. */
   presenceFrom(from: Jid, presence: Element): void {
     const priority = Number.parseInt(presence.getChildText('priority') ?? '0', 10) || 0;
-    this.resources.set(from.toString(), { presence, priority });
+    this.resources.set(from.toString(), { presence, priority, invisible: presence.attrs.type === 'invisible' });
     this.enqueue('status', () => this.applyStatus());
     const update = presence.getChild('x', NS.vcardUpdate);
     if (update) this.enqueue('vcard update', () => this.onVcardUpdate(update));
@@ -169,17 +229,26 @@ export class UserSession {
   }
 
   /** The presence that wins: highest priority, latest among equals. */
-  private currentPresence(): Element | undefined {
+  private currentPresence(): ResourceState | undefined {
     let best: ResourceState | undefined;
     for (const r of this.resources.values()) if (!best || r.priority >= best.priority) best = r;
-    return best?.presence;
+    return best;
+  }
+
+  /** The MSN status and personal message the user's presence asks for. */
+  private wantedStatus(): { code: SettableStatus; psm: string } | undefined {
+    const r = this.currentPresence();
+    if (!r) return undefined;
+    return {
+      code: showToMsn(r.presence.getChildText('show') ?? undefined, r.invisible),
+      psm: r.presence.getChildText('status') ?? '',
+    };
   }
 
   private async applyStatus(): Promise<void> {
-    const p = this.currentPresence();
-    if (!p || !this.msn.connected) return;
-    const code = showToMsn(p.getChildText('show') ?? undefined);
-    const psm = p.getChildText('status') ?? '';
+    const want = this.wantedStatus();
+    if (!want || !this.msn.connected) return;
+    const { code, psm } = want;
     if (this.lastStatus?.code !== code) await this.msn.setStatus(code);
     if (this.lastStatus?.psm !== psm) await this.msn.setPersonalMessage(psm);
     this.lastStatus = { code, psm };
@@ -377,6 +446,7 @@ export class UserSession {
     if (this.gw.sessions.get(this.bare) === this) this.gw.sessions.delete(this.bare);
     const wasOnline = this.online;
     this.online = false;
+    this.gw.settle(this.bare, undefined);
     await this.msn.logout().catch(() => {});
     await this.chain;
     if (wasOnline) this.sendAllContactsUnavailable();

@@ -1,0 +1,66 @@
+// Messages from the user to an MSN contact JID: the body goes over a
+// switchboard (and the ACK comes back as an XEP-0184 receipt when one was
+// asked for), XEP-0224 attention becomes a nudge, XEP-0085/XEP-0022
+// composing a typing notice. A failure is an error stanza, unless the
+// sender added sapo:noerror (PyMSNt's rule for bots).
+import type { StanzaEvent } from '../../host/host.ts';
+import { MsnError } from '../../msnp/index.ts';
+import { type Element, el } from '../../xml/element.ts';
+import { StanzaError } from '../../xml/errors.ts';
+import { NS } from '../../xml/namespaces.ts';
+import type { MsnGateway } from './gateway.ts';
+
+export async function onContactMessage(gw: MsnGateway, e: StanzaEvent): Promise<void> {
+  const { stanza } = e;
+  if (stanza.attrs.type === 'error' || stanza.attrs.type === 'groupchat') return;
+  const noerror = stanza.getChild('noerror', NS.sapoNoerror) !== undefined;
+  try {
+    const email = gw.emailOf(e.to);
+    if (!email) throw new StanzaError('item-not-found', 'not an MSN contact address');
+    const s = gw.sessions.get(e.from.bare);
+    if (!s) {
+      const registered = await gw.registrations.get(e.from.bare);
+      throw new StanzaError(registered ? 'recipient-unavailable' : 'registration-required', 'you are not logged in to MSN');
+    }
+    const body = stanza.getChildText('body');
+    if (body !== null && body !== '') {
+      await s.msn.sendMessage(email, body).catch((err) => {
+        throw new StanzaError(msnCondition(err), msnReason(err));
+      });
+      // The switchboard ACKed every part: the contact's client has it.
+      if (stanza.getChild('request', NS.receipts) && stanza.attrs.id) sendReceipt(gw, e, stanza.attrs.id);
+    }
+    if (stanza.getChild('attention', NS.attention)) {
+      await s.msn.sendNudge(email).catch((err) => {
+        throw new StanzaError(msnCondition(err), msnReason(err));
+      });
+    }
+    if ((body === null || body === '') && isComposing(stanza)) await s.msn.sendTyping(email).catch(() => {});
+  } catch (err) {
+    // sapo:noerror: the sender asked not to hear about failures.
+    if (noerror) return;
+    throw err;
+  }
+}
+
+/** XEP-0184: the contact's client has the message. */
+function sendReceipt(gw: MsnGateway, e: StanzaEvent, id: string): void {
+  gw.send(el('message', { type: 'chat', from: e.to.bare, to: e.from.toString() }, el('received', { xmlns: NS.receipts, id })));
+}
+
+function msnCondition(err: unknown): 'recipient-unavailable' | 'not-allowed' {
+  return err instanceof MsnError && err.code === 913 ? 'not-allowed' : 'recipient-unavailable';
+}
+
+function msnReason(err: unknown): string {
+  if (err instanceof MsnError && err.code === 217) return 'the MSN contact is offline';
+  if (err instanceof MsnError && err.code === 913) return 'MSN does not let you start conversations while you appear offline';
+  return `MSN did not deliver the message: ${(err as Error).message}`;
+}
+
+/** XEP-0085 composing, or XEP-0022's composing event (without a body). */
+function isComposing(stanza: Element): boolean {
+  if (stanza.getChild('composing', NS.chatStates)) return true;
+  const x = stanza.getChild('x', NS.events);
+  return x?.getChild('composing') !== undefined && x.getChild('id') !== undefined;
+}
