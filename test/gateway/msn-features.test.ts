@@ -26,7 +26,11 @@ let juliet: TestClient;
 let bob: MsnSession;
 let n = 0;
 
-function getJson(port: number, path: string): Promise<{ status: number; body: any }> {
+interface StatusBody {
+  msn: { online: number; users: Array<{ user: string; email: string; state: string; protocol?: string; since: string }> };
+}
+
+function getJson(port: number, path: string): Promise<{ status: number; body: StatusBody }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
       let text = '';
@@ -67,7 +71,6 @@ describe('MSN transport: operators, receipts, nudges, invisibility, early vCards
         sim.makeFriends('romeo@hotmail.com', 'bob@hotmail.com');
       },
       { http: { port: 0 } },
-      process.env.DUMP ? { log: (e) => { if (e.email?.startsWith('bob') || e.text.includes('romeo')) console.log(`SIM ${e.server} ${e.direction} ${e.email} ${e.text}`); } } : {},
     );
     bob = await world.buddy('bob@hotmail.com', 'bobpw');
     juliet = await registeredUser(world, 'juliet', 'alice@hotmail.com', 'alicepw');
@@ -75,7 +78,6 @@ describe('MSN transport: operators, receipts, nudges, invisibility, early vCards
     await juliet.waitFor((s) => s.is('presence') && s.attrs.from === BOB && !s.attrs.type, 'Bob online', 15000);
   });
   after(async () => {
-    if (process.env.DUMP) console.log(world.ts.logs.filter((l) => l.includes('romeo')).join('\n'));
     await juliet?.stop();
     await world?.stop();
   });
@@ -101,13 +103,16 @@ describe('MSN transport: operators, receipts, nudges, invisibility, early vCards
     const port = world.ts.server.service(HttpService)!.ports.http!;
     const { status, body } = await getJson(port, '/status');
     assert.equal(status, 200);
-    const entry = body.msn.users.find((u: { user: string }) => u.user === 'juliet@localhost');
+    const entry = body.msn.users.find((u) => u.user === 'juliet@localhost')!;
     assert.equal(entry.email, 'alice@hotmail.com');
     assert.equal(entry.state, 'online');
     assert.equal(entry.protocol, 'MSNP11');
     assert.ok(!Number.isNaN(Date.parse(entry.since)));
     assert.equal(body.msn.online, 1);
     assert.deepEqual(msnTransportStatus(world.ts.server)?.users, body.msn.users);
+    // The admin channel's 'msn' section (jabberfly status) shows the same.
+    const sections = await world.ts.server.statusSections.collect();
+    assert.deepEqual(sections.msn?.users, body.msn.users);
   });
 
   it('advertises receipts and attention on contact JIDs', async () => {

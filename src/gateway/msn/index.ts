@@ -15,6 +15,7 @@ import { MsnGateway, type UserServerFactory } from './gateway.ts';
 import { LocalUserServer } from './local-user-server.ts';
 import { NOT_CONFIGURED, register, registrationForm } from './registration.ts';
 import { RemoteUserServer } from './remote-user-server.ts';
+import { statusValue } from './status.ts';
 import { UserSession } from './user-session.ts';
 
 const FEATURES = [
@@ -46,6 +47,7 @@ export const msnGatewayModule = (users: UserServerFactory): Module => (host) => 
   server.statusSections.add('msn', () => ({
     ...gw.state(),
     server: server.config.msn.server || 'not configured (set msn.server)',
+    users: gw.userStates().map(statusValue),
   }));
   for (const f of FEATURES) host.features.add(f);
   host.onStop(async () => {

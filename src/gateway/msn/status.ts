@@ -1,9 +1,10 @@
 // The transport's state for operators: how many users have an MSN session,
 // and per user whether it is connected, logging in, reconnecting or off,
 // since when, over which protocol, and the last error. Shown by /status (to
-// loopback clients) and meant for `jabberfly status` (the admin channel):
-// call msnTransportStatus(server) — it is cheap, synchronous and holds
-// nothing secret (no passwords, tickets or message content).
+// loopback clients) and by `jabberfly status` (the admin channel's 'msn'
+// section); msnTransportStatus(server) is the function behind both: cheap,
+// synchronous, nothing secret in it (no passwords, tickets or messages).
+import type { StatusSection } from '../../admin/status-sections.ts';
 import type { ServerContext } from '../../host/context.ts';
 import { msnGatewayOf } from './gateway.ts';
 
@@ -40,4 +41,13 @@ export function msnTransportStatus(server: ServerContext): MsnTransportStatus | 
   const gw = msnGatewayOf(server);
   if (!gw) return undefined;
   return { ...gw.state(), users: gw.userStates() };
+}
+
+/** One user's entry as an admin status value (no undefined fields). */
+export function statusValue(u: MsnUserStatus): StatusSection {
+  const out: StatusSection = { user: u.user, email: u.email, state: u.state, since: u.since };
+  if (u.protocol !== undefined) out.protocol = u.protocol;
+  if (u.reconnectAttempts !== undefined) out.reconnectAttempts = u.reconnectAttempts;
+  if (u.lastError) out.lastError = { message: u.lastError.message, at: u.lastError.at };
+  return out;
 }
