@@ -40,7 +40,8 @@ export class Logger {
       for (const [k, v] of Object.entries(fields)) {
         if (v === undefined || v === null) continue;
         const s = String(v);
-        line += ` ${k}=${/[\s"=]/.test(s) ? JSON.stringify(s) : s}`;
+        // Quoted (and escaped) when it could break the line's shape: client-chosen text.
+        line += ` ${k}=${/[\s"=\u0000-\u001f\u007f]/.test(s) || s === '' ? JSON.stringify(s) : s}`;
       }
     }
     this.sink(line);

@@ -2,6 +2,8 @@
 // storage, certificates, hosts with their modules, the router and the
 // listeners. No globals, so tests can run several servers in one process.
 import { StatusSections } from './admin/status-sections.ts';
+import { loadServerSecret } from './auth/server-secret.ts';
+import { AuthThrottle } from './auth/throttle.ts';
 import { C2SListeners } from './c2s/listener.ts';
 import { servedDomains } from './config/domains.ts';
 import type { Config } from './config/schema.ts';
@@ -14,6 +16,7 @@ import { SessionRegistry } from './router/session-registry.ts';
 import { serviceFactories, type Service } from './services.ts';
 import { AccountStore } from './storage/accounts.ts';
 import { LevelBackend } from './storage/level.ts';
+import { trackedBackend } from './storage/tracked-backend.ts';
 import type { StorageBackend } from './storage/types.ts';
 import { Certificates } from './tls/certs.ts';
 import { VERSION } from './version.ts';
@@ -32,6 +35,7 @@ export class Server implements ServerContext {
   readonly router: Router;
   readonly accounts: AccountStore;
   readonly parserLimits: ParserLimits;
+  readonly authThrottle: AuthThrottle;
   readonly startedAt = Date.now();
   readonly c2s: C2SListeners;
   readonly statusSections = new StatusSections();
@@ -44,8 +48,19 @@ export class Server implements ServerContext {
     readonly storage: StorageBackend,
     readonly certs: Certificates,
     log: Logger,
+    readonly serverSecret: Buffer,
   ) {
     this.log = log;
+    const { limits } = config;
+    this.authThrottle = new AuthThrottle(
+      {
+        freeFailures: limits.authFreeFailures,
+        maxDelay: limits.authMaxDelay,
+        blockAfter: limits.authBlockAfter,
+        blockTime: limits.authBlockTime,
+      },
+      log.child('auth'),
+    );
     this.accounts = new AccountStore(storage);
     this.router = new Router(this.hosts, this.sessions, log.child('router'));
     this.parserLimits = { maxStanzaSize: config.limits.maxStanzaSize, maxDepth: config.limits.maxDepth };
@@ -57,12 +72,15 @@ export class Server implements ServerContext {
   /** Opens storage, loads certificates and hosts, and starts listening. */
   static async start(config: Config, options: ServerOptions = {}): Promise<Server> {
     const log = new Logger(config.log.level, 'server', options.logSink);
-    const storage = await LevelBackend.open(config.storage.path, config.storage.sync);
+    // Every operation counts toward the durability barrier of the client
+    // stanza that caused it (storage/durability.ts).
+    const storage = trackedBackend(await LevelBackend.open(config.storage.path, config.storage.sync));
     let server: Server | undefined;
     try {
       const alt = servedDomains(config).slice(1);
       const certs = Certificates.load(config.tls.dir, config.domain, alt, log);
-      server = new Server(config, storage, certs, log);
+      const secret = await loadServerSecret(storage, 'auth');
+      server = new Server(config, storage, certs, log, secret);
       await server.init();
       return server;
     } catch (err) {

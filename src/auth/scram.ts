@@ -45,9 +45,39 @@ export function deriveCredentials(
   };
 }
 
+// Decoys are recognised by identity, so no field of theirs can be forged into a stored record.
+const decoys = new WeakSet<ScramCredentials>();
+
+/**
+ * Credentials for an account that does not exist (or has no keys for this
+ * hash), so that every username gets the same kind of answer: a challenge
+ * whose salt is the same on every attempt (derived from a server secret and
+ * the name, as stable as a stored salt), the usual iteration count, and keys
+ * that no proof or password matches. Without them SCRAM tells an attacker
+ * which accounts exist (a challenge for known names, an immediate failure
+ * for unknown ones), and PLAIN answers unknown names faster.
+ */
+export function decoyCredentials(secret: Buffer, h: ScramHash, username: string): ScramCredentials {
+  const derive = (label: string, len: number) =>
+    createHmac('sha256', secret).update(`${label}\u0000${h}\u0000${username}`).digest().subarray(0, len);
+  const creds: ScramCredentials = {
+    salt: derive('scram-salt', 16).toString('base64'),
+    iterations: DEFAULT_ITERATIONS,
+    storedKey: randomBytes(hashLen(h)).toString('base64'),
+    serverKey: derive('scram-server-key', hashLen(h)).toString('base64'),
+  };
+  decoys.add(creds);
+  return creds;
+}
+
+export function isDecoy(creds: ScramCredentials): boolean {
+  return decoys.has(creds);
+}
+
 export function verifyPassword(h: ScramHash, creds: ScramCredentials, password: string): boolean {
   const again = deriveCredentials(h, password, Buffer.from(creds.salt, 'base64'), creds.iterations);
-  return safeEqual(Buffer.from(again.storedKey, 'base64'), Buffer.from(creds.storedKey, 'base64'));
+  // A decoy costs the same derivation as a real account, and never matches.
+  return safeEqual(Buffer.from(again.storedKey, 'base64'), Buffer.from(creds.storedKey, 'base64')) && !isDecoy(creds);
 }
 
 export function safeEqual(a: Buffer, b: Buffer): boolean {
@@ -92,6 +122,7 @@ export class ScramServer {
   private serverFirst = '';
   private nonce = '';
   private gs2Header = '';
+  private creds: ScramCredentials | null = null;
   username = '';
   authzid = '';
 
@@ -118,12 +149,25 @@ export class ScramServer {
     return this.username;
   }
 
-  challenge(creds: ScramCredentials): string {
+  /**
+   * server-first for `creds`; for an unknown account (undefined) the same
+   * answer built on decoy credentials derived from `decoySecret`, and the
+   * exchange then fails at the proof like a wrong password. `decoyName` is
+   * the normalised name (so case variants get one salt, as a real account's do).
+   */
+  challenge(creds: ScramCredentials | undefined, decoySecret?: Buffer, decoyName = this.username): string {
+    if (!creds) {
+      if (!decoySecret) throw new Error('a decoy secret is needed to answer for unknown accounts');
+      creds = decoyCredentials(decoySecret, this.hash, decoyName);
+    }
+    this.creds = creds;
     this.serverFirst = `r=${this.nonce},s=${creds.salt},i=${creds.iterations}`;
     return this.serverFirst;
   }
 
-  final(message: string, creds: ScramCredentials): string {
+  /** Checks client-final against the credentials of the challenge; returns server-final. */
+  final(message: string, creds: ScramCredentials | null = this.creds): string {
+    if (!creds) throw new ScramError('malformed-request');
     const idx = message.lastIndexOf(',p=');
     if (idx < 0) throw new ScramError('malformed-request');
     const withoutProof = message.slice(0, idx);
@@ -136,7 +180,7 @@ export class ScramServer {
     const signature = hmac(this.hash, storedKey, authMessage);
     if (proof.length !== signature.length) throw new ScramError('not-authorized');
     const clientKey = xor(proof, signature);
-    if (!safeEqual(digest(this.hash, clientKey), storedKey)) throw new ScramError('not-authorized');
+    if (!safeEqual(digest(this.hash, clientKey), storedKey) || isDecoy(creds)) throw new ScramError('not-authorized');
     const serverSig = hmac(this.hash, Buffer.from(creds.serverKey, 'base64'), authMessage);
     return `v=${serverSig.toString('base64')}`;
   }

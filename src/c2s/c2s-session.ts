@@ -19,14 +19,30 @@ import {
   streamErrorElement,
 } from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
+import { DurabilityBarrier } from '../storage/durability.ts';
+import type { InboundStream } from '../stream/inbound-context.ts';
 import { createExchange, offeredMechanisms, type SaslExchange, type SaslStep } from './sasl.ts';
 
 type State = 'wait-open' | 'negotiating' | 'bound' | 'closed';
 
-export class C2SSession implements ClientSession {
+// What waits in the durability barrier: a stanza, or the end of the stream.
+type Outgoing = Element | (() => void);
+
+// A stream closed while output waits for storage is dropped after this long
+// even if the storage never answers.
+const CLOSE_WAIT_MS = 10_000;
+
+export class C2SSession implements ClientSession, InboundStream {
   readonly kind = 'c2s' as const;
   readonly id = randomUUID();
   readonly data = new Map<string, unknown>();
+  /**
+   * Output to the client waits here while storage work of its earlier
+   * stanzas is pending (storage/durability.ts); XEP-0198 counts on it.
+   */
+  readonly barrier = new DurabilityBarrier<Outgoing>((item) =>
+    typeof item === 'function' ? item() : this.framing.send(item),
+  );
   presence: Element | null = null;
   priority = 0;
   rosterRequested = false;
@@ -52,7 +68,10 @@ export class C2SSession implements ClientSession {
       stanza: (s) => this.onStanza(s),
       close: () => this.onClientClose(),
       error: (condition, text) => this.close(condition, text),
-      end: () => this.ended(),
+      end: () => {
+        this.barrier.end();
+        this.ended();
+      },
     });
     // An unauthenticated connection may not linger (slowloris, idle scans).
     this.authTimer = setTimeout(
@@ -79,7 +98,27 @@ export class C2SSession implements ClientSession {
   }
 
   send(stanza: Element): void {
-    if (this.state !== 'closed') this.framing.send(stanza);
+    if (this.state !== 'closed') this.barrier.output(stanza);
+  }
+
+  whenDurable(): Promise<void> {
+    return this.barrier.whenDurable();
+  }
+
+  whenSent(): Promise<boolean> {
+    return this.barrier.whenSent();
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  pauseReading(): void {
+    this.framing.pause?.();
+  }
+
+  resumeReading(): void {
+    this.framing.resume?.();
   }
 
   /** Sends a keepalive when the stream has been quiet since `before` (ms). */
@@ -105,11 +144,20 @@ export class C2SSession implements ClientSession {
         ip: this.ip,
         jid: this.jid?.toString(),
       });
-      this.framing.send(streamErrorElement(error, text));
     }
     this.state = 'closed';
-    this.framing.closeStream();
+    this.endStream(error ? streamErrorElement(error, text) : null);
     this.ended();
+  }
+
+  /** Sends the end of the stream, after any output still waiting for storage. */
+  private endStream(streamError: Element | null): void {
+    this.barrier.output(() => {
+      if (streamError) this.framing.send(streamError);
+      this.framing.closeStream();
+      this.barrier.end();
+    });
+    if (this.barrier.heldCount > 0) setTimeout(() => this.framing.destroy(), CLOSE_WAIT_MS).unref();
   }
 
   private ended(): void {
@@ -198,7 +246,7 @@ export class C2SSession implements ClientSession {
   private onClientClose(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.framing.closeStream();
+    this.endStream(null);
     this.ended();
   }
 
@@ -209,7 +257,8 @@ export class C2SSession implements ClientSession {
       return;
     }
     if (this.state === 'bound') {
-      this.routeStanza(stanza);
+      // Storage work its handling starts holds later output (durability barrier).
+      this.barrier.run(this, () => this.routeStanza(stanza));
       return;
     }
     const ns = stanza.attrs.xmlns;
@@ -248,13 +297,14 @@ export class C2SSession implements ClientSession {
       }
       const payload = firstChild(stanza);
       const key = `unauthenticated-iq/${payload?.getNS()}:${payload?.getName()}`;
-      const handled = this.host.events.fire(key, {
+      const host = this.host;
+      const handled = this.barrier.run(this, () => host.events.fire(key, {
         stanza,
         origin: { kind: 'unauthenticated', ip: this.ip },
-        host: this.host,
-        to: Jid.of('', this.host.name),
-        from: Jid.of('', this.host.name),
-      });
+        host,
+        to: Jid.of('', host.name),
+        from: Jid.of('', host.name),
+      }));
       if (handled instanceof Promise) {
         handled.then(
           (reply) => reply && this.send(reply as Element),
@@ -307,6 +357,9 @@ export class C2SSession implements ClientSession {
         domain: this.host!.name,
         secure: this.secure,
         accounts: this.server.accounts,
+        ip: this.ip,
+        throttle: this.server.authThrottle,
+        decoySecret: this.server.serverSecret,
       });
       if (!exchange) {
         this.saslFailure('invalid-mechanism');

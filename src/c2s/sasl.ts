@@ -1,7 +1,10 @@
 // SASL mechanisms for client logins (RFC 6120 §6): SCRAM-SHA-256,
 // SCRAM-SHA-1 and PLAIN (PLAIN only on encrypted streams). Each exchange is
 // checked against the stored SCRAM keys; no password is ever stored.
-import { ScramError, type ScramHash, ScramServer, verifyPassword } from '../auth/scram.ts';
+// Unknown accounts get the same answers as known ones (decoy credentials),
+// and every attempt goes through the shared AuthThrottle.
+import { decoyCredentials, ScramError, type ScramHash, ScramServer, verifyPassword } from '../auth/scram.ts';
+import type { AuthThrottle } from '../auth/throttle.ts';
 import { Jid } from '../jid/jid.ts';
 import type { AccountStore } from '../storage/accounts.ts';
 
@@ -31,6 +34,11 @@ export interface SaslContext {
   domain: string;
   secure: boolean;
   accounts: AccountStore;
+  /** The client's address, for throttling and the failure log. */
+  ip: string;
+  throttle: AuthThrottle;
+  /** Server secret the decoy credentials for unknown accounts derive from (auth/scram.ts). */
+  decoySecret: Buffer;
 }
 
 export function offeredMechanisms(secure: boolean): string[] {
@@ -61,33 +69,79 @@ function checkAuthzid(authzid: string, user: string, domain: string): boolean {
   return j !== null && j.bare === `${user}@${domain}`;
 }
 
-class PlainExchange implements SaslExchange {
-  constructor(private readonly ctx: SaslContext) {}
+/** What every mechanism shares: throttling, the failure log, the delayed failure. */
+abstract class ThrottledExchange implements SaslExchange {
+  constructor(
+    protected readonly ctx: SaslContext,
+    private readonly mechanism: string,
+  ) {}
 
-  async step(data: Buffer): Promise<SaslStep> {
-    const parts = data.toString('utf8').split('\u0000');
-    if (parts.length !== 3) return { kind: 'failure', condition: 'malformed-request' };
-    const [authzid, authcid, password] = parts as [string, string, string];
-    const user = localpart(authcid, this.ctx.domain);
-    if (!user) return { kind: 'failure', condition: 'not-authorized' };
-    if (!checkAuthzid(authzid, user, this.ctx.domain)) return { kind: 'failure', condition: 'invalid-authzid' };
-    const account = await this.ctx.accounts.get(user);
-    const creds = account?.scram['SHA-256'] ?? account?.scram['SHA-1'];
-    const hash: ScramHash = account?.scram['SHA-256'] ? 'SHA-256' : 'SHA-1';
-    if (!creds || !verifyPassword(hash, creds, password)) return { kind: 'failure', condition: 'not-authorized' };
-    return { kind: 'success', user };
+  abstract step(data: Buffer): Promise<SaslStep>;
+
+  /** The account name for throttling and logs: the bare JID, or what the client sent. */
+  protected account(user: string | null, raw: string): string {
+    return user ? `${user}@${this.ctx.domain}` : raw;
+  }
+
+  /** A refusal when the address or account is blocked, else null. */
+  protected blocked(account: string | null): SaslStep | null {
+    const verdict = this.ctx.throttle.check(this.ctx.ip, account);
+    if (!verdict.blocked) return null;
+    this.ctx.throttle.refused({ ip: this.ctx.ip, user: account, mechanism: this.mechanism }, verdict.retryAfter);
+    return {
+      kind: 'failure',
+      condition: 'temporary-auth-failure',
+      text: `too many failed attempts: try again in ${verdict.retryAfter} s`,
+    };
+  }
+
+  /** Records a failure and answers it after the throttle's delay. */
+  protected async fail(condition: SaslFailure, account: string | null): Promise<SaslStep> {
+    const delay = this.ctx.throttle.failed({ ip: this.ctx.ip, user: account, mechanism: this.mechanism, reason: condition });
+    if (delay > 0) await sleep(delay);
+    return { kind: 'failure', condition };
+  }
+
+  protected success(user: string, data?: string): SaslStep {
+    this.ctx.throttle.succeeded(this.ctx.ip, `${user}@${this.ctx.domain}`);
+    return { kind: 'success', user, data };
   }
 }
 
-class ScramExchange implements SaslExchange {
+class PlainExchange extends ThrottledExchange {
+  constructor(ctx: SaslContext) {
+    super(ctx, 'PLAIN');
+  }
+
+  async step(data: Buffer): Promise<SaslStep> {
+    const parts = data.toString('utf8').split('\u0000');
+    if (parts.length !== 3) return this.fail('malformed-request', null);
+    const [authzid, authcid, password] = parts as [string, string, string];
+    const user = localpart(authcid, this.ctx.domain);
+    const account = this.account(user, authcid);
+    const refusal = this.blocked(account);
+    if (refusal) return refusal;
+    if (user && !checkAuthzid(authzid, user, this.ctx.domain)) return this.fail('invalid-authzid', account);
+    const record = user ? await this.ctx.accounts.get(user) : undefined;
+    const hash: ScramHash = record?.scram['SHA-256'] || !record?.scram['SHA-1'] ? 'SHA-256' : 'SHA-1';
+    // Unknown accounts cost the same key derivation as known ones.
+    const creds = record?.scram[hash] ?? decoyCredentials(this.ctx.decoySecret, hash, user ?? authcid);
+    if (!user || !verifyPassword(hash, creds, password)) return this.fail('not-authorized', account);
+    return this.success(user);
+  }
+}
+
+class ScramExchange extends ThrottledExchange {
   private readonly scram: ScramServer;
   private user: string | null = null;
+  private accountName: string | null = null;
   private stage = 0;
 
   constructor(
     private readonly hash: ScramHash,
-    private readonly ctx: SaslContext,
+    ctx: SaslContext,
   ) {
+    super(ctx, `SCRAM-${hash}`);
     this.scram = new ScramServer(hash);
   }
 
@@ -97,26 +151,32 @@ class ScramExchange implements SaslExchange {
         this.stage = 1;
         const username = this.scram.first(data.toString('utf8'));
         this.user = localpart(username, this.ctx.domain);
-        const account = this.user ? await this.ctx.accounts.get(this.user) : undefined;
-        const creds = account?.scram[this.hash];
-        if (!this.user || !creds) return { kind: 'failure', condition: 'not-authorized' };
-        if (!checkAuthzid(this.scram.authzid, this.user, this.ctx.domain)) {
-          return { kind: 'failure', condition: 'invalid-authzid' };
+        this.accountName = this.account(this.user, username);
+        const refusal = this.blocked(this.accountName);
+        if (refusal) return refusal;
+        if (this.user && !checkAuthzid(this.scram.authzid, this.user, this.ctx.domain)) {
+          return this.fail('invalid-authzid', this.accountName);
         }
-        return { kind: 'challenge', data: this.scram.challenge(creds) };
+        // Known or not, the client gets a challenge (unknown: decoy credentials).
+        const record = this.user ? await this.ctx.accounts.get(this.user) : undefined;
+        return {
+          kind: 'challenge',
+          data: this.scram.challenge(record?.scram[this.hash], this.ctx.decoySecret, this.user ?? username),
+        };
       }
       if (this.stage === 1) {
         this.stage = 2;
-        const account = await this.ctx.accounts.get(this.user!);
-        const creds = account?.scram[this.hash];
-        if (!creds) return { kind: 'failure', condition: 'not-authorized' };
-        const serverFinal = this.scram.final(data.toString('utf8'), creds);
-        return { kind: 'success', user: this.user!, data: serverFinal };
+        const serverFinal = this.scram.final(data.toString('utf8'));
+        return this.success(this.user!, serverFinal);
       }
-      return { kind: 'failure', condition: 'malformed-request' };
+      return this.fail('malformed-request', this.accountName);
     } catch (err) {
-      if (err instanceof ScramError) return { kind: 'failure', condition: err.condition };
+      if (err instanceof ScramError) return this.fail(err.condition, this.accountName);
       throw err;
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -31,6 +31,14 @@ export interface Config {
     authTimeout: number;
     maxConnectionsPerIp: number;
     maxAuthFailures: number;
+    /** Failed logins (per address, per account, across connections) answered without delay. */
+    authFreeFailures: number;
+    /** Longest delay, in seconds, before a failed login is answered (it doubles per failure). */
+    authMaxDelay: number;
+    /** Failed logins after which the address or account is blocked for authBlockTime. */
+    authBlockAfter: number;
+    /** Seconds a login block lasts; failure counts are forgotten after this long without failures. */
+    authBlockTime: number;
     /** Seconds between WebSocket pings; a peer that misses one pong is dropped. */
     websocketPingInterval: number;
     rosterMaxItems: number;
@@ -104,6 +112,10 @@ export function defaultConfig(): Config {
       authTimeout: 30,
       maxConnectionsPerIp: 32,
       maxAuthFailures: 3,
+      authFreeFailures: 3,
+      authMaxDelay: 10,
+      authBlockAfter: 10,
+      authBlockTime: 900,
       websocketPingInterval: 30,
       rosterMaxItems: 1000,
       rosterFieldMaxLength: 1024,

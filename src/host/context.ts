@@ -5,6 +5,7 @@
 // same role); only the composition root (`server.ts`, `main.ts`) and the
 // listeners that own sockets see the whole `Server`.
 import type { StatusSections } from '../admin/status-sections.ts';
+import type { AuthThrottle } from '../auth/throttle.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Router } from '../router/router.ts';
@@ -25,6 +26,10 @@ export interface ServerContext {
   readonly hosts: ReadonlyMap<string, Host>;
   readonly accounts: AccountStore;
   readonly storage: StorageBackend;
+  /** Failed-login counting, delays and blocks, shared by every SASL path (auth/throttle.ts). */
+  readonly authThrottle: AuthThrottle;
+  /** A random secret kept in storage, for values that must be stable but unguessable (decoy SCRAM salts). */
+  readonly serverSecret: Buffer;
   /** Epoch ms when the server started (uptime, XEP-0012 of the server). */
   readonly startedAt: number;
   /** One shared instance per store class, so modules and the gateway agree. */

@@ -19,8 +19,13 @@ export interface ClientSession {
   rosterRequested: boolean;
   /** Per-module state (carbons enabled, blocking list loaded, ...). */
   readonly data: Map<string, unknown>;
+  /** Queues a stanza to the client (after the storage work of its earlier stanzas is durable). */
   send(stanza: Element): void;
   close(error?: StreamErrorName, text?: string): void;
+  /** Resolves once the effects of every stanza received from the client so far are durable. */
+  whenDurable(): Promise<void>;
+  /** Resolves true once everything sent so far reached the transport, false if the stream ended first. */
+  whenSent(): Promise<boolean>;
 }
 
 /** Where a stanza came from, for routing decisions and reply paths. */

@@ -5,6 +5,7 @@
 import type { Module, StanzaEvent } from '../host/host.ts';
 import type { ClientSession } from '../host/session.ts';
 import { OfflineStore } from '../storage/offline.ts';
+import { detached } from '../stream/inbound-context.ts';
 import { clone, el } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
@@ -54,15 +55,20 @@ export const offlineModule: Module = (host) => {
     10,
   );
 
-  const flush = (session: ClientSession) => {
-    store
-      .drain(session.jid.bare, (messages) => {
-        if (host.server.sessions.get(session.jid) !== session) return false;
-        for (const m of messages) session.send(m);
-        return true;
-      })
-      .catch((err) =>
-        host.log.error('offline delivery failed', { user: session.jid.bare, error: String(err) }),
-      );
-  };
+  // Messages are removed only once they reached the client's transport
+  // (after whatever the session's earlier stanzas wait for). Runs outside
+  // the stanza's context: it waits for the session's own output, so it must
+  // not be part of what that output waits for.
+  const flush = (session: ClientSession) =>
+    detached(() => {
+      store
+        .drain(session.jid.bare, async (messages) => {
+          if (host.server.sessions.get(session.jid) !== session) return false;
+          for (const m of messages) session.send(m);
+          return (await session.whenSent()) && host.server.sessions.get(session.jid) === session;
+        })
+        .catch((err) =>
+          host.log.error('offline delivery failed', { user: session.jid.bare, error: String(err) }),
+        );
+    });
 };

@@ -15,6 +15,7 @@ import type { Logger } from '../log.ts';
 import type { RemoteRoute } from '../router/router.ts';
 import type { Server } from '../server.ts';
 import type { Service } from '../services.ts';
+import { detached } from '../stream/inbound-context.ts';
 import { TcpFraming } from '../stream/tcp-framing.ts';
 import { closeAll, listenAll } from '../util/listen.ts';
 import { clone, type Element } from '../xml/element.ts';
@@ -119,7 +120,10 @@ export class S2SService implements Service, RemoteRoute {
         if (this.links.get(key) === l) this.links.delete(key);
       });
       this.links.set(key, link);
-      link.start();
+      // The link outlives the stanza that opened it: its socket must not
+      // carry that stanza's context (stream/inbound-context.ts).
+      const starting = link;
+      detached(() => starting.start());
     }
     link.send(outgoingCopy(stanza));
   }
@@ -143,7 +147,7 @@ export class S2SService implements Service, RemoteRoute {
         if (this.verifiers.get(pair) === v) this.verifiers.delete(pair);
       });
       this.verifiers.set(pair, verifier);
-      verifier.start();
+      detached(() => verifier!.start());
     }
     return verifier.requestVerify(streamId, key);
   }

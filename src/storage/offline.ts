@@ -1,7 +1,12 @@
 // Offline messages (XEP-0160): per user (bare JID), the messages that
 // arrived while no resource could take them, as XML text in arrival order.
-// Additions and deliveries for one user are serialised so a message stored
-// while another resource is draining the queue is neither lost nor sent twice.
+// Additions for one user are serialised (the count limit), and so are
+// deliveries (two resources must not both take the same messages); an
+// addition during a delivery only appends behind what is being delivered,
+// so it is neither lost nor sent twice. The two never wait for each other:
+// a delivery waits for its messages to reach the client before removing
+// them, and an addition may be the client's own stanza that this output
+// waits behind (storage/durability.ts).
 import type { ServerContext } from '../host/context.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { type Element, parse } from '../xml/element.ts';
@@ -9,7 +14,8 @@ import type { ListStore, StorageBackend } from './types.ts';
 
 export class OfflineStore {
   private readonly list: ListStore<string>;
-  private readonly mutex = new KeyedMutex();
+  private readonly adding = new KeyedMutex();
+  private readonly draining = new KeyedMutex();
 
   constructor(
     backend: StorageBackend,
@@ -20,7 +26,7 @@ export class OfflineStore {
 
   /** Stores a message; false when the user already has `limits.offlineMaxMessages`. */
   add(user: string, stanza: Element): Promise<boolean> {
-    return this.mutex.run(user, async () => {
+    return this.adding.run(user, async () => {
       if ((await this.list.count(user)) >= this.server.config.limits.offlineMaxMessages) return false;
       await this.list.append(user, stanza.toString());
       return true;
@@ -28,14 +34,15 @@ export class OfflineStore {
   }
 
   /**
-   * Hands the stored messages to `deliver` and removes them if it returns
-   * true (a session that went away meanwhile keeps them for the next one).
+   * Hands the stored messages to `deliver` and removes them once it
+   * resolves true (a session that went away meanwhile keeps them for the
+   * next one).
    */
-  drain(user: string, deliver: (messages: Element[]) => boolean): Promise<void> {
-    return this.mutex.run(user, async () => {
+  drain(user: string, deliver: (messages: Element[]) => Promise<boolean>): Promise<void> {
+    return this.draining.run(user, async () => {
       const stored = await this.list.list(user);
       if (stored.length === 0) return;
-      if (deliver(stored.map((xml) => parse(xml)))) await this.list.shift(user, stored.length);
+      if (await deliver(stored.map((xml) => parse(xml)))) await this.list.shift(user, stored.length);
     });
   }
 }

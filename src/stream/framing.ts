@@ -49,6 +49,9 @@ export interface Framing {
    * Transports with keepalives of their own (WebSocket ping) leave it out.
    */
   keepalive?(): void;
+  /** Stops reading input (backpressure: a stream this one feeds is full). */
+  pause?(): void;
+  resume?(): void;
   /** TLS peer certificate, for SASL EXTERNAL on s2s. */
   peerCertificate?(): import('node:tls').PeerCertificate | null;
 }

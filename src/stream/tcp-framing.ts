@@ -178,6 +178,14 @@ export class TcpFraming implements Framing {
     this.parser.reset();
   }
 
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
   destroy(): void {
     this.socket.destroy();
     this.end('destroyed');

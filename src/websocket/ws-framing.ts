@@ -143,6 +143,14 @@ export class WsFraming implements Framing {
     // the client simply sends a new <open/>.
   }
 
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
   destroy(): void {
     this.ws.terminate();
     this.end('destroyed');

@@ -38,6 +38,23 @@ export class RawSocket {
     for (const w of [...this.waiters]) w();
   }
 
+  /** Connects from a given local address (e.g. 127.0.0.7), to test per-address limits. */
+  static connectFrom(port: number, localAddress: string, host = '127.0.0.1'): Promise<RawSocket> {
+    return new Promise((resolve, reject) => {
+      const s = netConnect({ port, host, localAddress }, () => resolve(new RawSocket(s)));
+      s.once('error', reject);
+    });
+  }
+
+  /** Calls `fn` after every piece of input (and on close); returns a function that stops it. */
+  onInput(fn: () => void): () => void {
+    this.waiters.push(fn);
+    return () => {
+      const i = this.waiters.indexOf(fn);
+      if (i >= 0) this.waiters.splice(i, 1);
+    };
+  }
+
   write(data: string | Buffer): void {
     this.socket.write(data);
   }

@@ -272,7 +272,7 @@ describe('robustness: fuzzed stanzas', () => {
     if (process.env.FUZZ_SEED === undefined) assert.ok(delivered > 0, 'fuzzed messages went through offline storage');
     // Nothing is left behind (read through the store's own queue, after its removal).
     let left = -1;
-    await ts.server.store(OfflineStore).drain('bob@localhost', (messages) => {
+    await ts.server.store(OfflineStore).drain('bob@localhost', async (messages) => {
       left = messages.length;
       return false;
     });

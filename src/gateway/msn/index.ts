@@ -17,6 +17,7 @@ import { NOT_CONFIGURED, register, registrationForm } from './registration.ts';
 import { RemoteUserServer } from './remote-user-server.ts';
 import { statusValue } from './status.ts';
 import { UserSession } from './user-session.ts';
+import { detached } from '../../stream/inbound-context.ts';
 
 const FEATURES = [
   NS.discoInfo,
@@ -140,7 +141,10 @@ export const msnGatewayModule = (users: UserServerFactory): Module => (host) => 
         s = new UserSession(gw, user, reg);
         gw.sessions.set(user.bare, s);
         s.presenceFrom(from, stanza);
-        await s.start().catch(() => {});
+        // The MSN login outlives this stanza: its sockets must not carry its
+        // context (stream/inbound-context.ts).
+        const started = s;
+        await detached(() => started.start()).catch(() => {});
         return;
       }
     }

@@ -6,6 +6,7 @@ import type { StanzaEvent } from '../../host/host.ts';
 import { sendResult } from '../../host/iq-result.ts';
 import type { Jid } from '../../jid/jid.ts';
 import { MsnAuthError, MsnSession } from '../../msnp/index.ts';
+import { trackDurable } from '../../storage/durability.ts';
 import { type Element, el } from '../../xml/element.ts';
 import { StanzaError } from '../../xml/errors.ts';
 import { NS } from '../../xml/namespaces.ts';
@@ -78,7 +79,10 @@ export async function register(gw: MsnGateway, event: StanzaEvent, query: Elemen
   if (!isMsnAddress(email)) throw new StanzaError('not-acceptable', `'${email}' is not an MSN address`);
   // A running session would be thrown out by the check's own login (OUT OTH).
   await gw.sessions.get(user.bare)?.close();
-  await checkCredentials(gw, email, password);
+  // The registration is written only after this network check: until then
+  // the client's later replies wait too, so none can overtake the write
+  // (storage/durability.ts).
+  await trackDurable(checkCredentials(gw, email, password));
   const previous = await gw.registrations.get(user.bare);
   await gw.registrations.set(user.bare, {
     email: email.toLowerCase(),
