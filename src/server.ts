@@ -21,7 +21,7 @@ import type { StorageBackend } from './storage/types.ts';
 import { Certificates } from './tls/certs.ts';
 import { VERSION } from './version.ts';
 import type { ParserLimits } from './xml/stream-parser.ts';
-import { componentHostModules, userHostModules } from './modules/index.ts';
+import { componentHostModules, mucHostModules, userHostModules } from './modules/index.ts';
 
 export interface ServerOptions {
   /** Where log lines go (tests capture them); stderr by default. */
@@ -98,6 +98,11 @@ export class Server implements ServerContext {
       const msn = new Host(this.config.msn.domain, this, { userHost: false });
       this.hosts.set(msn.name, msn);
       await msn.load(componentHostModules);
+    }
+    if (this.config.muc.enabled) {
+      const muc = new Host(this.config.muc.domain, this, { userHost: false });
+      this.hosts.set(muc.name, muc);
+      await muc.load(mucHostModules);
     }
     await this.c2s.start();
     for (const make of serviceFactories) {

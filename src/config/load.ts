@@ -11,6 +11,8 @@ type Plain = Record<string, unknown>;
 
 const PORT_KEYS = /(^|\.)(port|directTlsPort)$/;
 const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|fileMax|loginWait|requestTimeout)|^s2s\.(connect|idle)Timeout$/;
+// The group chat service's limits (its own line: sections are added side by side).
+const MUC_POSITIVE_KEYS = /^muc\.(max|historyMax)/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);
 
@@ -62,7 +64,7 @@ function checkValue(name: string, def: unknown, value: unknown): unknown {
   if (typeof value !== typeof def) {
     throw new ConfigError(`'${name}' must be a ${typeof def}, got ${JSON.stringify(value)}`);
   }
-  if (typeof value === 'number' && POSITIVE_KEYS.test(name) && !(value > 0)) {
+  if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name)) && !(value > 0)) {
     throw new ConfigError(`'${name}' must be a positive number`);
   }
   return value;
@@ -77,6 +79,17 @@ export function buildConfig(given: unknown = {}): Config {
   cfg.domain = cfg.domain.toLowerCase();
   cfg.msn.domain = (cfg.msn.domain || `msn.${cfg.domain}`).toLowerCase();
   if (cfg.msn.domain === cfg.domain) throw new ConfigError(`'msn.domain' must differ from 'domain'`);
+  cfg.muc.domain = (cfg.muc.domain || `conference.${cfg.domain}`).toLowerCase();
+  if (!/^[a-z0-9.-]+$/.test(cfg.muc.domain)) throw new ConfigError(`'muc.domain' is not a valid domain name: ${cfg.muc.domain}`);
+  if (cfg.muc.domain === cfg.domain || (cfg.msn.enabled && cfg.muc.domain === cfg.msn.domain)) {
+    throw new ConfigError(`'muc.domain' must differ from 'domain' and 'msn.domain'`);
+  }
+  if (cfg.muc.roomCreation !== 'local' && cfg.muc.roomCreation !== 'anyone') {
+    throw new ConfigError(`'muc.roomCreation' must be 'local' or 'anyone'`);
+  }
+  if (!Number.isInteger(cfg.muc.historyDefault) || cfg.muc.historyDefault < 0 || cfg.muc.historyDefault > cfg.muc.historyMaxStanzas) {
+    throw new ConfigError(`'muc.historyDefault' must be a whole number from 0 to muc.historyMaxStanzas`);
+  }
   if (cfg.msn.server && !/^[^:\s]+:\d+$/.test(cfg.msn.server)) throw new ConfigError(`'msn.server' must be host:port`);
   for (const key of ['nexus', 'loginUrl'] as const) {
     const v = cfg.msn[key];

@@ -78,13 +78,33 @@ export interface Config {
     /** Seconds a request for an MSN contact (vCard) waits for the user's MSN login to finish. */
     loginWait: number;
   };
+  /** Multi-user chat (XEP-0045) at its own domain. */
+  muc: {
+    enabled: boolean;
+    /** The service's domain; `conference.<domain>` when empty. */
+    domain: string;
+    /** Who may create rooms: users of this server, or anyone (remote users too). */
+    roomCreation: 'local' | 'anyone';
+    /** Rooms one user may own (as their creator) at once. */
+    maxRoomsPerUser: number;
+    /** Occupants of one room; a room's own `maxusers` may only lower it. */
+    maxOccupants: number;
+    /** Messages a room keeps for new occupants; a room's own history length may only lower it. */
+    historyMaxStanzas: number;
+    /** History length of a new room. */
+    historyDefault: number;
+    /** Characters in a room subject, name or description. */
+    maxTextLength: number;
+    /** Characters in a nickname. */
+    maxNickLength: number;
+  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
 /** MSNP versions the transport speaks, best first: the default of `msn.protocols`. */
 export const MSN_PROTOCOLS: readonly number[] = [11, 10, 9, 8];
 
-/** Defaults; `msn.domain` is derived from `domain` when not given. */
+/** Defaults; `msn.domain` and `muc.domain` are derived from `domain` when not given. */
 export function defaultConfig(): Config {
   return {
     domain: 'localhost',
@@ -143,6 +163,17 @@ export function defaultConfig(): Config {
       requestTimeout: 30,
       protocols: [...MSN_PROTOCOLS],
       loginWait: 30,
+    },
+    muc: {
+      enabled: true,
+      domain: '',
+      roomCreation: 'local',
+      maxRoomsPerUser: 50,
+      maxOccupants: 500,
+      historyMaxStanzas: 100,
+      historyDefault: 20,
+      maxTextLength: 1024,
+      maxNickLength: 64,
     },
     log: { level: 'info' },
   };

@@ -1,6 +1,7 @@
 // The modules each kind of host loads, in order. One XMPP feature per file.
 import { msnGateway } from '../gateway/msn/index.ts';
 import type { Module } from '../host/host.ts';
+import { mucModule } from '../muc/index.ts';
 import { blockingModule } from './blocking.ts';
 import { bookmarksModule } from './bookmarks.ts';
 import { capsModule } from './caps.ts';
@@ -46,3 +47,6 @@ export const userHostModules: Module[] = [
 
 /** Modules of the internal MSN transport domain. */
 export const componentHostModules: Module[] = [msnGateway];
+
+/** Modules of the multi-user chat service domain (muc.domain). */
+export const mucHostModules: Module[] = [mucModule];

@@ -32,6 +32,8 @@ export class Certificates {
     if (!existsSync(crt) || !existsSync(key)) {
       generateSelfSigned(crt, key, [domain, ...altNames]);
       log.info('generated a self-signed certificate', { file: crt, names: [domain, ...altNames].join(',') });
+    } else {
+      coverNewNames(dir, crt, altNames, log);
     }
     const certs = new Certificates(dir, domain, log);
     certs.read();
@@ -141,6 +143,27 @@ export function nameCovers(pattern: string, host: string): boolean {
   if (!pattern.startsWith('*.')) return false;
   const dot = host.indexOf('.');
   return dot > 0 && host.slice(dot + 1) === pattern.slice(2);
+}
+
+/**
+ * A name served since the main certificate was made (a service enabled
+ * later, e.g. conference.<domain>) gets a self-signed pair of its own when
+ * neither the main certificate nor a NAME.crt already covers it: the
+ * operator's files are never rewritten.
+ */
+function coverNewNames(dir: string, mainCrt: string, names: string[], log: Logger): void {
+  let main: X509Certificate;
+  try {
+    main = new X509Certificate(readFileSync(mainCrt));
+  } catch {
+    return; // read() reports an unusable main certificate
+  }
+  for (const name of names) {
+    const own = join(dir, `${name}.crt`);
+    if (main.checkHost(name) !== undefined || existsSync(own)) continue;
+    generateSelfSigned(own, join(dir, `${name}.key`), [name]);
+    log.info('generated a self-signed certificate for a name the main one lacks', { file: own, name });
+  }
 }
 
 /** Writes a self-signed EC P-256 certificate for `names` (the first is the CN). */
