@@ -28,6 +28,14 @@ export interface SlixOptions {
   plugins?: string[];
 }
 
+/** The answer to an `op()`: the operation's value, or the error condition slixmpp raised. */
+export interface SlixOpResult {
+  ok: boolean;
+  value?: Record<string, unknown>;
+  condition?: string;
+  text?: string;
+}
+
 /** A slixmpp call the server refused: `reply` is the error iq. */
 export class SlixCallError extends Error {
   constructor(
@@ -130,6 +138,16 @@ export class SlixClient {
     const ev = await this.waitEvent((e) => (e.event === 'result' || e.event === 'call_error' || e.event === 'exit') && (e.id === id || e.event === 'exit'), `${plugin}.${method}`, ms);
     if (ev.event === 'result') return ev.xml ?? '';
     throw new SlixCallError(`${plugin}.${method} failed: ${ev.text ?? ev.event}`, ev.xml ? parse(ev.xml) : undefined);
+  }
+
+  private ops = 0;
+
+  /** Runs one of the scenario operations (OPS in slixmpp_client.py), e.g. a MUC join through slixmpp's plugin. */
+  async op(name: string, args: Record<string, unknown>, ms = 40000): Promise<SlixOpResult> {
+    const id = `o${++this.ops}`;
+    this.proc.stdin!.write(`${JSON.stringify({ cmd: 'op', id, op: name, args })}\n`);
+    const ev = await this.waitEvent((e) => e.event === 'op_result' && e.id === id, `${name} result`, ms);
+    return ev as unknown as SlixOpResult;
   }
 
   send(xml: string | Element): void {

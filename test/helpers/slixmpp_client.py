@@ -8,6 +8,9 @@ Commands (one JSON object per line on stdin):
       awaiting its result; arguments may be {"$bytes": base64}, {"$xml": "<x/>"}
       (an ElementTree element), {"$jid": "a@b"} or {"$form": {"var": "value"}}
       (a submit data form; FORM_TYPE becomes hidden)
+  {"cmd": "op", "id": N, "op": "muc_join", "args": {...}}
+      run one of the scenario operations in OPS below (several plugin calls, a
+      structured answer), answered with {"event": "op_result", "id": N, "ok": ...}
   {"cmd": "stop"}                            disconnect and exit
 Events (one JSON object per line on stdout):
   {"event": "session_start", "jid": "..."}
@@ -89,6 +92,77 @@ async def call(client, cmd):
         emit({"event": "call_error", "id": cmd["id"], "xml": "", "text": f"{type(e).__name__}: {e}"})
 
 
+async def op_muc_join(client, a):
+    """XEP-0045 join through slixmpp's plugin; returns what it saw of the room."""
+    kw = {k: a[k] for k in ("password", "maxstanzas", "seconds") if k in a}
+    pres, subject, occupants, history = await client["xep_0045"].join_muc_wait(
+        slixmpp.JID(a["room"]), a["nick"], timeout=30, **kw
+    )
+    return {
+        "self": str(pres),
+        "subject": subject["subject"],
+        "occupants": sorted(p["from"].resource for p in occupants),
+        "history": [m["body"] for m in history],
+    }
+
+
+async def op_muc_configure(client, a):
+    """Fetches the room's configuration form, fills in the given fields and submits it whole, as clients do."""
+    muc = client["xep_0045"]
+    room = slixmpp.JID(a["room"])
+    form = await muc.get_room_config(room, timeout=30)
+    fields = form.get_fields()
+    for var, value in a.get("fields", {}).items():
+        fields[var]["value"] = value
+    await muc.set_room_config(room, form, timeout=30)
+    return {"fields": sorted(fields.keys())}
+
+
+async def op_muc_set_affiliation(client, a):
+    await client["xep_0045"].set_affiliation(
+        slixmpp.JID(a["room"]), a["affiliation"], jid=slixmpp.JID(a["jid"]), reason=a.get("reason", ""), timeout=30
+    )
+    return {}
+
+
+async def op_muc_set_role(client, a):
+    await client["xep_0045"].set_role(slixmpp.JID(a["room"]), a["nick"], a["role"], reason=a.get("reason", ""), timeout=30)
+    return {}
+
+
+async def op_muc_affiliations(client, a):
+    jids = await client["xep_0045"].get_affiliation_list(slixmpp.JID(a["room"]), a["affiliation"], timeout=30)
+    return {"jids": sorted(str(j) for j in jids)}
+
+
+async def op_muc_invite(client, a):
+    client["xep_0045"].invite(slixmpp.JID(a["room"]), slixmpp.JID(a["jid"]), a.get("reason", ""))
+    return {}
+
+
+async def op_direct_invite(client, a):
+    client["xep_0249"].send_invitation(slixmpp.JID(a["jid"]), slixmpp.JID(a["room"]), reason=a.get("reason"))
+    return {}
+
+
+async def op_muc_message(client, a):
+    client.send_message(mto=slixmpp.JID(a["room"]), mbody=a["body"], mtype="groupchat")
+    return {}
+
+
+OPS = {name[3:]: fn for name, fn in list(globals().items()) if name.startswith("op_")}
+
+
+async def run_op(client, cmd):
+    try:
+        value = await OPS[cmd["op"]](client, cmd.get("args", {}))
+        emit({"event": "op_result", "id": cmd["id"], "ok": True, "value": value})
+    except slixmpp.exceptions.XMPPError as e:
+        emit({"event": "op_result", "id": cmd["id"], "ok": False, "condition": e.condition, "text": e.text})
+    except Exception as e:  # a timeout or a bug in the scenario: reported, not fatal
+        emit({"event": "op_result", "id": cmd["id"], "ok": False, "condition": type(e).__name__, "text": str(e)})
+
+
 async def commands(client):
     loop = asyncio.get_event_loop()
     reader = asyncio.StreamReader(limit=2 ** 24)
@@ -103,6 +177,9 @@ async def commands(client):
             client.send_raw(cmd["xml"])
         elif cmd["cmd"] == "call":
             client.calls.add(asyncio.ensure_future(call(client, cmd)))
+            client.calls = {t for t in client.calls if not t.done()}
+        elif cmd["cmd"] == "op":
+            client.calls.add(asyncio.ensure_future(run_op(client, cmd)))
             client.calls = {t for t in client.calls if not t.done()}
         elif cmd["cmd"] == "stop":
             break

@@ -55,7 +55,7 @@ describe('service discovery', () => {
     }
   });
 
-  it('lists the MSN transport among the server items (slixmpp)', async () => {
+  it('lists the MSN transport and the MUC service among the server items (slixmpp)', async () => {
     const slix = new SlixClient({ jid: 'alice@localhost/slix', password: 'pw', port: ts.port });
     try {
       await slix.started();
@@ -66,7 +66,7 @@ describe('service discovery', () => {
         .getChild('query')!
         .getChildren('item')
         .map((i) => i.attrs.jid);
-      assert.deepEqual(jids, ['msn.localhost']);
+      assert.deepEqual(jids.sort(), ['conference.localhost', 'msn.localhost']);
     } finally {
       await slix.stop();
     }

@@ -1,7 +1,8 @@
 // Federation interop with Debian's Prosody 0.12 (scripts/install-test-deps.sh
-// installs it). Each scenario runs a private Prosody (own config, data and
-// certificates in a temp folder owned by the `prosody` user, started in the
-// foreground as that user) next to a jabberfly, everything on 127.0.0.1.
+// installs it). Each scenario runs a private Prosody (test/helpers/prosody.ts:
+// own config, data and certificates in a temp folder owned by the `prosody`
+// user, started in the foreground as that user) next to a jabberfly,
+// everything on 127.0.0.1.
 //
 // Loopback-only arrangement: jabberfly reaches Prosody through its static
 // `s2s.routes` table. Prosody has no such table and always resolves
@@ -19,7 +20,7 @@
 // s2s.secureAuth / s2s_secure_auth, so SASL EXTERNAL authenticates.
 import { generateSelfSigned } from '../../src/tls/certs.ts';
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -30,12 +31,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
 import { S2SService } from '../../src/s2s/s2s-service.ts';
+import { freePort, Prosody, prosodyConfig, prosodyIds } from '../helpers/prosody.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { SlixClient } from '../helpers/slixmpp.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
@@ -47,20 +48,6 @@ const JF_DOMAIN = 'jf.example';
 const ROSTER = 'jabber:iq:roster';
 
 type Stanza = Awaited<ReturnType<TestClient['waitFor']>>;
-
-function prosodyIds(): { uid: number; gid: number } {
-  const uid = Number(execFileSync('id', ['-u', 'prosody']).toString().trim());
-  const gid = Number(execFileSync('id', ['-g', 'prosody']).toString().trim());
-  return { uid, gid };
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: 'pipe' });
@@ -142,107 +129,6 @@ function caSigned(dir: string, names: string[]): string {
   return join(dir, 'ca.pem');
 }
 
-interface ProsodyOptions {
-  dir: string;
-  c2sPort: number;
-  s2sPort: number;
-  dnsPort: number;
-  secureAuth: boolean;
-  cafile?: string;
-}
-
-function prosodyConfig(o: ProsodyOptions): string {
-  const cert = join(o.dir, 'certs', `${PROSODY_DOMAIN}.crt`);
-  const key = join(o.dir, 'certs', `${PROSODY_DOMAIN}.key`);
-  return `-- Written by test/s2s/prosody.test.ts
-pidfile = "${join(o.dir, 'prosody.pid')}"
-data_path = "${join(o.dir, 'data')}"
-interfaces = { "127.0.0.1" }
-local_interfaces = { "127.0.0.1" }
-c2s_ports = { ${o.c2sPort} }
-s2s_ports = { ${o.s2sPort} }
-c2s_direct_tls_ports = { }
-s2s_direct_tls_ports = { }
-http_ports = { }
-https_ports = { }
-use_ipv6 = false
-modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "vcard"; "ping"; "s2s_auth_certs" }
-modules_disabled = { "admin_shell"; "admin_socket"; "offline"; "c2s_direct_tls" }
-authentication = "internal_plain"
-storage = "internal"
-c2s_require_encryption = true
-s2s_require_encryption = true
-s2s_secure_auth = ${o.secureAuth ? 'true' : 'false'}
-log = { { levels = { min = "debug" }, to = "console" } }
--- Resolve through the test's loopback DNS server only (libunbound refuses
--- loopback forwarders unless told otherwise).
-unbound = { forward = "127.0.0.1@${o.dnsPort}"; resolvconf = false; hoststxt = false;
-  options = { ["do-not-query-localhost:"] = "no" } }
-ssl = { certificate = "${cert}"; key = "${key}"; ${o.cafile ? `cafile = "${o.cafile}";` : ''} }
-VirtualHost "${PROSODY_DOMAIN}"
-`;
-}
-
-class Prosody {
-  output = '';
-  private proc!: ChildProcess;
-  private exited!: Promise<void>;
-
-  constructor(
-    readonly configFile: string,
-    private readonly ids: { uid: number; gid: number },
-    private readonly dir: string,
-  ) {}
-
-  register(user: string, password: string): void {
-    execFileSync('prosodyctl', ['--config', this.configFile, 'register', user, PROSODY_DOMAIN, password], {
-      uid: this.ids.uid,
-      gid: this.ids.gid,
-      env: { ...process.env, HOME: this.dir },
-      stdio: 'pipe',
-    });
-  }
-
-  /** Starts in the foreground as the prosody user; resolves once s2s listens. */
-  async start(s2sPort: number): Promise<void> {
-    this.proc = spawn('prosody', ['-F', '--config', this.configFile], {
-      uid: this.ids.uid,
-      gid: this.ids.gid,
-      env: { ...process.env, HOME: this.dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.exited = new Promise((r) => this.proc.once('exit', () => r()));
-    const ready = new RegExp(`Activated service 's2s' on \\[127\\.0\\.0\\.1\\]:${s2sPort}`);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`prosody did not start:\n${this.output.slice(-3000)}`)),
-        15000,
-      );
-      const onData = (d: Buffer) => {
-        this.output += d.toString();
-        if (ready.test(this.output)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      this.proc.stdout!.on('data', onData);
-      this.proc.stderr!.on('data', onData);
-      this.proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`prosody exited (${code}):\n${this.output.slice(-3000)}`));
-      });
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
 function isRosterPush(jid: string, subscription: string) {
   return (s: Stanza) =>
     s.is('iq') &&
@@ -314,10 +200,10 @@ function scenario(secure: boolean): void {
       const configFile = join(dir, 'prosody.cfg.lua');
       writeFileSync(
         configFile,
-        prosodyConfig({ dir, c2sPort, s2sPort, dnsPort: dns.port, secureAuth: secure, cafile }),
+        prosodyConfig({ domain: PROSODY_DOMAIN, dir, c2sPort, s2sPort, dnsPort: dns.port, secureAuth: secure, cafile }),
       );
       chownSync(configFile, ids.uid, ids.gid);
-      prosody = new Prosody(configFile, ids, dir);
+      prosody = new Prosody(configFile, ids, dir, PROSODY_DOMAIN);
       prosody.register('pat', 'pw');
       await prosody.start(s2sPort);
 

@@ -7,6 +7,8 @@ describe('configuration', () => {
     const c = buildConfig({});
     assert.equal(c.domain, 'localhost');
     assert.equal(c.msn.domain, 'msn.localhost');
+    assert.equal(c.muc.enabled, true);
+    assert.equal(c.muc.domain, 'conference.localhost');
     assert.equal(c.c2s.port, 5222);
     assert.equal(c.c2s.directTlsPort, 5223);
     assert.equal(c.c2s.requireTls, true);
@@ -17,8 +19,10 @@ describe('configuration', () => {
     assert.equal(c.tls.dir, './certs');
   });
 
-  it('derives msn.domain from domain', () => {
+  it('derives msn.domain and muc.domain from domain', () => {
     assert.equal(buildConfig({ domain: 'example.org' }).msn.domain, 'msn.example.org');
+    assert.equal(buildConfig({ domain: 'example.org' }).muc.domain, 'conference.example.org');
+    assert.equal(buildConfig({ muc: { domain: 'Rooms.Example.org' } }).muc.domain, 'rooms.example.org');
   });
 
   const bad: Array<[unknown, RegExp]> = [
@@ -32,6 +36,10 @@ describe('configuration', () => {
     [{ msn: { server: 'nohostport' } }, /'msn\.server' must be host:port/],
     [{ s2s: { routes: { a: 1 } } }, /'s2s\.routes' must be a map of strings/],
     [[1, 2], /must be a map of keys/],
+    [{ muc: { domain: 'localhost' } }, /'muc\.domain' must differ/],
+    [{ muc: { roomCreation: 'everyone' } }, /'muc\.roomCreation' must be 'local' or 'anyone'/],
+    [{ muc: { maxOccupants: 0 } }, /'muc\.maxOccupants' must be a positive number/],
+    [{ muc: { historyDefault: 500 } }, /'muc\.historyDefault' must be a whole number/],
   ];
   for (const [given, message] of bad) {
     it(`refuses ${JSON.stringify(given)}`, () => {
