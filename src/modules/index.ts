@@ -1,5 +1,6 @@
 // The modules each kind of host loads, in order. One XMPP feature per file.
 import { msnGateway } from '../gateway/msn/index.ts';
+import { msnRoomInvitations } from '../gateway/msn/room-invitations.ts';
 import type { Module } from '../host/host.ts';
 import { mucModule } from '../muc/index.ts';
 import { blockingModule } from './blocking.ts';
@@ -46,7 +47,7 @@ export const userHostModules: Module[] = [
 ];
 
 /** Modules of the internal MSN transport domain. */
-export const componentHostModules: Module[] = [msnGateway];
+export const componentHostModules: Module[] = [msnGateway, msnRoomInvitations];
 
 /** Modules of the multi-user chat service domain (muc.domain). */
 export const mucHostModules: Module[] = [mucModule];

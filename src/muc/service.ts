@@ -110,7 +110,7 @@ export class MucService implements RoomContext, InviteeCheck {
     const host = this.host.server.hosts.get(jid.domain);
     if (!host || host.userHost || !host.identities.some((i) => i.category === 'gateway')) return null;
     const name = host.identities.find((i) => i.category === 'gateway')?.name ?? jid.domain;
-    return `${jid.bare} is a contact on the ${name} (${jid.domain}); its users cannot join XMPP rooms. For a group chat with them, join a room at ${jid.domain} and invite them there.`;
+    return `${jid.bare} is reached through the ${name} (${jid.domain}), whose contacts cannot join XMPP rooms; for a group chat with them, join a room at ${jid.domain} and invite them there`;
   }
 
   /** At a clean shutdown: persistent rooms keep their recent history for after the restart. */

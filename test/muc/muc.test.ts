@@ -257,6 +257,14 @@ describe('multi-user chat', () => {
     const err = await alice.waitFor((s) => s.is('message') && s.attrs.type === 'error', 'invite refused');
     assert.equal(errorCondition(err), 'feature-not-implemented');
     assert.match(err.getChild('error').getChildText('text'), /cannot join XMPP rooms.*msn\.localhost/);
+    // A direct invitation (XEP-0249) to the contact: the transport says the same.
+    await alice.send(
+      xml('message', { to: 'friend%hotmail.com@msn.localhost', id: 'direct1' }, xml('x', { xmlns: 'jabber:x:conference', jid: roomJid('msninvite') })),
+    );
+    const direct = await alice.waitFor((s) => s.is('message') && s.attrs.id === 'direct1', 'direct invitation refused');
+    assert.equal(direct.attrs.type, 'error');
+    assert.equal(errorCondition(direct), 'feature-not-implemented');
+    assert.match(direct.getChild('error').getChildText('text'), /MSN contacts cannot join XMPP rooms/);
   });
 
   it('password-protected rooms want the password', async () => {
