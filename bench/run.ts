@@ -29,9 +29,10 @@ const HELP = `npm run bench [-- options]
 Runs the same load against jabberfly and Prosody on this machine and prints
 one table (figure × server, ratio, server CPU and load-generator CPU).
 
-  --quick              a minute or two: 1 short run per figure, 2,000 idle connections, 200 fan-out contacts
+  --quick              a minute or two: 1 short run per figure, 2,000 idle connections, 200 fan-out contacts,
+                       50 room messages
   --runs N             runs per figure (median reported; default 3, quick 1)
-  --figures LIST       comma-separated: logins,messages,fanout,latency,memory,transport
+  --figures LIST       comma-separated: logins,messages,fanout,muc,latency,memory,transport
                        (default: all)
   --servers LIST       jabberfly,prosody (default: both)
   --workers N          load-generator processes (default: max(2, cores-1), at most 8)
@@ -44,7 +45,7 @@ one table (figure × server, ratio, server CPU and load-generator CPU).
   --keep               keep the temp folder (configs, data, logs)
   --help               this text`;
 
-const FIGURES = ['logins', 'messages', 'fanout', 'latency', 'memory', 'transport'] as const;
+const FIGURES = ['logins', 'messages', 'fanout', 'muc', 'latency', 'memory', 'transport'] as const;
 type Figure = (typeof FIGURES)[number];
 
 const { values: opts } = parseArgs({
@@ -75,6 +76,7 @@ const settings = {
   logins: { concurrency: 50, warmupMs: quick ? 500 : 1000, durationMs: quick ? 3000 : 5000 },
   messages: { window: 100, warmupMs: quick ? 500 : 1000, durationMs: quick ? 3000 : 5000 },
   fanout: { contacts: quick ? 200 : 500, updates: quick ? 40 : 60 },
+  muc: { occupants: 200, messages: quick ? 50 : 100 },
   latency: {
     users: 1000,
     rate: Number(opts.rate ?? 5000),
@@ -225,6 +227,9 @@ const USERS = Array.from(
 );
 const FAN_SENDER = 'f0';
 const FAN_CONTACTS = Array.from({ length: settings.fanout.contacts }, (_, i) => `f${i + 1}`);
+const MUC_USERS = Array.from({ length: settings.muc.occupants }, (_, i) => `m${i}`);
+const MUC_SENDER = MUC_USERS[0]!;
+const MUC_SERVICE = `conference.${DOMAIN}`;
 let cipherSeen = '';
 
 async function connectAll(t: Target, users: string[], concurrency: number, resource = 'bench') {
@@ -402,6 +407,70 @@ async function figFanout(s: BenchServer, t: Target): Promise<Sample[] | string> 
   return out;
 }
 
+/**
+ * Group chat fan-out: every MUC user enters one room (the first creates it
+ * as an instant room), then the first sends messages back to back; every
+ * other occupant counts the messages it gets. Deliveries per second = those
+ * messages ÷ time from the first send to the last delivery.
+ */
+async function figMuc(s: BenchServer, t: Target): Promise<Sample[] | string> {
+  const out: Sample[] = [];
+  const { messages, occupants } = settings.muc;
+  for (let r = 0; r < settings.runs; r++) {
+    await settle(s);
+    // A fresh room and fresh resources every run.
+    const room = `bench${r}@${MUC_SERVICE}`;
+    const c = await connectAll(t, MUC_USERS.slice(1), 50, `muc${r}`);
+    const sender = await call(0, t, {
+      cmd: 'connect',
+      users: [MUC_SENDER],
+      concurrency: 1,
+      offset: 98_000,
+      resource: `muc${r}`,
+    });
+    try {
+      if (c.connected < occupants - 1 || sender.errors)
+        return `only ${c.connected + 1 - sender.errors} of ${occupants} occupants logged in`;
+      await call(0, t, { cmd: 'muc-create', user: MUC_SENDER, room, timeoutMs: 30000 });
+      const joins = await each((w) =>
+        call(w, t, { cmd: 'muc-join', room, exclude: MUC_SENDER, timeoutMs: 60000 }),
+      );
+      const joined = joins.reduce((a, j) => a + j.joined, 0);
+      if (joined < occupants - 1) return `only ${joined + 1} of ${occupants} occupants entered the room`;
+      await settle(s);
+      const others = MUC_USERS.slice(1);
+      const expected = workers.map((_, w) => block(others, w).length * messages);
+      const ready = workers.map(() => new Promise<void>((res) => readyWaiters.push(res)));
+      const counting = each((w) =>
+        call(w, t, { cmd: 'muc-count', expected: expected[w]!, exclude: MUC_SENDER, timeoutMs: 120000 }),
+      );
+      await Promise.all(ready);
+      const m = await measured(s, async () => {
+        const sent = await call(0, t, { cmd: 'muc-send', user: MUC_SENDER, room, messages });
+        const counts = await counting;
+        return { sent, counts };
+      });
+      const total = m.result.counts.reduce((a, x) => a + x.count, 0);
+      const lastAt = Math.max(...m.result.counts.map((x) => x.lastAt));
+      const seconds = (lastAt - m.result.sent.firstAt) / 1e6;
+      const want = others.length * messages;
+      const value = total > 0 && seconds > 0 ? total / seconds : 0;
+      log(
+        `  muc run ${r + 1}: ${total}/${want} deliveries in ${seconds.toFixed(2)} s = ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)`,
+      );
+      out.push({
+        value,
+        serverCpu: m.serverCpu,
+        genCpu: m.genCpu,
+        note: total < want ? `${want - total} missing` : undefined,
+      });
+    } finally {
+      await disconnectAll(t);
+    }
+  }
+  return out;
+}
+
 async function figLatency(s: BenchServer, t: Target): Promise<{ p50: Sample[]; p99: Sample[] }> {
   const c = settings.latency;
   const users = USERS.slice(0, c.users);
@@ -489,6 +558,12 @@ const ROWS: Record<string, Row> = {
   messages: { figure: 'messages/s one-to-one (window 100)', better: 'higher', unit: '', digits: 0 },
   fanout: {
     figure: `presence fan-out deliveries/s (${settings.fanout.contacts} contacts)`,
+    better: 'higher',
+    unit: '',
+    digits: 0,
+  },
+  muc: {
+    figure: `group chat fan-out deliveries/s (${settings.muc.occupants}-occupant room, ${settings.muc.messages} messages)`,
     better: 'higher',
     unit: '',
     digits: 0,
@@ -587,14 +662,14 @@ function table(labels: Record<string, string>): string {
 // ---------------------------------------------------------------- main
 async function benchServer(s: BenchServer): Promise<void> {
   const t: Target = { host: '127.0.0.1', port: s.port, domain: DOMAIN, password: PASSWORD };
-  log(`${s.label}: creating ${USERS.length + 1 + FAN_CONTACTS.length} users`);
-  await s.prepare([...USERS, FAN_SENDER, ...FAN_CONTACTS]);
+  log(`${s.label}: creating ${USERS.length + 1 + FAN_CONTACTS.length + MUC_USERS.length} users`);
+  await s.prepare([...USERS, FAN_SENDER, ...FAN_CONTACTS, ...MUC_USERS]);
   if (figures.has('memory')) {
     const samples: Sample[] = [];
     for (let r = 0; r < settings.runs; r++) samples.push(await memoryRun(s, t, r));
     put('memory', s.name, samples);
   }
-  const main = (['logins', 'messages', 'fanout', 'latency'] as const).filter((f) => figures.has(f));
+  const main = (['logins', 'messages', 'fanout', 'muc', 'latency'] as const).filter((f) => figures.has(f));
   if (main.length) {
     await s.start();
     log(`${s.label} running (pid ${s.pid}, port ${s.port})`);
@@ -610,6 +685,11 @@ async function benchServer(s: BenchServer): Promise<void> {
         const f = await figFanout(s, t);
         put('fanout', s.name, typeof f === 'string' ? `n/a (${f})` : f);
         if (typeof f === 'string') log(`  fan-out: ${f}`);
+      }
+      if (figures.has('muc')) {
+        const f = await figMuc(s, t);
+        put('muc', s.name, typeof f === 'string' ? `n/a (${f})` : f);
+        if (typeof f === 'string') log(`  muc: ${f}`);
       }
     } finally {
       await s.stop();

@@ -234,7 +234,7 @@ export class Prosody extends ServerProcess implements BenchServer {
     this.configFile = join(dir, 'prosody.cfg.lua');
     // The module set matches what jabberfly serves: roster, presence,
     // messages, offline storage, carbons, blocking, vCard, ping, disco,
-    // version, time, last activity; no MAM, no s2s,
+    // version, time, last activity, group chat (mod_muc); no MAM, no s2s,
     // no HTTP. Logging at warn, like jabberfly's bench config.
     writeFileSync(
       this.configFile,
@@ -262,6 +262,8 @@ log = { { levels = { min = "warn" }, to = "console" }${
       } }
 ssl = { certificate = "${crt}"; key = "${key}"; }
 VirtualHost "${DOMAIN}"
+-- Group chat, as jabberfly serves it at conference.<domain> (defaults: 20 messages of history, rooms locked until configured).
+Component "conference.${DOMAIN}" "muc"
 `,
     );
     this.chownTree(dir);

@@ -20,7 +20,11 @@ export type Command =
   | { cmd: 'sub-approve'; user: string; expected: number; timeoutMs: number }
   | { cmd: 'sub-request'; to: string; exclude: string; timeoutMs: number }
   | { cmd: 'fanout-count'; expected: number; exclude: string; timeoutMs: number }
-  | { cmd: 'fanout-send'; user: string; updates: number };
+  | { cmd: 'fanout-send'; user: string; updates: number }
+  | { cmd: 'muc-create'; user: string; room: string; timeoutMs: number }
+  | { cmd: 'muc-join'; room: string; exclude: string; timeoutMs: number }
+  | { cmd: 'muc-count'; expected: number; exclude: string; timeoutMs: number }
+  | { cmd: 'muc-send'; user: string; room: string; messages: number };
 
 export interface Request {
   id: number;
@@ -319,6 +323,92 @@ async function fanoutSend(c: Extract<Command, { cmd: 'fanout-send' }>) {
   return { firstAt };
 }
 
+const MUC = 'http://jabber.org/protocol/muc';
+
+/** One user creates the room as an instant room (XEP-0045 §10.1.2): enter, then submit an empty form. */
+async function mucCreate(c: Extract<Command, { cmd: 'muc-create' }>) {
+  const u = conn(c.user);
+  u.take();
+  u.write(`<presence to='${c.room}/${c.user}'><x xmlns='${MUC}'><history maxstanzas='0'/></x></presence>`);
+  const self = await u.waitFor(/<presence\b[^>]*>[\s\S]*?<\/presence>/, c.timeoutMs);
+  if (/type=["']error["']/.test(self[0])) throw new Error(`${c.user} could not create ${c.room}: ${self[0]}`);
+  u.write(
+    `<iq type='set' id='muc-instant' to='${c.room}'><query xmlns='${MUC}#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`,
+  );
+  const done = await u.waitFor(/<iq\b[^>]*id=["']muc-instant["'][^>]*>/, c.timeoutMs);
+  if (!/type=["']result["']/.test(done[0])) throw new Error(`instant room refused: ${done[0]}`);
+  u.take();
+  return { created: true };
+}
+
+/** Every held connection but the creator enters the room; a join ends with the subject message. */
+async function mucJoin(c: Extract<Command, { cmd: 'muc-join' }>) {
+  const conns = [...held.values()].filter((k) => k.user !== c.exclude);
+  const results = await Promise.all(
+    conns.map(async (k) => {
+      k.take();
+      k.write(
+        `<presence to='${c.room}/${k.user}'><x xmlns='${MUC}'><history maxstanzas='0'/></x></presence>`,
+      );
+      try {
+        await k.waitFor(/<subject\b|type=["']error["']/, c.timeoutMs);
+        return true;
+      } catch {
+        return false;
+      }
+    }),
+  );
+  for (const k of conns) k.take();
+  return { joined: results.filter(Boolean).length, of: conns.length };
+}
+
+/** Counts groupchat messages arriving at every held connection (the sender excepted). */
+async function mucCount(c: Extract<Command, { cmd: 'muc-count' }>) {
+  let count = 0;
+  let lastAt = 0;
+  let lastProgress = Date.now();
+  const conns = [...held.values()].filter((k) => k.user !== c.exclude);
+  for (const k of conns) {
+    k.take();
+    const counter = new Counter('</body>');
+    k.onData = (chunk) => {
+      const n = counter.feed(chunk);
+      if (n) {
+        count += n;
+        lastAt = nowUs();
+        lastProgress = Date.now();
+      }
+    };
+  }
+  process.send!({ ready: true });
+  const started = Date.now();
+  while (count < c.expected && Date.now() - started < c.timeoutMs) {
+    if (count > 0 && Date.now() - lastProgress > 15000) break;
+    await sleep(5);
+  }
+  for (const k of conns) k.onData = null;
+  return { count, lastAt };
+}
+
+/** The sender writes its groupchat messages back to back. */
+async function mucSend(c: Extract<Command, { cmd: 'muc-send' }>) {
+  const u = conn(c.user);
+  u.onData = () => {};
+  const firstAt = nowUs();
+  let batch = '';
+  for (let i = 0; i < c.messages; i++) {
+    batch += `<message to='${c.room}' type='groupchat' id='m${i}'><body>The quick brown fox jumps over the lazy dog, ${i}.</body></message>`;
+    if (batch.length > 8192) {
+      u.write(batch);
+      batch = '';
+    }
+  }
+  if (batch) u.write(batch);
+  await sleep(100);
+  if (u.closed) throw new Error(`${c.user}'s stream was closed by the server`);
+  return { firstAt };
+}
+
 async function run(req: Request): Promise<unknown> {
   const { target: t, command: c } = req;
   switch (c.cmd) {
@@ -340,6 +430,14 @@ async function run(req: Request): Promise<unknown> {
       return fanoutCount(c);
     case 'fanout-send':
       return fanoutSend(c);
+    case 'muc-create':
+      return mucCreate(c);
+    case 'muc-join':
+      return mucJoin(c);
+    case 'muc-count':
+      return mucCount(c);
+    case 'muc-send':
+      return mucSend(c);
   }
 }
 

@@ -247,7 +247,11 @@ export class HttpService implements Service {
       res.setHeader('Content-Security-Policy', PAGE_CSP);
       res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
       res.setHeader('Cache-Control', 'no-cache');
-      const page = webClientPage({ domain: config.domain, registrationOpen: config.registration.open });
+      const page = webClientPage({
+        domain: config.domain,
+        registrationOpen: config.registration.open,
+        mucDomain: config.muc.enabled ? config.muc.domain : undefined,
+      });
       return { status: 200, type: 'text/html; charset=utf-8', body: page };
     }
     if (path === START_SCRIPT_PATH) {

@@ -26,6 +26,8 @@ export function converseDistDir(): string | null {
 export interface WebClientOptions {
   domain: string;
   registrationOpen: boolean;
+  /** The group chat service, so a room is opened by its name alone. */
+  mucDomain?: string;
 }
 
 export function webClientPage(o: WebClientOptions): string {
@@ -44,6 +46,7 @@ export function webClientPage(o: WebClientOptions): string {
     // End-to-end encryption (XEP-0384) whenever the contact has OMEMO devices:
     // device lists and bundles live in PEP (modules/pep.ts).
     omemo_default: true,
+    muc_domain: o.mucDomain,
   };
   // "<" escaped so no value can end the script element early.
   const json = JSON.stringify(settings).replace(/</g, '\\u003c');

@@ -23,7 +23,9 @@ const SERVICE = 'conference.localhost';
 const roomJid = (room: string, nick?: string) => `${room}@${SERVICE}${nick ? `/${nick}` : ''}`;
 
 function codes(s: Stanza): number[] {
-  return (s.getChild('x', MUC_USER)?.getChildren('status') ?? []).map((c: Stanza) => Number(c.attrs.code)).sort();
+  return (s.getChild('x', MUC_USER)?.getChildren('status') ?? [])
+    .map((c: Stanza) => Number(c.attrs.code))
+    .sort();
 }
 
 function item(s: Stanza): Record<string, string> {
@@ -32,7 +34,9 @@ function item(s: Stanza): Record<string, string> {
 
 function errorCondition(s: Stanza): string | undefined {
   const e = s.getChild('error');
-  return e?.children.find((c: Stanza | string) => typeof c !== 'string' && c.attrs.xmlns === 'urn:ietf:params:xml:ns:xmpp-stanzas')?.name;
+  return e?.children.find(
+    (c: Stanza | string) => typeof c !== 'string' && c.attrs.xmlns === 'urn:ietf:params:xml:ns:xmpp-stanzas',
+  )?.name;
 }
 
 let seq = 0;
@@ -62,7 +66,10 @@ async function enter(c: TestClient, room: string, nick: string, ...x: Stanza[]):
 async function joined(c: TestClient, room: string, nick: string, ...x: Stanza[]): Promise<Stanza> {
   const self = await enter(c, room, nick, ...x);
   assert.equal(self.attrs.type, undefined, `entering ${room} as ${nick}: ${self.toString()}`);
-  await c.waitFor((s) => s.is('message') && s.attrs.from?.startsWith(roomJid(room)) && s.getChild('subject') !== undefined, 'subject');
+  await c.waitFor(
+    (s) => s.is('message') && s.attrs.from?.startsWith(roomJid(room)) && s.getChild('subject') !== undefined,
+    'subject',
+  );
   return self;
 }
 
@@ -80,7 +87,12 @@ function configForm(fields: Record<string, string>): Stanza {
 }
 
 /** Creates a room as an instant room (or with the given configuration). */
-async function createRoom(c: TestClient, room: string, nick: string, fields: Record<string, string> = {}): Promise<void> {
+async function createRoom(
+  c: TestClient,
+  room: string,
+  nick: string,
+  fields: Record<string, string> = {},
+): Promise<void> {
   const self = await enter(c, room, nick);
   assert.deepEqual(codes(self), [110, 201]);
   const reply = await iq(c, 'set', roomJid(room), configForm(fields));
@@ -105,7 +117,10 @@ describe('multi-user chat', () => {
   };
 
   before(async () => {
-    ts = await startServer({ msn: { enabled: true }, muc: { maxRoomsPerUser: 6, maxOccupants: 5, historyMaxStanzas: 5, historyDefault: 3 } });
+    ts = await startServer({
+      msn: { enabled: true },
+      muc: { maxRoomsPerUser: 6, maxOccupants: 5, historyMaxStanzas: 5, historyDefault: 3 },
+    });
     for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) await ts.addUser(u, 'pw');
   });
   // Each test's clients leave (and their temporary rooms go with them).
@@ -119,7 +134,12 @@ describe('multi-user chat', () => {
   it('is found through the server’s disco and describes itself', async () => {
     const alice = await login('alice');
     const items = await iq(alice, 'get', 'localhost', xml('query', { xmlns: DISCO_ITEMS }));
-    assert.ok(items.getChild('query').getChildren('item').some((i: Stanza) => i.attrs.jid === SERVICE));
+    assert.ok(
+      items
+        .getChild('query')
+        .getChildren('item')
+        .some((i: Stanza) => i.attrs.jid === SERVICE),
+    );
     const info = await iq(alice, 'get', SERVICE, xml('query', { xmlns: DISCO_INFO }));
     const q = info.getChild('query');
     assert.equal(q.getChild('identity').attrs.category, 'conference');
@@ -131,29 +151,64 @@ describe('multi-user chat', () => {
     const bob = await login('bob');
     const self = await enter(alice, 'lobby', 'Alice');
     assert.deepEqual(codes(self), [110, 201]);
-    assert.deepEqual({ affiliation: item(self).affiliation, role: item(self).role }, { affiliation: 'owner', role: 'moderator' });
+    assert.deepEqual(
+      { affiliation: item(self).affiliation, role: item(self).role },
+      { affiliation: 'owner', role: 'moderator' },
+    );
     const refused = await enter(bob, 'lobby', 'Bob');
     assert.equal(errorCondition(refused), 'item-not-found');
     // The owner asks for the form, then submits it (a reserved room).
     const form = await iq(alice, 'get', roomJid('lobby'), xml('query', { xmlns: MUC_OWNER }));
-    const vars = form.getChild('query', MUC_OWNER).getChild('x', 'jabber:x:data').getChildren('field').map((f: Stanza) => f.attrs.var);
-    for (const v of ['muc#roomconfig_persistentroom', 'muc#roomconfig_membersonly', 'muc#roomconfig_moderatedroom', 'muc#roomconfig_roomsecret', 'muc#roomconfig_whois']) {
+    const vars = form
+      .getChild('query', MUC_OWNER)
+      .getChild('x', 'jabber:x:data')
+      .getChildren('field')
+      .map((f: Stanza) => f.attrs.var);
+    for (const v of [
+      'muc#roomconfig_persistentroom',
+      'muc#roomconfig_membersonly',
+      'muc#roomconfig_moderatedroom',
+      'muc#roomconfig_roomsecret',
+      'muc#roomconfig_whois',
+    ]) {
       assert.ok(vars.includes(v), `form has ${v}`);
     }
-    const set = await iq(alice, 'set', roomJid('lobby'), configForm({ 'muc#roomconfig_roomname': 'The Lobby' }));
+    const set = await iq(
+      alice,
+      'set',
+      roomJid('lobby'),
+      configForm({ 'muc#roomconfig_roomname': 'The Lobby' }),
+    );
     assert.equal(set.attrs.type, 'result');
     await joined(bob, 'lobby', 'Bob');
     const list = await iq(bob, 'get', SERVICE, xml('query', { xmlns: DISCO_ITEMS }));
-    const entry = list.getChild('query').getChildren('item').find((i: Stanza) => i.attrs.jid === roomJid('lobby'));
+    const entry = list
+      .getChild('query')
+      .getChildren('item')
+      .find((i: Stanza) => i.attrs.jid === roomJid('lobby'));
     assert.equal(entry?.attrs.name, 'The Lobby');
     const info = await iq(bob, 'get', roomJid('lobby'), xml('query', { xmlns: DISCO_INFO }));
-    const features = info.getChild('query').getChildren('feature').map((f: Stanza) => f.attrs.var);
-    for (const f of [MUC, 'muc_temporary', 'muc_open', 'muc_semianonymous', OCCUPANT_ID, 'http://jabber.org/protocol/muc#self-ping-optimization']) {
+    const features = info
+      .getChild('query')
+      .getChildren('feature')
+      .map((f: Stanza) => f.attrs.var);
+    for (const f of [
+      MUC,
+      'muc_temporary',
+      'muc_open',
+      'muc_semianonymous',
+      OCCUPANT_ID,
+      'http://jabber.org/protocol/muc#self-ping-optimization',
+    ]) {
       assert.ok(features.includes(f), `room advertises ${f}`);
     }
     const occupants = await iq(bob, 'get', roomJid('lobby'), xml('query', { xmlns: DISCO_ITEMS }));
     assert.deepEqual(
-      occupants.getChild('query').getChildren('item').map((i: Stanza) => i.attrs.jid).sort(),
+      occupants
+        .getChild('query')
+        .getChildren('item')
+        .map((i: Stanza) => i.attrs.jid)
+        .sort(),
       [roomJid('lobby', 'Alice'), roomJid('lobby', 'Bob')],
     );
   });
@@ -170,26 +225,51 @@ describe('multi-user chat', () => {
     assert.ok(id && id.length > 8, 'messages carry the sender’s occupant id');
     // A forged occupant id from a client is replaced by the room's.
     await alice.send(
-      xml('message', { to: roomJid('history'), type: 'groupchat' }, xml('body', {}, 'forged'), xml('occupant-id', { xmlns: OCCUPANT_ID, id: 'fake' })),
+      xml(
+        'message',
+        { to: roomJid('history'), type: 'groupchat' },
+        xml('body', {}, 'forged'),
+        xml('occupant-id', { xmlns: OCCUPANT_ID, id: 'fake' }),
+      ),
     );
     const forged = await bob.waitFor(isBody('history', 'forged'), 'forged at bob');
-    assert.deepEqual(forged.getChildren('occupant-id', OCCUPANT_ID).map((o: Stanza) => o.attrs.id), [id]);
+    assert.deepEqual(
+      forged.getChildren('occupant-id', OCCUPANT_ID).map((o: Stanza) => o.attrs.id),
+      [id],
+    );
     // Carol enters afterwards: the room's 3 latest, delayed, then the subject.
     const carol = await login('carol');
     await enter(carol, 'history', 'Carol');
-    const subject = await carol.waitFor((s) => s.is('message') && s.getChild('subject') !== undefined, 'subject');
+    const subject = await carol.waitFor(
+      (s) => s.is('message') && s.getChild('subject') !== undefined,
+      'subject',
+    );
     const history = carol.received.filter((s) => s.is('message') && s.getChildText('body'));
-    assert.deepEqual(history.map((s) => s.getChildText('body')), ['message 3', 'message 4', 'forged']);
-    for (const h of history) assert.equal(h.getChild('delay', 'urn:xmpp:delay')?.attrs.from, roomJid('history'));
+    assert.deepEqual(
+      history.map((s) => s.getChildText('body')),
+      ['message 3', 'message 4', 'forged'],
+    );
+    for (const h of history)
+      assert.equal(h.getChild('delay', 'urn:xmpp:delay')?.attrs.from, roomJid('history'));
     assert.equal(subject.getChildText('subject'), '');
     // maxstanzas narrows it.
     const dave = await login('dave');
     await enter(dave, 'history', 'Dave', xml('history', { maxstanzas: '1' }));
     await dave.waitFor((s) => s.is('message') && s.getChild('subject') !== undefined, 'subject');
-    assert.deepEqual(dave.received.filter((s) => s.is('message') && s.getChildText('body')).map((s) => s.getChildText('body')), ['forged']);
+    assert.deepEqual(
+      dave.received
+        .filter((s) => s.is('message') && s.getChildText('body'))
+        .map((s) => s.getChildText('body')),
+      ['forged'],
+    );
     // seconds=0 and since in the future: nothing.
     const erin = await login('erin');
-    await enter(erin, 'history', 'Erin', xml('history', { since: new Date(Date.now() + 60000).toISOString() }));
+    await enter(
+      erin,
+      'history',
+      'Erin',
+      xml('history', { since: new Date(Date.now() + 60000).toISOString() }),
+    );
     await erin.waitFor((s) => s.is('message') && s.getChild('subject') !== undefined, 'subject');
     assert.equal(erin.received.filter((s) => s.is('message') && s.getChildText('body')).length, 0);
   });
@@ -206,11 +286,20 @@ describe('multi-user chat', () => {
     const taken = await enter(carol, 'nicks', 'Bob');
     assert.equal(errorCondition(taken), 'conflict');
     await bob.send(xml('presence', { to: roomJid('nicks', 'Robert') }));
-    const gone = await alice.waitFor((s) => s.is('presence') && s.attrs.from === roomJid('nicks', 'Bob') && s.attrs.type === 'unavailable', 'Bob leaves');
+    const gone = await alice.waitFor(
+      (s) => s.is('presence') && s.attrs.from === roomJid('nicks', 'Bob') && s.attrs.type === 'unavailable',
+      'Bob leaves',
+    );
     assert.deepEqual(codes(gone), [303]);
     assert.equal(item(gone).nick, 'Robert');
-    await alice.waitFor((s) => s.is('presence') && s.attrs.from === roomJid('nicks', 'Robert') && !s.attrs.type, 'Robert appears');
-    const selfGone = await bob.waitFor((s) => s.is('presence') && s.attrs.from === roomJid('nicks', 'Bob'), 'own 303');
+    await alice.waitFor(
+      (s) => s.is('presence') && s.attrs.from === roomJid('nicks', 'Robert') && !s.attrs.type,
+      'Robert appears',
+    );
+    const selfGone = await bob.waitFor(
+      (s) => s.is('presence') && s.attrs.from === roomJid('nicks', 'Bob'),
+      'own 303',
+    );
     assert.deepEqual(codes(selfGone), [110, 303]);
     const blank = await enter(carol, 'nicks', ' ');
     assert.equal(errorCondition(blank), 'jid-malformed');
@@ -224,26 +313,66 @@ describe('multi-user chat', () => {
     const refused = await enter(bob, 'club', 'Bob');
     assert.equal(errorCondition(refused), 'registration-required');
     await alice.send(
-      xml('message', { to: roomJid('club') }, xml('x', { xmlns: MUC_USER }, xml('invite', { to: 'bob@localhost' }, xml('reason', {}, 'come in')))),
+      xml(
+        'message',
+        { to: roomJid('club') },
+        xml('x', { xmlns: MUC_USER }, xml('invite', { to: 'bob@localhost' }, xml('reason', {}, 'come in'))),
+      ),
     );
-    const invitation = await bob.waitFor((s) => s.is('message') && s.getChild('x', MUC_USER)?.getChild('invite') !== undefined, 'invitation');
+    const invitation = await bob.waitFor(
+      (s) => s.is('message') && s.getChild('x', MUC_USER)?.getChild('invite') !== undefined,
+      'invitation',
+    );
     assert.equal(invitation.attrs.from, roomJid('club'));
     assert.equal(invitation.getChild('x', MUC_USER).getChild('invite').attrs.from, 'alice@localhost');
     assert.equal(invitation.getChild('x', MUC_USER).getChild('invite').getChildText('reason'), 'come in');
     assert.equal(invitation.getChild('x', 'jabber:x:conference')?.attrs.jid, roomJid('club'));
     await joined(bob, 'club', 'Bob');
-    const members = await iq(alice, 'get', roomJid('club'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { affiliation: 'member' })));
-    assert.deepEqual(members.getChild('query').getChildren('item').map((i: Stanza) => i.attrs.jid), ['bob@localhost']);
+    const members = await iq(
+      alice,
+      'get',
+      roomJid('club'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { affiliation: 'member' })),
+    );
+    assert.deepEqual(
+      members
+        .getChild('query')
+        .getChildren('item')
+        .map((i: Stanza) => i.attrs.jid),
+      ['bob@localhost'],
+    );
     // A member may not invite (allowinvites is off), and a decline goes back to the inviter.
-    await bob.send(xml('message', { to: roomJid('club') }, xml('x', { xmlns: MUC_USER }, xml('invite', { to: 'carol@localhost' }))));
+    await bob.send(
+      xml(
+        'message',
+        { to: roomJid('club') },
+        xml('x', { xmlns: MUC_USER }, xml('invite', { to: 'carol@localhost' })),
+      ),
+    );
     const forbidden = await bob.waitFor((s) => s.is('message') && s.attrs.type === 'error', 'invite refused');
     assert.equal(errorCondition(forbidden), 'forbidden');
-    await alice.send(xml('message', { to: roomJid('club') }, xml('x', { xmlns: MUC_USER }, xml('invite', { to: 'carol@localhost' }))));
-    await carol.waitFor((s) => s.is('message') && s.getChild('x', MUC_USER)?.getChild('invite') !== undefined, 'carol invited');
-    await carol.send(
-      xml('message', { to: roomJid('club') }, xml('x', { xmlns: MUC_USER }, xml('decline', { to: 'alice@localhost' }, xml('reason', {}, 'busy')))),
+    await alice.send(
+      xml(
+        'message',
+        { to: roomJid('club') },
+        xml('x', { xmlns: MUC_USER }, xml('invite', { to: 'carol@localhost' })),
+      ),
     );
-    const declined = await alice.waitFor((s) => s.is('message') && s.getChild('x', MUC_USER)?.getChild('decline') !== undefined, 'decline');
+    await carol.waitFor(
+      (s) => s.is('message') && s.getChild('x', MUC_USER)?.getChild('invite') !== undefined,
+      'carol invited',
+    );
+    await carol.send(
+      xml(
+        'message',
+        { to: roomJid('club') },
+        xml('x', { xmlns: MUC_USER }, xml('decline', { to: 'alice@localhost' }, xml('reason', {}, 'busy'))),
+      ),
+    );
+    const declined = await alice.waitFor(
+      (s) => s.is('message') && s.getChild('x', MUC_USER)?.getChild('decline') !== undefined,
+      'decline',
+    );
     assert.equal(declined.getChild('x', MUC_USER).getChild('decline').attrs.from, 'carol@localhost');
     assert.equal(declined.getChild('x', MUC_USER).getChild('decline').getChildText('reason'), 'busy');
   });
@@ -252,16 +381,27 @@ describe('multi-user chat', () => {
     const alice = await login('alice', 'msn');
     await createRoom(alice, 'msninvite', 'Alice');
     await alice.send(
-      xml('message', { to: roomJid('msninvite') }, xml('x', { xmlns: MUC_USER }, xml('invite', { to: 'friend%hotmail.com@msn.localhost' }))),
+      xml(
+        'message',
+        { to: roomJid('msninvite') },
+        xml('x', { xmlns: MUC_USER }, xml('invite', { to: 'friend%hotmail.com@msn.localhost' })),
+      ),
     );
     const err = await alice.waitFor((s) => s.is('message') && s.attrs.type === 'error', 'invite refused');
     assert.equal(errorCondition(err), 'feature-not-implemented');
     assert.match(err.getChild('error').getChildText('text'), /cannot join XMPP rooms.*msn\.localhost/);
     // A direct invitation (XEP-0249) to the contact: the transport says the same.
     await alice.send(
-      xml('message', { to: 'friend%hotmail.com@msn.localhost', id: 'direct1' }, xml('x', { xmlns: 'jabber:x:conference', jid: roomJid('msninvite') })),
+      xml(
+        'message',
+        { to: 'friend%hotmail.com@msn.localhost', id: 'direct1' },
+        xml('x', { xmlns: 'jabber:x:conference', jid: roomJid('msninvite') }),
+      ),
     );
-    const direct = await alice.waitFor((s) => s.is('message') && s.attrs.id === 'direct1', 'direct invitation refused');
+    const direct = await alice.waitFor(
+      (s) => s.is('message') && s.attrs.id === 'direct1',
+      'direct invitation refused',
+    );
     assert.equal(direct.attrs.type, 'error');
     assert.equal(errorCondition(direct), 'feature-not-implemented');
     assert.match(direct.getChild('error').getChildText('text'), /MSN contacts cannot join XMPP rooms/);
@@ -270,7 +410,10 @@ describe('multi-user chat', () => {
   it('password-protected rooms want the password', async () => {
     const alice = await login('alice', 'pw');
     const bob = await login('bob', 'pw');
-    await createRoom(alice, 'secret', 'Alice', { 'muc#roomconfig_passwordprotectedroom': '1', 'muc#roomconfig_roomsecret': 'sesame' });
+    await createRoom(alice, 'secret', 'Alice', {
+      'muc#roomconfig_passwordprotectedroom': '1',
+      'muc#roomconfig_roomsecret': 'sesame',
+    });
     const refused = await enter(bob, 'secret', 'Bob');
     assert.equal(errorCondition(refused), 'not-authorized');
     const wrong = await enter(bob, 'secret', 'Bob', xml('password', {}, 'wrong'));
@@ -287,9 +430,17 @@ describe('multi-user chat', () => {
     await groupchat(bob, 'stage', 'may I?');
     const silenced = await bob.waitFor((s) => s.is('message') && s.attrs.type === 'error', 'no voice');
     assert.equal(errorCondition(silenced), 'forbidden');
-    const voice = await iq(alice, 'set', roomJid('stage'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { nick: 'Bob', role: 'participant' })));
+    const voice = await iq(
+      alice,
+      'set',
+      roomJid('stage'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { nick: 'Bob', role: 'participant' })),
+    );
     assert.equal(voice.attrs.type, 'result');
-    const promoted = await bob.waitFor((s) => s.is('presence') && s.attrs.from === roomJid('stage', 'Bob') && item(s).role === 'participant', 'voice');
+    const promoted = await bob.waitFor(
+      (s) => s.is('presence') && s.attrs.from === roomJid('stage', 'Bob') && item(s).role === 'participant',
+      'voice',
+    );
     assert.ok(promoted);
     await groupchat(bob, 'stage', 'thank you');
     await alice.waitFor(isBody('stage', 'thank you'), 'Bob speaks');
@@ -297,13 +448,34 @@ describe('multi-user chat', () => {
     await bob.send(xml('message', { to: roomJid('stage'), type: 'groupchat' }, xml('subject', {}, 'mine')));
     const denied = await bob.waitFor((s) => s.is('message') && s.attrs.type === 'error', 'subject refused');
     assert.equal(errorCondition(denied), 'forbidden');
-    await alice.send(xml('message', { to: roomJid('stage'), type: 'groupchat' }, xml('subject', {}, 'Tonight: jazz')));
-    const subject = await bob.waitFor((s) => s.is('message') && s.getChildText('subject') === 'Tonight: jazz', 'subject');
+    await alice.send(
+      xml('message', { to: roomJid('stage'), type: 'groupchat' }, xml('subject', {}, 'Tonight: jazz')),
+    );
+    const subject = await bob.waitFor(
+      (s) => s.is('message') && s.getChildText('subject') === 'Tonight: jazz',
+      'subject',
+    );
     assert.equal(subject.attrs.from, roomJid('stage', 'Alice'));
     // Role lists are for moderators.
-    const participants = await iq(alice, 'get', roomJid('stage'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { role: 'participant' })));
-    assert.deepEqual(participants.getChild('query').getChildren('item').map((i: Stanza) => i.attrs.nick), ['Bob']);
-    const notYours = await iq(bob, 'get', roomJid('stage'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { role: 'participant' })));
+    const participants = await iq(
+      alice,
+      'get',
+      roomJid('stage'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { role: 'participant' })),
+    );
+    assert.deepEqual(
+      participants
+        .getChild('query')
+        .getChildren('item')
+        .map((i: Stanza) => i.attrs.nick),
+      ['Bob'],
+    );
+    const notYours = await iq(
+      bob,
+      'get',
+      roomJid('stage'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { role: 'participant' })),
+    );
     assert.equal(errorCondition(notYours), 'forbidden');
   });
 
@@ -314,33 +486,91 @@ describe('multi-user chat', () => {
     await createRoom(alice, 'arena', 'Alice');
     await joined(bob, 'arena', 'Bob');
     await joined(carol, 'arena', 'Carol');
-    const noRight = await iq(bob, 'set', roomJid('arena'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { nick: 'Carol', role: 'none' })));
+    const noRight = await iq(
+      bob,
+      'set',
+      roomJid('arena'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { nick: 'Carol', role: 'none' })),
+    );
     assert.equal(errorCondition(noRight), 'forbidden');
-    const kick = await iq(alice, 'set', roomJid('arena'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { nick: 'Bob', role: 'none' }, xml('reason', {}, 'spam'))));
+    const kick = await iq(
+      alice,
+      'set',
+      roomJid('arena'),
+      xml(
+        'query',
+        { xmlns: MUC_ADMIN },
+        xml('item', { nick: 'Bob', role: 'none' }, xml('reason', {}, 'spam')),
+      ),
+    );
     assert.equal(kick.attrs.type, 'result');
-    const kicked = await bob.waitFor((s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from === roomJid('arena', 'Bob'), 'kicked');
+    const kicked = await bob.waitFor(
+      (s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from === roomJid('arena', 'Bob'),
+      'kicked',
+    );
     assert.deepEqual(codes(kicked), [110, 307]);
     assert.equal(kicked.getChild('x', MUC_USER).getChild('item').getChildText('reason'), 'spam');
     assert.equal(kicked.getChild('x', MUC_USER).getChild('item').getChild('actor')?.attrs.nick, 'Alice');
-    const seenKick = await carol.waitFor((s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from === roomJid('arena', 'Bob'), 'kick seen');
+    const seenKick = await carol.waitFor(
+      (s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from === roomJid('arena', 'Bob'),
+      'kick seen',
+    );
     assert.deepEqual(codes(seenKick), [307]);
     // Kicked is not banned: Bob comes back, then is banned by JID.
     await joined(bob, 'arena', 'Bob');
-    const ban = await iq(alice, 'set', roomJid('arena'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'bob@localhost', affiliation: 'outcast' })));
+    const ban = await iq(
+      alice,
+      'set',
+      roomJid('arena'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'bob@localhost', affiliation: 'outcast' })),
+    );
     assert.equal(ban.attrs.type, 'result');
-    const banned = await bob.waitFor((s) => s.is('presence') && s.attrs.type === 'unavailable' && codes(s).includes(301), 'banned');
+    const banned = await bob.waitFor(
+      (s) => s.is('presence') && s.attrs.type === 'unavailable' && codes(s).includes(301),
+      'banned',
+    );
     assert.deepEqual(codes(banned), [110, 301]);
     const again = await enter(bob, 'arena', 'Bob');
     assert.equal(errorCondition(again), 'forbidden');
-    const outcasts = await iq(alice, 'get', roomJid('arena'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { affiliation: 'outcast' })));
-    assert.deepEqual(outcasts.getChild('query').getChildren('item').map((i: Stanza) => i.attrs.jid), ['bob@localhost']);
+    const outcasts = await iq(
+      alice,
+      'get',
+      roomJid('arena'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { affiliation: 'outcast' })),
+    );
+    assert.deepEqual(
+      outcasts
+        .getChild('query')
+        .getChildren('item')
+        .map((i: Stanza) => i.attrs.jid),
+      ['bob@localhost'],
+    );
     // Make Carol an admin: she may not kick the owner, nor drop the last owner.
-    await iq(alice, 'set', roomJid('arena'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'carol@localhost', affiliation: 'admin' })));
-    const promoted = await carol.waitFor((s) => s.is('presence') && s.attrs.from === roomJid('arena', 'Carol') && item(s).affiliation === 'admin', 'carol admin');
+    await iq(
+      alice,
+      'set',
+      roomJid('arena'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'carol@localhost', affiliation: 'admin' })),
+    );
+    const promoted = await carol.waitFor(
+      (s) =>
+        s.is('presence') && s.attrs.from === roomJid('arena', 'Carol') && item(s).affiliation === 'admin',
+      'carol admin',
+    );
     assert.equal(item(promoted).role, 'moderator');
-    const kickOwner = await iq(carol, 'set', roomJid('arena'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { nick: 'Alice', role: 'none' })));
+    const kickOwner = await iq(
+      carol,
+      'set',
+      roomJid('arena'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { nick: 'Alice', role: 'none' })),
+    );
     assert.equal(errorCondition(kickOwner), 'not-allowed');
-    const lastOwner = await iq(alice, 'set', roomJid('arena'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'alice@localhost', affiliation: 'admin' })));
+    const lastOwner = await iq(
+      alice,
+      'set',
+      roomJid('arena'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'alice@localhost', affiliation: 'admin' })),
+    );
     assert.equal(errorCondition(lastOwner), 'conflict');
   });
 
@@ -349,17 +579,30 @@ describe('multi-user chat', () => {
     const bob = await login('bob', 'pm');
     await createRoom(alice, 'whisper', 'Alice');
     await joined(bob, 'whisper', 'Bob');
-    await alice.send(xml('message', { to: roomJid('whisper', 'Bob'), type: 'chat' }, xml('body', {}, 'psst')));
+    await alice.send(
+      xml('message', { to: roomJid('whisper', 'Bob'), type: 'chat' }, xml('body', {}, 'psst')),
+    );
     const pm = await bob.waitFor((s) => s.is('message') && s.getChildText('body') === 'psst', 'pm');
     assert.equal(pm.attrs.from, roomJid('whisper', 'Alice'));
     assert.ok(pm.getChild('x', MUC_USER));
     // Bob's client answers a disco#info forwarded from Alice's occupant JID.
-    const asked = bob.waitFor((s) => s.is('iq') && s.attrs.type === 'get' && s.getChild('query', DISCO_INFO) !== undefined, 'forwarded iq');
+    const asked = bob.waitFor(
+      (s) => s.is('iq') && s.attrs.type === 'get' && s.getChild('query', DISCO_INFO) !== undefined,
+      'forwarded iq',
+    );
     const reply = iq(alice, 'get', roomJid('whisper', 'Bob'), xml('query', { xmlns: DISCO_INFO }));
     const request = await asked;
     assert.equal(request.attrs.from, roomJid('whisper', 'Alice'));
     await bob.send(
-      xml('iq', { type: 'result', id: request.attrs.id, to: request.attrs.from }, xml('query', { xmlns: DISCO_INFO }, xml('identity', { category: 'client', type: 'pc', name: 'bob-client' }))),
+      xml(
+        'iq',
+        { type: 'result', id: request.attrs.id, to: request.attrs.from },
+        xml(
+          'query',
+          { xmlns: DISCO_INFO },
+          xml('identity', { category: 'client', type: 'pc', name: 'bob-client' }),
+        ),
+      ),
     );
     const answer = await reply;
     assert.equal(answer.attrs.type, 'result');
@@ -369,10 +612,17 @@ describe('multi-user chat', () => {
     const self = await iq(bob, 'get', roomJid('whisper', 'Bob'), xml('ping', { xmlns: 'urn:xmpp:ping' }));
     assert.equal(self.attrs.type, 'result');
     const carol = await login('carol', 'pm');
-    const stranger = await iq(carol, 'get', roomJid('whisper', 'Bob'), xml('ping', { xmlns: 'urn:xmpp:ping' }));
+    const stranger = await iq(
+      carol,
+      'get',
+      roomJid('whisper', 'Bob'),
+      xml('ping', { xmlns: 'urn:xmpp:ping' }),
+    );
     assert.equal(errorCondition(stranger), 'not-acceptable');
     const outsider = await (async () => {
-      await carol.send(xml('message', { to: roomJid('whisper', 'Bob'), type: 'chat' }, xml('body', {}, 'hi')));
+      await carol.send(
+        xml('message', { to: roomJid('whisper', 'Bob'), type: 'chat' }, xml('body', {}, 'hi')),
+      );
       return carol.waitFor((s) => s.is('message') && s.attrs.type === 'error', 'pm refused');
     })();
     assert.equal(errorCondition(outsider), 'not-acceptable');
@@ -398,8 +648,13 @@ describe('multi-user chat', () => {
     assert.equal(errorCondition(tooMany), 'policy-violation');
     assert.match(tooMany.getChild('error').getChildText('text'), /maxRoomsPerUser/);
     const longSubject = 'x'.repeat(1025);
-    await frank.send(xml('message', { to: roomJid('full'), type: 'groupchat' }, xml('subject', {}, longSubject)));
-    const subjectErr = await frank.waitFor((s) => s.is('message') && s.attrs.type === 'error', 'subject too long');
+    await frank.send(
+      xml('message', { to: roomJid('full'), type: 'groupchat' }, xml('subject', {}, longSubject)),
+    );
+    const subjectErr = await frank.waitFor(
+      (s) => s.is('message') && s.attrs.type === 'error',
+      'subject too long',
+    );
     assert.equal(errorCondition(subjectErr), 'not-acceptable');
   });
 
@@ -408,7 +663,10 @@ describe('multi-user chat', () => {
     const bob = await login('bob', 'temp');
     await createRoom(alice, 'brief', 'Alice');
     await alice.send(xml('presence', { to: roomJid('brief', 'Alice'), type: 'unavailable' }));
-    await alice.waitFor((s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from === roomJid('brief', 'Alice'), 'left');
+    await alice.waitFor(
+      (s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from === roomJid('brief', 'Alice'),
+      'left',
+    );
     const gone = await iq(bob, 'get', roomJid('brief'), xml('query', { xmlns: DISCO_INFO }));
     assert.equal(errorCondition(gone), 'item-not-found');
     await createRoom(alice, 'doomed', 'Alice');
@@ -417,10 +675,17 @@ describe('multi-user chat', () => {
       alice,
       'set',
       roomJid('doomed'),
-      xml('query', { xmlns: MUC_OWNER }, xml('destroy', { jid: roomJid('lobby') }, xml('reason', {}, 'moved'))),
+      xml(
+        'query',
+        { xmlns: MUC_OWNER },
+        xml('destroy', { jid: roomJid('lobby') }, xml('reason', {}, 'moved')),
+      ),
     );
     assert.equal(destroyed.attrs.type, 'result');
-    const notice = await bob.waitFor((s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from === roomJid('doomed', 'Bob'), 'destroyed');
+    const notice = await bob.waitFor(
+      (s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from === roomJid('doomed', 'Bob'),
+      'destroyed',
+    );
     const destroy = notice.getChild('x', MUC_USER).getChild('destroy');
     assert.equal(destroy.attrs.jid, roomJid('lobby'));
     assert.equal(destroy.getChildText('reason'), 'moved');
@@ -429,10 +694,26 @@ describe('multi-user chat', () => {
   it('persistent rooms keep configuration, affiliations, subject and history across a restart', async () => {
     const alice = await login('alice', 'persist');
     const bob = await login('bob', 'persist');
-    await createRoom(alice, 'forever', 'Alice', { 'muc#roomconfig_persistentroom': '1', 'muc#roomconfig_membersonly': '1', 'muc#roomconfig_roomname': 'Forever' });
-    await iq(alice, 'set', roomJid('forever'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'bob@localhost', affiliation: 'member' })));
-    await iq(alice, 'set', roomJid('forever'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'carol@localhost', affiliation: 'outcast' })));
-    await alice.send(xml('message', { to: roomJid('forever'), type: 'groupchat' }, xml('subject', {}, 'kept')));
+    await createRoom(alice, 'forever', 'Alice', {
+      'muc#roomconfig_persistentroom': '1',
+      'muc#roomconfig_membersonly': '1',
+      'muc#roomconfig_roomname': 'Forever',
+    });
+    await iq(
+      alice,
+      'set',
+      roomJid('forever'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'bob@localhost', affiliation: 'member' })),
+    );
+    await iq(
+      alice,
+      'set',
+      roomJid('forever'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { jid: 'carol@localhost', affiliation: 'outcast' })),
+    );
+    await alice.send(
+      xml('message', { to: roomJid('forever'), type: 'groupchat' }, xml('subject', {}, 'kept')),
+    );
     await groupchat(alice, 'forever', 'before the restart');
     await alice.waitFor(isBody('forever', 'before the restart'), 'reflected');
     for (const c of clients.splice(0)) await c.stop();
@@ -442,7 +723,10 @@ describe('multi-user chat', () => {
     const self = await enter(bob2, 'forever', 'Bob');
     assert.equal(self.attrs.type, undefined, self.toString());
     assert.equal(item(self).affiliation, 'member');
-    const subject = await bob2.waitFor((s) => s.is('message') && s.getChild('subject') !== undefined, 'subject');
+    const subject = await bob2.waitFor(
+      (s) => s.is('message') && s.getChild('subject') !== undefined,
+      'subject',
+    );
     assert.equal(subject.getChildText('subject'), 'kept');
     assert.ok(bob2.received.some(isBody('forever', 'before the restart')), 'history survived');
     const carol = await login('carol', 'after');

@@ -29,7 +29,9 @@ const MUC_USER = `${MUC}#user`;
 type Stanza = Awaited<ReturnType<TestClient['waitFor']>>;
 
 function statusCodes(s: Stanza): number[] {
-  return (s.getChild('x', MUC_USER)?.getChildren('status') ?? []).map((c: Stanza) => Number(c.attrs.code)).sort();
+  return (s.getChild('x', MUC_USER)?.getChildren('status') ?? [])
+    .map((c: Stanza) => Number(c.attrs.code))
+    .sort();
 }
 
 describe('rooms across federation with Prosody', { timeout: 180_000 }, () => {
@@ -47,7 +49,12 @@ describe('rooms across federation with Prosody', { timeout: 180_000 }, () => {
     const certs = join(dir, 'certs');
     mkdirSync(certs);
     mkdirSync(join(dir, 'data'));
-    generateSelfSigned(join(certs, `${PROSODY_DOMAIN}.crt`), join(certs, `${PROSODY_DOMAIN}.key`), [PROSODY_DOMAIN, PROSODY_MUC], 2);
+    generateSelfSigned(
+      join(certs, `${PROSODY_DOMAIN}.crt`),
+      join(certs, `${PROSODY_DOMAIN}.key`),
+      [PROSODY_DOMAIN, PROSODY_MUC],
+      2,
+    );
     for (const entry of ['certs', 'data', ...readdirSync(certs).map((f) => join('certs', f))]) {
       chownSync(join(dir, entry), ids.uid, ids.gid);
     }
@@ -69,7 +76,10 @@ describe('rooms across federation with Prosody', { timeout: 180_000 }, () => {
     // Prosody resolves both of jabberfly's domains by SRV, as it would on the Internet.
     dns = await FakeDns.start({
       srv: Object.fromEntries(
-        [JF_DOMAIN, JF_MUC].map((d) => [`_xmpp-server._tcp.${d}`, [{ priority: 0, weight: 0, port: jfPort, target: 'jf-host.example' }]]),
+        [JF_DOMAIN, JF_MUC].map((d) => [
+          `_xmpp-server._tcp.${d}`,
+          [{ priority: 0, weight: 0, port: jfPort, target: 'jf-host.example' }],
+        ]),
       ),
       a: { 'jf-host.example': '127.0.0.1' },
     });
@@ -91,15 +101,27 @@ describe('rooms across federation with Prosody', { timeout: 180_000 }, () => {
     prosody.register('pat', 'pw');
     await prosody.start(s2sPort);
     await jf.addUser('jane', 'pw');
-    jane = await connect({ port: jf.port, domain: JF_DOMAIN, username: 'jane', password: 'pw', resource: 'jf' });
+    jane = await connect({
+      port: jf.port,
+      domain: JF_DOMAIN,
+      username: 'jane',
+      password: 'pw',
+      resource: 'jf',
+    });
     await jane.send(xml('presence'));
-    pat = new SlixClient({ jid: `pat@${PROSODY_DOMAIN}/slix`, password: 'pw', port: c2sPort, plugins: ['xep_0045'] });
+    pat = new SlixClient({
+      jid: `pat@${PROSODY_DOMAIN}/slix`,
+      password: 'pw',
+      port: c2sPort,
+      plugins: ['xep_0045'],
+    });
     await pat.started(30000);
     pat.send('<presence/>');
   });
 
   after(async () => {
-    if (process.env.S2S_DEBUG) writeFileSync(`${process.env.S2S_DEBUG}.muc`, `${prosody?.output}\n-----\n${jf?.logs.join('\n')}`);
+    if (process.env.S2S_DEBUG)
+      writeFileSync(`${process.env.S2S_DEBUG}.muc`, `${prosody?.output}\n-----\n${jf?.logs.join('\n')}`);
     await pat?.stop();
     await jane?.stop();
     await prosody?.stop();
@@ -111,11 +133,19 @@ describe('rooms across federation with Prosody', { timeout: 180_000 }, () => {
   it('a Prosody user joins a jabberfly room and both talk', async () => {
     const room = `lounge@${JF_MUC}`;
     await jane.send(xml('presence', { to: `${room}/Jane` }, xml('x', { xmlns: MUC })));
-    const created = await jane.waitFor((s) => s.is('presence') && s.attrs.from === `${room}/Jane`, 'room created', 10000);
+    const created = await jane.waitFor(
+      (s) => s.is('presence') && s.attrs.from === `${room}/Jane`,
+      'room created',
+      10000,
+    );
     assert.deepEqual(statusCodes(created), [110, 201]);
     const id = 'instant1';
     await jane.send(
-      xml('iq', { type: 'set', to: room, id }, xml('query', { xmlns: `${MUC}#owner` }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }))),
+      xml(
+        'iq',
+        { type: 'set', to: room, id },
+        xml('query', { xmlns: `${MUC}#owner` }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' })),
+      ),
     );
     const unlocked = await jane.waitFor((s) => s.is('iq') && s.attrs.id === id, 'instant room', 10000);
     assert.equal(unlocked.attrs.type, 'result');
@@ -124,19 +154,35 @@ describe('rooms across federation with Prosody', { timeout: 180_000 }, () => {
     assert.ok(joined.ok, `pat joins over s2s: ${joined.condition} ${joined.text}`);
     assert.deepEqual(joined.value!.occupants, ['Jane', 'Pat']);
     // Jane moderates, so she sees Pat's real JID.
-    const patHere = await jane.waitFor((s) => s.is('presence') && s.attrs.from === `${room}/Pat` && !s.attrs.type, 'pat arrives', 20000);
+    const patHere = await jane.waitFor(
+      (s) => s.is('presence') && s.attrs.from === `${room}/Pat` && !s.attrs.type,
+      'pat arrives',
+      20000,
+    );
     assert.equal(patHere.getChild('x', MUC_USER).getChild('item').attrs.jid, `pat@${PROSODY_DOMAIN}/slix`);
 
     assert.ok((await pat.op('muc_message', { room, body: 'hello from prosody' })).ok);
-    const heard = await jane.waitFor((s) => s.is('message') && s.getChildText('body') === 'hello from prosody', 'message at jane', 20000);
+    const heard = await jane.waitFor(
+      (s) => s.is('message') && s.getChildText('body') === 'hello from prosody',
+      'message at jane',
+      20000,
+    );
     assert.equal(heard.attrs.from, `${room}/Pat`);
     assert.ok(heard.getChild('occupant-id', 'urn:xmpp:occupant-id:0'));
     await jane.send(xml('message', { to: room, type: 'groupchat' }, xml('body', {}, 'hello from jabberfly')));
-    const back = await pat.waitStanza((s) => s.name === 'message' && s.getChildText('body') === 'hello from jabberfly', 'message at pat', 20000);
+    const back = await pat.waitStanza(
+      (s) => s.name === 'message' && s.getChildText('body') === 'hello from jabberfly',
+      'message at pat',
+      20000,
+    );
     assert.equal(back.attrs.from, `${room}/Jane`);
 
     pat.send(`<presence to='${room}/Pat' type='unavailable'/>`);
-    await jane.waitFor((s) => s.is('presence') && s.attrs.from === `${room}/Pat` && s.attrs.type === 'unavailable', 'pat leaves', 20000);
+    await jane.waitFor(
+      (s) => s.is('presence') && s.attrs.from === `${room}/Pat` && s.attrs.type === 'unavailable',
+      'pat leaves',
+      20000,
+    );
   });
 
   it('a jabberfly user joins a room on Prosody’s MUC component', async () => {
@@ -146,15 +192,26 @@ describe('rooms across federation with Prosody', { timeout: 180_000 }, () => {
     assert.ok((await pat.op('muc_configure', { room, fields: {} })).ok);
     await jane.send(xml('presence', { to: `${room}/Jane` }, xml('x', { xmlns: MUC })));
     const self = await jane.waitFor(
-      (s) => s.is('presence') && s.attrs.from === `${room}/Jane` && (s.attrs.type === 'error' || statusCodes(s).includes(110)),
+      (s) =>
+        s.is('presence') &&
+        s.attrs.from === `${room}/Jane` &&
+        (s.attrs.type === 'error' || statusCodes(s).includes(110)),
       'joined the prosody room',
       20000,
     );
     assert.equal(self.attrs.type, undefined, self.toString());
     await jane.send(xml('message', { to: room, type: 'groupchat' }, xml('body', {}, 'jabberfly visiting')));
-    const heard = await pat.waitStanza((s) => s.name === 'message' && s.getChildText('body') === 'jabberfly visiting', 'at pat', 20000);
+    const heard = await pat.waitStanza(
+      (s) => s.name === 'message' && s.getChildText('body') === 'jabberfly visiting',
+      'at pat',
+      20000,
+    );
     assert.equal(heard.attrs.from, `${room}/Jane`);
     assert.ok((await pat.op('muc_message', { room, body: 'welcome' })).ok);
-    await jane.waitFor((s) => s.is('message') && s.attrs.from === `${room}/Pat` && s.getChildText('body') === 'welcome', 'at jane', 20000);
+    await jane.waitFor(
+      (s) => s.is('message') && s.attrs.from === `${room}/Pat` && s.getChildText('body') === 'welcome',
+      'at jane',
+      20000,
+    );
   });
 });

@@ -49,14 +49,23 @@ describe('a room’s life with slixmpp, across a jabberfly restart', { timeout: 
     server = null;
   };
   const slix = async (user: string, resource = 'slix'): Promise<SlixClient> => {
-    const c = new SlixClient({ jid: `${user}@localhost/${resource}`, password: 'pw', port, plugins: ['xep_0045', 'xep_0249'] });
+    const c = new SlixClient({
+      jid: `${user}@localhost/${resource}`,
+      password: 'pw',
+      port,
+      plugins: ['xep_0045', 'xep_0249'],
+    });
     clients.push(c);
     await c.started(30000);
     c.send('<presence/>');
     return c;
   };
   const invitation = (c: SlixClient) =>
-    c.waitStanza((s) => s.name === 'message' && s.getChild('x', MUC_USER)?.getChild('invite') !== undefined, 'invitation', 20000);
+    c.waitStanza(
+      (s) => s.name === 'message' && s.getChild('x', MUC_USER)?.getChild('invite') !== undefined,
+      'invitation',
+      20000,
+    );
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'jabberfly-muc-slix-'));
@@ -99,7 +108,10 @@ describe('a room’s life with slixmpp, across a jabberfly restart', { timeout: 
 
     const created = await alice.op('muc_join', { room: ROOM, nick: 'Alice' });
     assert.ok(created.ok, `alice creates the room: ${created.condition} ${created.text}`);
-    const self = (await alice.waitStanza((s) => s.name === 'presence' && s.attrs.from === `${ROOM}/Alice`, 'self-presence'));
+    const self = await alice.waitStanza(
+      (s) => s.name === 'presence' && s.attrs.from === `${ROOM}/Alice`,
+      'self-presence',
+    );
     assert.deepEqual(statusCodes(self), [110, 201], 'a new room');
     const configured = await alice.op('muc_configure', {
       room: ROOM,
@@ -123,7 +135,10 @@ describe('a room’s life with slixmpp, across a jabberfly restart', { timeout: 
     const bobIn = await bob.op('muc_join', { room: ROOM, nick: 'Bob' });
     assert.ok(bobIn.ok, `bob joins: ${bobIn.condition} ${bobIn.text}`);
     assert.deepEqual(bobIn.value!.occupants, ['Alice', 'Bob'], 'slixmpp saw Alice, then itself');
-    assert.deepEqual((await alice.op('muc_affiliations', { room: ROOM, affiliation: 'member' })).value!.jids, ['bob@localhost']);
+    assert.deepEqual(
+      (await alice.op('muc_affiliations', { room: ROOM, affiliation: 'member' })).value!.jids,
+      ['bob@localhost'],
+    );
 
     assert.ok((await alice.op('muc_message', { room: ROOM, body: 'hello team' })).ok);
     const heard = await bob.waitStanza(
@@ -134,7 +149,10 @@ describe('a room’s life with slixmpp, across a jabberfly restart', { timeout: 
 
     // Bob leaves and comes back: the message is in the history slixmpp collects.
     bob.send(`<presence to='${ROOM}/Bob' type='unavailable'/>`);
-    await bob.waitStanza((s) => s.name === 'presence' && s.attrs.type === 'unavailable' && s.attrs.from === `${ROOM}/Bob`, 'left');
+    await bob.waitStanza(
+      (s) => s.name === 'presence' && s.attrs.type === 'unavailable' && s.attrs.from === `${ROOM}/Bob`,
+      'left',
+    );
     const back = await bob.op('muc_join', { room: ROOM, nick: 'Bob', maxstanzas: 10 });
     assert.ok(back.ok);
     assert.deepEqual(back.value!.history, ['hello team']);
@@ -143,20 +161,48 @@ describe('a room’s life with slixmpp, across a jabberfly restart', { timeout: 
     await alice.op('muc_invite', { room: ROOM, jid: 'carol@localhost' });
     await invitation(carol);
     assert.ok((await carol.op('muc_join', { room: ROOM, nick: 'Carol' })).ok);
-    assert.ok((await alice.op('muc_set_role', { room: ROOM, nick: 'Carol', role: 'none', reason: 'cool down' })).ok);
-    const kicked = await carol.waitStanza((s) => s.name === 'presence' && s.attrs.type === 'unavailable' && statusCodes(s).includes(307), 'kicked');
+    assert.ok(
+      (await alice.op('muc_set_role', { room: ROOM, nick: 'Carol', role: 'none', reason: 'cool down' })).ok,
+    );
+    const kicked = await carol.waitStanza(
+      (s) => s.name === 'presence' && s.attrs.type === 'unavailable' && statusCodes(s).includes(307),
+      'kicked',
+    );
     assert.deepEqual(statusCodes(kicked), [110, 307]);
-    await bob.waitStanza((s) => s.name === 'presence' && s.attrs.from === `${ROOM}/Carol` && statusCodes(s).includes(307), 'bob sees the kick');
-    assert.ok((await carol.op('muc_join', { room: ROOM, nick: 'Carol' })).ok, 'a kicked member may come back');
-    assert.ok((await alice.op('muc_set_affiliation', { room: ROOM, jid: 'carol@localhost', affiliation: 'outcast', reason: 'enough' })).ok);
-    const banned = await carol.waitStanza((s) => s.name === 'presence' && s.attrs.type === 'unavailable' && statusCodes(s).includes(301), 'banned');
+    await bob.waitStanza(
+      (s) => s.name === 'presence' && s.attrs.from === `${ROOM}/Carol` && statusCodes(s).includes(307),
+      'bob sees the kick',
+    );
+    assert.ok(
+      (await carol.op('muc_join', { room: ROOM, nick: 'Carol' })).ok,
+      'a kicked member may come back',
+    );
+    assert.ok(
+      (
+        await alice.op('muc_set_affiliation', {
+          room: ROOM,
+          jid: 'carol@localhost',
+          affiliation: 'outcast',
+          reason: 'enough',
+        })
+      ).ok,
+    );
+    const banned = await carol.waitStanza(
+      (s) => s.name === 'presence' && s.attrs.type === 'unavailable' && statusCodes(s).includes(301),
+      'banned',
+    );
     assert.deepEqual(statusCodes(banned), [110, 301]);
     const again = await carol.op('muc_join', { room: ROOM, nick: 'Carol' });
     assert.equal(again.condition, 'forbidden');
 
     // A direct invitation (XEP-0249) travels user to user.
-    assert.ok((await alice.op('direct_invite', { room: ROOM, jid: 'dave@localhost', reason: 'have a look' })).ok);
-    const direct = await dave.waitStanza((s) => s.name === 'message' && s.getChild('x', 'jabber:x:conference') !== undefined, 'direct invitation');
+    assert.ok(
+      (await alice.op('direct_invite', { room: ROOM, jid: 'dave@localhost', reason: 'have a look' })).ok,
+    );
+    const direct = await dave.waitStanza(
+      (s) => s.name === 'message' && s.getChild('x', 'jabber:x:conference') !== undefined,
+      'direct invitation',
+    );
     assert.equal(direct.getChild('x', 'jabber:x:conference')!.attrs.jid, ROOM);
     assert.equal(direct.attrs.from, 'alice@localhost/slix');
   });
@@ -170,16 +216,32 @@ describe('a room’s life with slixmpp, across a jabberfly restart', { timeout: 
     const back = await bob.op('muc_join', { room: ROOM, nick: 'Bob', maxstanzas: 10 });
     assert.ok(back.ok, `bob rejoins after the restart: ${back.condition} ${back.text}`);
     assert.deepEqual(back.value!.history, ['hello team']);
-    const self = await bob.waitStanza((s) => s.name === 'presence' && s.attrs.from === `${ROOM}/Bob` && !s.attrs.type, 'self-presence');
+    const self = await bob.waitStanza(
+      (s) => s.name === 'presence' && s.attrs.from === `${ROOM}/Bob` && !s.attrs.type,
+      'self-presence',
+    );
     assert.equal(self.getChild('x', MUC_USER)!.getChild('item')!.attrs.affiliation, 'member');
     const carol = await slix('carol', 'again');
-    assert.equal((await carol.op('muc_join', { room: ROOM, nick: 'Carol' })).condition, 'forbidden', 'still banned');
+    assert.equal(
+      (await carol.op('muc_join', { room: ROOM, nick: 'Carol' })).condition,
+      'forbidden',
+      'still banned',
+    );
     const dave = await slix('dave', 'again');
-    assert.equal((await dave.op('muc_join', { room: ROOM, nick: 'Dave' })).condition, 'registration-required', 'still members-only');
-    dave.send(`<iq type='get' id='info1' to='${ROOM}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
+    assert.equal(
+      (await dave.op('muc_join', { room: ROOM, nick: 'Dave' })).condition,
+      'registration-required',
+      'still members-only',
+    );
+    dave.send(
+      `<iq type='get' id='info1' to='${ROOM}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+    );
     const info = await dave.waitStanza((s) => s.name === 'iq' && s.attrs.id === 'info1', 'room info');
     assert.equal(info.getChild('query')!.getChild('identity')!.attrs.name, 'The Team');
-    const features = info.getChild('query')!.getChildren('feature').map((f) => f.attrs.var);
+    const features = info
+      .getChild('query')!
+      .getChildren('feature')
+      .map((f) => f.attrs.var);
     assert.ok(features.includes('muc_persistent') && features.includes('muc_membersonly'));
   });
 });

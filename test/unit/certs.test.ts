@@ -35,10 +35,17 @@ describe('certificate names', () => {
 
   it('an older certificate is kept and a name it lacks gets its own', () => {
     const dir = tempDir();
-    generateSelfSigned(join(dir, 'example.org.crt'), join(dir, 'example.org.key'), ['example.org', 'msn.example.org']);
+    generateSelfSigned(join(dir, 'example.org.crt'), join(dir, 'example.org.key'), [
+      'example.org',
+      'msn.example.org',
+    ]);
     const before = readFileSync(join(dir, 'example.org.crt'), 'utf8');
     const certs = Certificates.load(dir, 'example.org', ['msn.example.org', 'conference.example.org'], log);
-    assert.equal(readFileSync(join(dir, 'example.org.crt'), 'utf8'), before, 'the main certificate is untouched');
+    assert.equal(
+      readFileSync(join(dir, 'example.org.crt'), 'utf8'),
+      before,
+      'the main certificate is untouched',
+    );
     const own = new X509Certificate(readFileSync(join(dir, 'conference.example.org.crt')));
     assert.equal(own.checkHost('conference.example.org'), 'conference.example.org');
     assert.ok(certs.pairs.has('conference.example.org'), 'loaded and chosen by SNI');
