@@ -3,18 +3,26 @@
 // type as its default. Errors name the key, so a user can fix the file.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { type Config, defaultConfig, MSN_PROTOCOLS } from './schema.ts';
+import { servedDomains } from './domains.ts';
+import { type ComponentConfig, type Config, defaultConfig, MSN_PROTOCOLS, type Privileges } from './schema.ts';
 
 export class ConfigError extends Error {}
 
 type Plain = Record<string, unknown>;
 
 const PORT_KEYS = /(^|\.)(port|directTlsPort)$/;
-const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|fileMax|loginWait|requestTimeout)|^s2s\.(connect|idle)Timeout$/;
+const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|fileMax|loginWait|requestTimeout)|^s2s\.(connect|idle)Timeout$|^transport\.reconnectMaxDelay$/;
 // The group chat service's limits (its own line: sections are added side by side).
 const MUC_POSITIVE_KEYS = /^muc\.(max|historyMax)/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);
+const DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+// XEP-0356 permission values per access kind; 'none' everywhere by default.
+const PRIVILEGE_VALUES: Record<keyof Privileges, string[]> = {
+  roster: ['none', 'get', 'set', 'both'],
+  message: ['none', 'outgoing'],
+  presence: ['none', 'managed_entity', 'roster'],
+};
 
 function isPlain(v: unknown): v is Plain {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -26,7 +34,9 @@ function merge(defaults: Plain, given: Plain, path: string): Plain {
     const name = path ? `${path}.${key}` : key;
     if (!(key in defaults)) throw new ConfigError(`unknown configuration key '${name}'`);
     const def = defaults[key];
-    if (MAP_KEYS.has(name)) {
+    if (name === 'components') {
+      out[key] = checkComponents(value);
+    } else if (MAP_KEYS.has(name)) {
       if (!isPlain(value) || !Object.values(value).every((v) => typeof v === 'string')) {
         throw new ConfigError(`'${name}' must be a map of strings`);
       }
@@ -70,6 +80,39 @@ function checkValue(name: string, def: unknown, value: unknown): unknown {
   return value;
 }
 
+/** `components: { "irc.example.org": { secret, privileges: { roster, message, presence } } }`. */
+function checkComponents(value: unknown): Record<string, ComponentConfig> {
+  if (!isPlain(value)) throw new ConfigError(`'components' must be a map of component domains`);
+  const out: Record<string, ComponentConfig> = {};
+  for (const [domain, c] of Object.entries(value)) {
+    const name = `components.${domain}`;
+    if (!DOMAIN.test(domain)) throw new ConfigError(`'${name}': not a valid domain name`);
+    if (!isPlain(c)) throw new ConfigError(`'${name}' must be a section with a secret`);
+    for (const key of Object.keys(c)) {
+      if (key !== 'secret' && key !== 'privileges') throw new ConfigError(`unknown configuration key '${name}.${key}'`);
+    }
+    if (typeof c.secret !== 'string' || c.secret === '') throw new ConfigError(`'${name}.secret' must be a non-empty string`);
+    const privileges: Privileges = { roster: 'none', message: 'none', presence: 'none' };
+    if (c.privileges !== undefined) {
+      if (!isPlain(c.privileges)) throw new ConfigError(`'${name}.privileges' must be a section`);
+      for (const [access, v] of Object.entries(c.privileges)) {
+        const allowed = PRIVILEGE_VALUES[access as keyof Privileges];
+        if (!allowed) throw new ConfigError(`unknown configuration key '${name}.privileges.${access}'`);
+        if (typeof v !== 'string' || !allowed.includes(v)) {
+          throw new ConfigError(`'${name}.privileges.${access}' must be one of ${allowed.join(', ')}`);
+        }
+        (privileges as unknown as Record<string, string>)[access] = v;
+      }
+      // XEP-0356 §7.2: roster presence needs read access to the roster.
+      if (privileges.presence === 'roster' && privileges.roster !== 'get' && privileges.roster !== 'both') {
+        throw new ConfigError(`'${name}.privileges.presence: roster' needs roster get or both`);
+      }
+    }
+    out[domain.toLowerCase()] = { secret: c.secret, privileges };
+  }
+  return out;
+}
+
 /** Validates a config object (from YAML or a test) on top of the defaults. */
 export function buildConfig(given: unknown = {}): Config {
   if (given === null || given === undefined) given = {};
@@ -102,13 +145,32 @@ export function buildConfig(given: unknown = {}): Config {
   if (new Set(cfg.msn.protocols).size !== cfg.msn.protocols.length) {
     throw new ConfigError(`'msn.protocols' lists a version twice`);
   }
+  if (cfg.transport.component && !/^[^:\s]+:\d+$/.test(cfg.transport.component)) {
+    throw new ConfigError(`'transport.component' must be host:port`);
+  }
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(cfg.log.level)) {
     throw new ConfigError(`'log.level' must be one of debug, info, warn, error, silent`);
+  }
+  // After every service domain is known: a component cannot take one of them.
+  const served = servedDomains(cfg);
+  for (const domain of Object.keys(cfg.components)) {
+    if (served.includes(domain)) throw new ConfigError(`'components.${domain}': the domain is already served by this server`);
   }
   return cfg;
 }
 
 export function loadConfigFile(file: string): Config {
+  const doc = readConfigDocument(file);
+  try {
+    return buildConfig(doc);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(`${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The file's YAML as given (before defaults), for callers that add to it. */
+export function readConfigDocument(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -121,10 +183,5 @@ export function loadConfigFile(file: string): Config {
   } catch (err) {
     throw new ConfigError(`${file} is not valid YAML: ${(err as Error).message}`);
   }
-  try {
-    return buildConfig(doc);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(`${file}: ${err.message}`);
-    throw err;
-  }
+  return doc;
 }

@@ -98,11 +98,35 @@ export interface Config {
     /** Characters in a nickname. */
     maxNickLength: number;
   };
+  /** The XEP-0114 component listener (loopback only unless `listen` says otherwise). */
+  component: { port: Port; listen: string[] };
+  /** External components by domain: their shared secret and XEP-0356 privileges. */
+  components: Record<string, ComponentConfig>;
+  /** `jabberfly transport`: the MSN transport alone, as a component of another server. */
+  transport: {
+    /** The other server's component port, host:port. */
+    component: string;
+    secret: string;
+    /** Longest wait, in seconds, between attempts to reconnect to that server. */
+    reconnectMaxDelay: number;
+  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
 /** MSNP versions the transport speaks, best first: the default of `msn.protocols`. */
 export const MSN_PROTOCOLS: readonly number[] = [11, 10, 9, 8];
+
+/** XEP-0356 permission values, as the XEP names them. */
+export interface Privileges {
+  roster: 'none' | 'get' | 'set' | 'both';
+  message: 'none' | 'outgoing';
+  presence: 'none' | 'managed_entity' | 'roster';
+}
+
+export interface ComponentConfig {
+  secret: string;
+  privileges: Privileges;
+}
 
 /** Defaults; `msn.domain` and `muc.domain` are derived from `domain` when not given. */
 export function defaultConfig(): Config {
@@ -175,6 +199,9 @@ export function defaultConfig(): Config {
       maxTextLength: 1024,
       maxNickLength: 64,
     },
+    component: { port: 5347, listen: ['127.0.0.1'] },
+    components: {},
+    transport: { component: '', secret: '', reconnectMaxDelay: 60 },
     log: { level: 'info' },
   };
 }

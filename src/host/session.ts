@@ -32,6 +32,8 @@ export interface ClientSession {
 export type Origin =
   | { kind: 'c2s'; session: ClientSession }
   | { kind: 's2s'; domains: Set<string> }
+  /** An XEP-0114 external component, authenticated for its domain. */
+  | { kind: 'component'; domain: string }
   | { kind: 'host'; name: string }
   | { kind: 'server' }
   /** A client stream before authentication (in-band registration needs its IP). */

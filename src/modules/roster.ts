@@ -171,7 +171,7 @@ export const rosterModule: Module = (host) => {
 };
 
 /** Validates an item's name and groups (RFC 6121 §2.3.3). */
-function readItem(item: Element, maxLength: number): { name?: string; groups: string[] } {
+export function readItem(item: Element, maxLength: number): { name?: string; groups: string[] } {
   const name = item.attrs.name || undefined;
   if (name !== undefined && byteLength(name) > maxLength) {
     throw new StanzaError('not-acceptable', `item names are limited to ${maxLength} bytes`);

@@ -56,7 +56,7 @@ export class Router {
 
   /**
    * Routes a stanza that already carries a trusted `from` (from a module, a
-   * hosted component or an authenticated s2s link).
+   * hosted component, an XEP-0114 component or an authenticated s2s link).
    */
   route(stanza: Element, origin: Origin = { kind: 'server' }): void {
     const from = Jid.tryParse(stanza.attrs.from);
@@ -66,8 +66,8 @@ export class Router {
       return;
     }
     if (!to) return this.bounce(stanza, 'jid-malformed');
-    // Other servers' stanzas get the same shape rules as our clients' (ours are built right).
-    if (origin.kind === 's2s') {
+    // Other servers' and components' stanzas get the same shape rules as our clients' (ours are built right).
+    if (origin.kind === 's2s' || origin.kind === 'component') {
       const malformed = checkStanzaShape(stanza);
       if (malformed) return this.bounce(stanza, malformed);
     }

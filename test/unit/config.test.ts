@@ -19,6 +19,22 @@ describe('configuration', () => {
     assert.equal(c.tls.dir, './certs');
   });
 
+  it('reads components with their secrets and privileges (none unless granted)', () => {
+    const c = buildConfig({
+      components: {
+        'IRC.localhost': { secret: 's' },
+        'gw.localhost': { secret: 't', privileges: { roster: 'both', presence: 'roster' } },
+      },
+    });
+    assert.equal(c.component.port, 5347);
+    assert.deepEqual(c.component.listen, ['127.0.0.1']);
+    assert.deepEqual(c.components['irc.localhost'], {
+      secret: 's',
+      privileges: { roster: 'none', message: 'none', presence: 'none' },
+    });
+    assert.deepEqual(c.components['gw.localhost']!.privileges, { roster: 'both', message: 'none', presence: 'roster' });
+  });
+
   it('derives msn.domain and muc.domain from domain', () => {
     assert.equal(buildConfig({ domain: 'example.org' }).msn.domain, 'msn.example.org');
     assert.equal(buildConfig({ domain: 'example.org' }).muc.domain, 'conference.example.org');
@@ -40,6 +56,16 @@ describe('configuration', () => {
     [{ muc: { roomCreation: 'everyone' } }, /'muc\.roomCreation' must be 'local' or 'anyone'/],
     [{ muc: { maxOccupants: 0 } }, /'muc\.maxOccupants' must be a positive number/],
     [{ muc: { historyDefault: 500 } }, /'muc\.historyDefault' must be a whole number/],
+    [{ components: { 'bad domain': { secret: 'x' } } }, /'components\.bad domain': not a valid domain name/],
+    [{ components: { 'irc.localhost': {} } }, /'components\.irc\.localhost\.secret' must be a non-empty string/],
+    [{ components: { 'irc.localhost': { secret: 'x', sekret: 'y' } } }, /unknown configuration key 'components\.irc\.localhost\.sekret'/],
+    [{ components: { 'irc.localhost': { secret: 'x', privileges: { roster: 'all' } } } }, /privileges\.roster' must be one of none, get, set, both/],
+    [{ components: { 'irc.localhost': { secret: 'x', privileges: { iq: 'both' } } } }, /unknown configuration key 'components\.irc\.localhost\.privileges\.iq'/],
+    [{ components: { 'irc.localhost': { secret: 'x', privileges: { presence: 'roster' } } } }, /needs roster get or both/],
+    [{ components: { localhost: { secret: 'x' } } }, /already served by this server/],
+    [{ components: { 'conference.localhost': { secret: 'x' } } }, /already served by this server/],
+    [{ component: { port: 'x' } }, /'component\.port' must be a port number/],
+    [{ transport: { component: 'nohostport' } }, /'transport\.component' must be host:port/],
   ];
   for (const [given, message] of bad) {
     it(`refuses ${JSON.stringify(given)}`, () => {
