@@ -658,6 +658,67 @@ describe('multi-user chat', () => {
     assert.equal(errorCondition(subjectErr), 'not-acceptable');
   });
 
+  it('answers bad requests with clear errors and keeps serving', async () => {
+    const alice = await login('alice', 'bad');
+    const bob = await login('bob', 'bad');
+    const presenceError = async (c: TestClient, to: string, payload?: Stanza) => {
+      await c.send(xml('presence', { to }, payload));
+      return c.waitFor((s) => s.is('presence') && s.attrs.type === 'error' && s.attrs.from === to, `error from ${to}`);
+    };
+    const messageError = async (c: TestClient, attrs: Record<string, string>, ...children: Stanza[]) => {
+      const id = nextId();
+      await c.send(xml('message', { ...attrs, id }, ...children));
+      return c.waitFor((s) => s.is('message') && s.attrs.id === id && s.attrs.type === 'error', `message error ${id}`);
+    };
+    assert.equal(errorCondition(await presenceError(alice, roomJid('nonick'))), 'jid-malformed');
+    assert.equal(
+      errorCondition(await messageError(alice, { to: roomJid('nowhere'), type: 'groupchat' }, xml('body', {}, 'hi'))),
+      'item-not-found',
+    );
+    await createRoom(alice, 'strict', 'Alice');
+    // Garbage history attributes are ignored: the join still works.
+    await joined(bob, 'strict', 'Bob', xml('history', { maxstanzas: 'many', seconds: '-5', since: 'yesterday' }));
+    const badForms: Array<[Record<string, string>, string]> = [
+      [{ 'muc#roomconfig_maxusers': 'lots' }, 'bad-request'],
+      [{ 'muc#roomconfig_historylength': '1000' }, 'not-acceptable'],
+      [{ 'muc#roomconfig_whois': 'everyone' }, 'not-acceptable'],
+      [{ 'muc#roomconfig_persistentroom': 'maybe' }, 'bad-request'],
+      [{ 'muc#roomconfig_passwordprotectedroom': '1' }, 'not-acceptable'],
+      [{ 'muc#roomconfig_roomname': 'n'.repeat(1025) }, 'not-acceptable'],
+    ];
+    for (const [fields, condition] of badForms) {
+      const reply = await iq(alice, 'set', roomJid('strict'), configForm(fields));
+      assert.equal(errorCondition(reply), condition, JSON.stringify(fields));
+    }
+    const admin = (c: TestClient, ...items: Stanza[]) => iq(c, 'set', roomJid('strict'), xml('query', { xmlns: MUC_ADMIN }, ...items));
+    assert.equal(errorCondition(await admin(alice, xml('item', { jid: 'bob@localhost', affiliation: 'king' }))), 'bad-request');
+    assert.equal(errorCondition(await admin(alice)), 'bad-request');
+    assert.equal(errorCondition(await admin(alice, xml('item', { jid: 'not a jid@', affiliation: 'member' }))), 'jid-malformed');
+    assert.equal(errorCondition(await admin(alice, xml('item', { nick: 'Nobody', role: 'none' }))), 'item-not-found');
+    // All or nothing: a valid change next to an invalid one does not happen.
+    assert.equal(
+      errorCondition(await admin(alice, xml('item', { jid: 'carol@localhost', affiliation: 'member' }), xml('item', { nick: 'Ghost', role: 'visitor' }))),
+      'item-not-found',
+    );
+    const members = await iq(alice, 'get', roomJid('strict'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { affiliation: 'member' })));
+    assert.deepEqual(members.getChild('query').getChildren('item'), []);
+    assert.equal(errorCondition(await iq(bob, 'get', roomJid('strict'), xml('query', { xmlns: MUC_OWNER }))), 'forbidden');
+    assert.equal(errorCondition(await iq(alice, 'set', roomJid('strict'), xml('query', { xmlns: MUC_OWNER }))), 'bad-request');
+    assert.equal(errorCondition(await iq(alice, 'get', roomJid('strict'), xml('query', { xmlns: 'jabber:iq:version' }))), 'service-unavailable');
+    assert.equal(
+      errorCondition(await messageError(bob, { to: roomJid('strict') }, xml('body', {}, 'not groupchat'))),
+      'bad-request',
+    );
+    const carol = await login('carol', 'bad');
+    assert.equal(
+      errorCondition(await messageError(carol, { to: roomJid('strict'), type: 'groupchat' }, xml('body', {}, 'from outside'))),
+      'not-acceptable',
+    );
+    // Still serving: a message goes round.
+    await groupchat(bob, 'strict', 'still here');
+    await alice.waitFor(isBody('strict', 'still here'), 'room still works');
+  });
+
   it('temporary rooms vanish with their last occupant; an owner can destroy a room', async () => {
     const alice = await login('alice', 'temp');
     const bob = await login('bob', 'temp');
