@@ -3,6 +3,7 @@ import { msnGateway } from '../gateway/msn/index.ts';
 import { msnRoomInvitations } from '../gateway/msn/room-invitations.ts';
 import type { Module } from '../host/host.ts';
 import { mucModule } from '../muc/index.ts';
+import { avatarModule } from './avatar.ts';
 import { blockingModule } from './blocking.ts';
 import { bookmarksModule } from './bookmarks.ts';
 import { capsModule } from './caps.ts';
@@ -44,6 +45,7 @@ export const userHostModules: Module[] = [
   pepModule,
   privateModule,
   bookmarksModule,
+  avatarModule,
 ];
 
 /** Modules of the internal MSN transport domain. */

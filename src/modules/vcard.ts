@@ -4,13 +4,15 @@
 // (RFC 6121 §8.5.1); nobody may write another's vCard. Limits: the whole
 // vCard (limits.vcardMaxSize) and each PHOTO's decoded bytes
 // (limits.vcardPhotoMaxSize), refused with policy-violation as Metronome
-// (Prosody's fork) does.
+// (Prosody's fork) does. The avatar lives in PEP (avatar.ts, XEP-0398): a
+// vCard read carries it as PHOTO, and a PHOTO set here is published there.
 import type { Module, StanzaEvent } from '../host/host.ts';
 import { sendResult } from '../host/iq-result.ts';
 import { serialize, VcardStore } from '../storage/vcard.ts';
 import { type Element, byteLength, firstChild } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
+import { UserAvatars } from './avatar.ts';
 
 export const vcardModule: Module = (host) => {
   const server = host.server;
@@ -23,7 +25,7 @@ export const vcardModule: Module = (host) => {
     if (owner.bare !== event.from.bare && !(await server.accounts.exists(owner.local))) {
       throw new StanzaError('service-unavailable');
     }
-    const card = await store.get(owner.bare);
+    const card = await server.store(UserAvatars).vcardFor(owner.bare, event.from);
     if (!card) throw new StanzaError('item-not-found');
     sendResult(event, card);
   };
@@ -46,6 +48,10 @@ export const vcardModule: Module = (host) => {
       }
     }
     await store.set(event.to.bare, card);
+    await server
+      .store(UserAvatars)
+      .fromVcard(event.to.bare, card)
+      .catch((err) => host.log.warn('vCard PHOTO not published as avatar', { user: event.to.bare, error: String(err) }));
     sendResult(event);
   });
 

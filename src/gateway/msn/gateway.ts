@@ -12,6 +12,7 @@ import { type MsnRegistration, MsnRegistrationStore } from '../../storage/msn-re
 import type { Element } from '../../xml/element.ts';
 import { emailToJid, localToEmail } from './address.ts';
 import { AvatarCache } from './avatars.ts';
+import { ContactPep } from './contact-pep.ts';
 import { SecretBox } from './secret-box.ts';
 import type { UserServer } from './user-server.ts';
 import type { MsnUserStatus } from './status.ts';
@@ -39,6 +40,8 @@ export class MsnGateway {
   readonly users: UserServer;
   /** Bare JID → the transport state shown to operators; outlives the session (last error). */
   readonly userStatus = new Map<string, MsnUserStatus>();
+  /** Contacts' pictures and names as XEP-0084/0172 PEP (contact-pep.ts). */
+  readonly contactPep: ContactPep;
 
   constructor(
     readonly host: Host,
@@ -50,6 +53,7 @@ export class MsnGateway {
     this.box = SecretBox.open(this.server.config.storage.path);
     this.avatars = new AvatarCache(this.server);
     this.users = users(this);
+    this.contactPep = new ContactPep(this);
     gateways.set(this.server, this);
   }
 

@@ -13,6 +13,7 @@ import { onContactMessage } from './contact-message.ts';
 import { contactVcard } from './contact-vcard.ts';
 import { MsnGateway, type UserServerFactory } from './gateway.ts';
 import { LocalUserServer } from './local-user-server.ts';
+import { followOwnPep } from './own-pep.ts';
 import { NOT_CONFIGURED, register, registrationForm } from './registration.ts';
 import { RemoteUserServer } from './remote-user-server.ts';
 import { statusValue } from './status.ts';
@@ -54,6 +55,9 @@ export const msnGatewayModule = (users: UserServerFactory): Module => (host) => 
   host.onStop(async () => {
     await Promise.all([...gw.sessions.values()].map((s) => s.close()));
   });
+  // PEP: the user's avatar and nick reach MSN; contacts' pictures and names answer as XEP-0084/0172.
+  followOwnPep(gw);
+  host.hook(`iq-get/bare/${NS.pubsub}:pubsub`, (e) => gw.contactPep.request(e));
 
   const session = (from: Jid) => gw.sessions.get(from.bare);
   const isRoom = (jid: Jid) => !jid.local.includes('%');

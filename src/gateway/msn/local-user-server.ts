@@ -6,7 +6,7 @@
 import type { Jid } from '../../jid/jid.ts';
 import { updateRoster } from '../../modules/roster.ts';
 import type { Roster } from '../../storage/roster.ts';
-import { VcardStore } from '../../storage/vcard.ts';
+import { UserAvatars } from '../../modules/avatar.ts';
 import { type Element, el } from '../../xml/element.ts';
 import type { MsnGateway } from './gateway.ts';
 import type { UserServer } from './user-server.ts';
@@ -42,7 +42,8 @@ export class LocalUserServer implements UserServer {
 
   ownVcard(user: Jid): Promise<Element | undefined> {
     if (!this.gw.isLocalUser(user)) return this.others.ownVcard(user);
-    return this.gw.server.store(VcardStore).get(user.bare);
+    // The vCard with the PEP avatar as PHOTO and the PEP nick as NICKNAME (XEP-0398, modules/avatar.ts).
+    return this.gw.server.store(UserAvatars).profile(user.bare);
   }
 
   reset(): void {

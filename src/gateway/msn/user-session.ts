@@ -271,6 +271,11 @@ export class UserSession {
   }
 
   /** Reads the user's vCard (from the store in-process, else from the user's server): NICKNAME → friendly name, PHOTO → picture. */
+  /** The user published a new PEP avatar or nick (own-pep.ts): read the profile again. */
+  ownProfileChanged(): void {
+    this.enqueue('own profile', () => this.applyOwnVcard(false));
+  }
+
   private async applyOwnVcard(atLogin: boolean): Promise<void> {
     if (!this.msn.connected) return;
     const vcard = await this.gw.users.ownVcard(this.user);
@@ -354,13 +359,17 @@ export class UserSession {
     const c = this.contact(email);
     const sha1d = c?.msnObject?.sha1d;
     if (!c || !sha1d) {
-      if (c && this.photoHashes.delete(c.email)) this.sendContactPresence(c.email);
+      if (c && this.photoHashes.delete(c.email)) {
+        this.sendContactPresence(c.email);
+        this.gw.contactPep.changed(this, c.email, undefined); // XEP-0084 (contact-pep.ts)
+      }
       return;
     }
     const cached = await this.gw.avatars.get(sha1d);
     if (cached) {
       this.photoHashes.set(c.email, cached.hash);
       this.sendContactPresence(c.email);
+      this.gw.contactPep.changed(this, c.email, cached); // XEP-0084 (contact-pep.ts)
       return;
     }
     if (this.fetching.has(c.email)) return;
@@ -373,7 +382,10 @@ export class UserSession {
       .then(
         (avatar) => {
           this.photoHashes.set(c.email, avatar.hash);
-          this.enqueue('avatar presence', () => this.sendContactPresence(c.email));
+          this.enqueue('avatar presence', () => {
+            this.sendContactPresence(c.email);
+            this.gw.contactPep.changed(this, c.email, avatar); // XEP-0084 (contact-pep.ts)
+          });
         },
         (err) => this.gw.host.log.info('avatar fetch failed', { user: this.bare, contact: c.email, error: String(err) }),
       )
@@ -443,6 +455,7 @@ export class UserSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.gw.contactPep.reset(this.bare);
     if (this.gw.sessions.get(this.bare) === this) this.gw.sessions.delete(this.bare);
     const wasOnline = this.online;
     this.online = false;
