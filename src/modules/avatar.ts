@@ -101,16 +101,27 @@ export class UserAvatars {
     return card;
   }
 
-  /** A vCard with a PHOTO was stored: publish the picture to PEP when it is new (XEP-0398 §3.2). */
+  /**
+   * A vCard was stored (XEP-0398 §3.2): a new picture in it is published to
+   * PEP; a vCard without one takes away an avatar that itself came from a
+   * vCard (published by the server, a bare-JID publisher), never one a PEP
+   * client published.
+   */
   async fromVcard(user: string, card: Element): Promise<void> {
     const photo = card.getChild('PHOTO');
     const binval = photo?.getChildText('BINVAL')?.replace(/\s+/g, '');
-    if (!photo || !binval) return;
-    const data = Buffer.from(binval, 'base64');
+    const data = binval ? Buffer.from(binval, 'base64') : undefined;
+    const type = data && (photo!.getChildText('TYPE')?.trim() || sniffType(data));
+    if (!data || !binval || !type || sniffType(data) === 'application/octet-stream') {
+      const meta = await this.pep.lastItem(user, NS.avatarMetadata);
+      if (meta?.payload?.getChild('info') && !Jid.parse(meta.publisher).resource) {
+        await this.pep.publishAs(user, NS.avatarMetadata, { payload: el('metadata', { xmlns: NS.avatarMetadata }) });
+      }
+      return;
+    }
     const id = sha1Hex(data);
     const now = await this.current(user);
     if (now?.id === id) return;
-    const type = photo.getChildText('TYPE')?.trim() || sniffType(data);
     const service = this.pep.service(user);
     const owner = Jid.parse(user);
     for (const node of [NS.avatarData, NS.avatarMetadata]) {

@@ -206,7 +206,7 @@ export class PubsubService {
         checkPreconditions(node.config, options, this.options.limits);
       }
       this.checkPublisher(node, actor);
-      const record: PubsubItemRecord = { id, publisher: actor.bare, payload: payloadXml ?? '', published: Date.now() };
+      const record: PubsubItemRecord = { id, publisher: actor.toString(), payload: payloadXml ?? '', published: Date.now() };
       await this.options.store.putItem(this.jid, node.name, record, itemLimit(node.config, this.options.limits));
       const published: Item = { id, publisher: record.publisher, payload: item.payload, published: record.published };
       const event = itemsEvent(node.name, [published], node.config.deliverPayloads);

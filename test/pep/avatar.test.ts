@@ -97,5 +97,15 @@ describe('avatars: XEP-0084, vCard and XEP-0153 (XEP-0398)', { timeout: 120_000 
       .getChildren('feature')
       .map((f: Element) => f.attrs.var);
     assert.ok(feats.includes('urn:xmpp:pep-vcard-conversion:0'));
+
+    // The same client writes its vCard without the picture: the avatar that came from a vCard goes.
+    const cleared = bob.waitFor((s) => {
+      const item = eventItems(s, METADATA)?.getChild('item');
+      return !!item?.getChild('metadata', METADATA) && !item.getChild('metadata', METADATA).getChild('info');
+    }, 'empty metadata event');
+    await alice.iq('set', undefined, xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', {}, 'Alice')));
+    await cleared;
+    const plain = (await vcard(bob, 'alice@localhost')).getChild('vCard', 'vcard-temp');
+    assert.equal(plain.getChild('PHOTO'), undefined);
   });
 });
