@@ -5,7 +5,15 @@
 // executable (`npm run build:binary`). Builds both into a temp folder
 // first. Median of --runs starts each (default 5), loopback, no users.
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,12 +33,24 @@ function prepare(): Record<string, string[]> {
   // dist/ laid out as an installed package (see test/binary/compiled.test.ts).
   const pkg = join(work, 'pkg');
   mkdirSync(join(pkg, 'bin'), { recursive: true });
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--noCheck', '--outDir', join(pkg, 'dist')]);
+  execFileSync(process.execPath, [
+    join(ROOT, 'node_modules/typescript/bin/tsc'),
+    '-p',
+    join(ROOT, 'tsconfig.build.json'),
+    '--noCheck',
+    '--outDir',
+    join(pkg, 'dist'),
+  ]);
   copyFileSync(join(ROOT, 'bin/jabberfly.js'), join(pkg, 'bin/jabberfly.js'));
   copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
   mkdirSync(join(pkg, 'node_modules'));
-  for (const n of readdirSync(join(ROOT, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules', n), join(pkg, 'node_modules', n));
-  execFileSync(process.execPath, [join(ROOT, 'scripts/build-binary.mjs'), '--out', join(work, 'bin/jabberfly')], { stdio: 'ignore' });
+  for (const n of readdirSync(join(ROOT, 'node_modules')))
+    symlinkSync(join(ROOT, 'node_modules', n), join(pkg, 'node_modules', n));
+  execFileSync(
+    process.execPath,
+    [join(ROOT, 'scripts/build-binary.mjs'), '--out', join(work, 'bin/jabberfly')],
+    { stdio: 'ignore' },
+  );
   return {
     'tsx (sources)': [process.execPath, join(ROOT, 'bin/jabberfly.js')],
     'compiled dist/': [process.execPath, join(pkg, 'bin/jabberfly.js')],
@@ -42,10 +62,17 @@ function prepare(): Record<string, string[]> {
 async function once(argv: string[], dir: string): Promise<{ ms: number; rss: number }> {
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'jabberfly.yaml');
-  writeFileSync(config, 'listen: ["127.0.0.1"]\nc2s: { port: 0, directTlsPort: 0 }\ns2s: { port: 0 }\nhttp: { port: 0 }\nhttps: { port: 0 }\n');
+  writeFileSync(
+    config,
+    'listen: ["127.0.0.1"]\nc2s: { port: 0, directTlsPort: 0 }\ns2s: { port: 0 }\nhttp: { port: 0 }\nhttps: { port: 0 }\n',
+  );
   const env = { ...process.env, JABBERFLY_FROM_SOURCE: argv[1]?.startsWith(ROOT) ? '1' : '', HOME: dir };
   const t0 = performance.now();
-  const child = spawn(argv[0]!, [...argv.slice(1), 'start', '--config', config], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(argv[0]!, [...argv.slice(1), 'start', '--config', config], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   const ms = await new Promise<number>((resolve, reject) => {
     child.stderr!.on('data', (d) => {
@@ -65,7 +92,11 @@ async function once(argv: string[], dir: string): Promise<{ ms: number; rss: num
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 try {
   const modes = prepare();
-  console.log(`load average before: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(
+    `load average before: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
   console.log('| runtime | first start (ms) | start → listening (ms, median) | idle RSS (MiB, median) |');
   console.log('|---|---|---|---|');
   for (const [name, argv] of Object.entries(modes)) {
@@ -79,7 +110,11 @@ try {
     const rss = (median(results.map((r) => r.rss)) / 1048576).toFixed(0);
     console.log(`| ${name} | ${first.ms.toFixed(0)} | ${ms} | ${rss} |`);
   }
-  console.log(`load average after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(
+    `load average after: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -8,7 +8,15 @@
 // Usage: node scripts/build-binary.mjs [--out FILE]   (default build/jabberfly)
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -44,9 +52,15 @@ const pkgDir = (name) => {
 };
 const classicLevelNode = join(pkgDir('classic-level'), 'prebuilds', 'linux-x64', 'classic-level.node');
 const sharpLib = join(pkgDir('@img/sharp-linux-x64'), 'lib');
-const sharpNode = join(sharpLib, readdirSync(sharpLib).find((f) => f.endsWith('.node')));
+const sharpNode = join(
+  sharpLib,
+  readdirSync(sharpLib).find((f) => f.endsWith('.node')),
+);
 const vipsLib = join(pkgDir('@img/sharp-libvips-linux-x64'), 'lib');
-const vipsSo = join(vipsLib, readdirSync(vipsLib).find((f) => f.startsWith('libvips-cpp.so')));
+const vipsSo = join(
+  vipsLib,
+  readdirSync(vipsLib).find((f) => f.startsWith('libvips-cpp.so')),
+);
 // sharp.node finds libvips through its RPATH ($ORIGIN/../../sharp-libvips-linux-x64/lib):
 // the extracted layout keeps the two packages side by side as in node_modules.
 const files = {
@@ -157,7 +171,9 @@ execFileSync(
   { stdio: ['ignore', 'ignore', 'inherit'] },
 );
 const mib = (statSync(out).size / 1048576).toFixed(1);
-console.log(`built ${relative(process.cwd(), out) || out}: ${mib} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(
+  `built ${relative(process.cwd(), out) || out}: ${mib} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+);
 
 /** [u32 index length][JSON {path: [offset, length]}][bytes] of every file under dir. */
 function pack(dir, skipFile) {

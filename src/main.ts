@@ -7,6 +7,8 @@ import { AdminError } from './admin/account-admin.ts';
 import { AdminService } from './admin/admin-service.ts';
 import { runAdminCommand } from './cli/admin-commands.ts';
 import { banner } from './cli/banner.ts';
+import { certImport } from './cli/cert-import.ts';
+import { runCheck } from './cli/check.ts';
 import { PromptError } from './cli/password-prompt.ts';
 import { servedDomains } from './config/domains.ts';
 import { buildConfig, ConfigError, loadConfigFile } from './config/load.ts';
@@ -27,6 +29,8 @@ Usage:
   jabberfly users                     list the accounts (and how many sessions each has)
   jabberfly status                    uptime, sessions, transport (exit 3 when not running)
   jabberfly kick JID                  disconnect a user (bare JID) or one session (full JID)
+  jabberfly check                     check configuration, certificates, DNS, ports and store (exit 1 on problems)
+  jabberfly cert import DIR...        take certificates from certbot (e.g. /etc/letsencrypt/live) or another ACME client
   jabberfly --help                    this text
 
 Account commands work while the server runs (through its admin socket) and
@@ -36,7 +40,8 @@ Options:
   --config FILE, -c FILE   configuration (default: $JABBERFLY_CONFIG, else ./jabberfly.yaml when present,
                            else built-in defaults)
   --password PW, -p PW     for adduser/passwd in scripts (visible to other local users in 'ps': prefer stdin)
-  --json                   users/status as JSON`;
+  --json                   users/status as JSON
+  --dns HOST:PORT          check: ask this DNS server instead of the system's`;
 
 class CliError extends Error {}
 
@@ -65,11 +70,12 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       password: { type: 'string', short: 'p' },
       json: { type: 'boolean' },
+      dns: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
   });
-  const [command, arg] = positionals;
+  const [command, arg, ...rest] = positionals;
   if (values.version) {
     console.log(VERSION);
     return 0;
@@ -79,6 +85,18 @@ async function main(argv: string[]): Promise<number> {
     return command || values.help ? 0 : 1;
   }
   const file = configFile(values.config);
+  if (command === 'check') {
+    // A configuration that does not load is check's first finding, not a crash.
+    let checked: Config;
+    try {
+      checked = loadConfig(file);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      console.log(`config       ✗ ${err.message}\n\n1 problem`);
+      return 1;
+    }
+    return runCheck(checked, { configFile: file, dnsServer: values.dns, print: (line) => console.log(line) });
+  }
   const config = loadConfig(file);
   switch (command) {
     case 'start':
@@ -94,6 +112,9 @@ async function main(argv: string[]): Promise<number> {
         json: values.json,
         print: (line) => console.log(line),
       });
+    case 'cert':
+      if (arg !== 'import') throw new CliError(`unknown cert command '${arg ?? ''}' (jabberfly cert import DIR)`);
+      return certImport(config, rest, (line) => console.log(line));
     default:
       throw new CliError(`unknown command '${command}' (see jabberfly --help)`);
   }

@@ -1,6 +1,7 @@
 // The Server owns everything one jabberfly instance needs: config, logger,
 // storage, certificates, hosts with their modules, the router and the
 // listeners. No globals, so tests can run several servers in one process.
+import { AcmeChallenges } from './acme/challenges.ts';
 import { StatusSections } from './admin/status-sections.ts';
 import { loadServerSecret } from './auth/server-secret.ts';
 import { AuthThrottle } from './auth/throttle.ts';
@@ -39,6 +40,8 @@ export class Server implements ServerContext {
   readonly startedAt = Date.now();
   readonly c2s: C2SListeners;
   readonly statusSections = new StatusSections();
+  /** Open ACME challenges, answered by the http and https listeners. */
+  readonly acmeChallenges = new AcmeChallenges();
   private readonly services: Service[] = [];
   private readonly storeCache = new Map<unknown, unknown>();
   private stopping: Promise<void> | null = null;

@@ -14,6 +14,7 @@ const PORT_KEYS = /(^|\.)(port|directTlsPort)$/;
 const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|fileMax|loginWait|requestTimeout)|^s2s\.(connect|idle)Timeout$|^transport\.reconnectMaxDelay$/;
 // The group chat service's limits (its own line: sections are added side by side).
 const MUC_POSITIVE_KEYS = /^muc\.(max|historyMax)/;
+const ACME_POSITIVE_KEYS = /^acme\.(renewDays|checkInterval)$/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);
 const DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
@@ -74,7 +75,7 @@ function checkValue(name: string, def: unknown, value: unknown): unknown {
   if (typeof value !== typeof def) {
     throw new ConfigError(`'${name}' must be a ${typeof def}, got ${JSON.stringify(value)}`);
   }
-  if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name)) && !(value > 0)) {
+  if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name) || ACME_POSITIVE_KEYS.test(name)) && !(value > 0)) {
     throw new ConfigError(`'${name}' must be a positive number`);
   }
   return value;
@@ -147,6 +148,12 @@ export function buildConfig(given: unknown = {}): Config {
   }
   if (cfg.transport.component && !/^[^:\s]+:\d+$/.test(cfg.transport.component)) {
     throw new ConfigError(`'transport.component' must be host:port`);
+  }
+  if (!/^https?:\/\//.test(cfg.acme.directory)) throw new ConfigError(`'acme.directory' must be an http(s) URL`);
+  for (const c of cfg.acme.challenges) {
+    if (c !== 'http-01' && c !== 'tls-alpn-01') {
+      throw new ConfigError(`'acme.challenges' may list http-01 and tls-alpn-01, not '${c}'`);
+    }
   }
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(cfg.log.level)) {
     throw new ConfigError(`'log.level' must be one of debug, info, warn, error, silent`);

@@ -110,6 +110,22 @@ export interface Config {
     /** Longest wait, in seconds, between attempts to reconnect to that server. */
     reconnectMaxDelay: number;
   };
+  /** Certificates from an ACME CA (RFC 8555) for the domain and every service domain. */
+  acme: {
+    enabled: boolean;
+    /** The CA's directory URL. */
+    directory: string;
+    /** Contact address given to the CA (expiry warnings); optional. */
+    email: string;
+    /** Extra CA certificate (PEM file) trusted for the directory's HTTPS (a private or test CA). */
+    caFile: string;
+    /** Challenge types to use, in order of preference: http-01 (http service), tls-alpn-01 (https service). */
+    challenges: string[];
+    /** Renew when the certificate has fewer days left than this. */
+    renewDays: number;
+    /** Seconds between checks of the certificate (a failed order is retried within an hour). */
+    checkInterval: number;
+  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
@@ -202,6 +218,15 @@ export function defaultConfig(): Config {
     component: { port: 5347, listen: ['127.0.0.1'] },
     components: {},
     transport: { component: '', secret: '', reconnectMaxDelay: 60 },
+    acme: {
+      enabled: false,
+      directory: 'https://acme-v02.api.letsencrypt.org/directory',
+      email: '',
+      caFile: '',
+      challenges: ['http-01', 'tls-alpn-01'],
+      renewDays: 30,
+      checkInterval: 12 * 3600,
+    },
     log: { level: 'info' },
   };
 }

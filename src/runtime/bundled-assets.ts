@@ -44,8 +44,10 @@ export function assetDir(): string {
     const tmp = join(base, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     mkdirSync(tmp, { mode: 0o700 });
     try {
-      for (const [key, rel] of Object.entries(manifest.files)) writeAsset(join(tmp, rel), Buffer.from(getRawAsset(key) as ArrayBuffer));
-      for (const [key, rel] of Object.entries(manifest.packs)) unpack(Buffer.from(getRawAsset(key) as ArrayBuffer), join(tmp, rel));
+      for (const [key, rel] of Object.entries(manifest.files))
+        writeAsset(join(tmp, rel), Buffer.from(getRawAsset(key) as ArrayBuffer));
+      for (const [key, rel] of Object.entries(manifest.packs))
+        unpack(Buffer.from(getRawAsset(key) as ArrayBuffer), join(tmp, rel));
       try {
         renameSync(tmp, dir);
       } catch (err) {
@@ -91,7 +93,9 @@ function privateBase(): string {
   mkdirSync(base, { recursive: true, mode: 0o700 });
   const st = lstatSync(base);
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
-    throw new Error(`${base} must be a folder owned by this user and writable by no one else (it holds code)`);
+    throw new Error(
+      `${base} must be a folder owned by this user and writable by no one else (it holds code)`,
+    );
   }
   return base;
 }
@@ -104,7 +108,10 @@ function writeAsset(file: string, data: Buffer): void {
 /** A pack is [u32 index length][JSON {path: [offset, length]}][bytes]. */
 function unpack(pack: Buffer, into: string): void {
   const indexLength = pack.readUInt32LE(0);
-  const index = JSON.parse(pack.subarray(4, 4 + indexLength).toString('utf8')) as Record<string, [number, number]>;
+  const index = JSON.parse(pack.subarray(4, 4 + indexLength).toString('utf8')) as Record<
+    string,
+    [number, number]
+  >;
   const data = pack.subarray(4 + indexLength);
   for (const [rel, [offset, length]] of Object.entries(index)) {
     if (rel.split('/').includes('..')) throw new Error(`bad path in the asset pack: ${rel}`);

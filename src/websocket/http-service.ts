@@ -15,6 +15,8 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as NetServer, Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { ACME_CHALLENGE_PATH } from '../acme/challenges.ts';
+import { tlsAlpnFront } from '../acme/tls-alpn-front.ts';
 import { C2SSession } from '../c2s/c2s-session.ts';
 import type { Logger } from '../log.ts';
 import type { Server } from '../server.ts';
@@ -70,7 +72,9 @@ export class HttpService implements Service {
   readonly ports: OwnPorts = { http: null, https: null };
   readonly sessions = new Set<C2SSession>();
   private readonly log: Logger;
+  /** Listening sockets (the https one may be the TLS-ALPN-01 front). */
   private readonly servers: NetServer[] = [];
+  private readonly httpServers: Array<ReturnType<typeof createHttpServer>> = [];
   private readonly wss: WebSocketServer;
   private readonly sockets = new Set<WebSocket>();
   private readonly awaitingPong = new WeakSet<WebSocket>();
@@ -79,9 +83,11 @@ export class HttpService implements Service {
   private origins = new OriginPolicy('', [], { http: null, https: null }, []);
   private converse: StaticFiles | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
+  private readonly acmeTlsAlpn: boolean;
 
   constructor(private readonly server: Server) {
     this.log = server.log.child('http');
+    this.acmeTlsAlpn = server.config.acme.enabled && server.config.acme.challenges.includes('tls-alpn-01');
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -99,7 +105,11 @@ export class HttpService implements Service {
       else this.log.warn('converse.js is not installed: the web client is disabled');
     }
     if (config.http.port !== false) {
-      const make = () => this.attach(createHttpServer(), false);
+      const make = () => {
+        const s = this.attach(createHttpServer(), false);
+        this.httpServers.push(s);
+        return s;
+      };
       const bound = await listenAll(make, config.http.port, config.listen);
       this.ports.http = bound.port;
       this.servers.push(...bound.servers);
@@ -110,7 +120,10 @@ export class HttpService implements Service {
         this.server.certs.onReload(() => s.setSecureContext(this.server.certs.serverOptions()));
         // A failed handshake must not become an unhandled error.
         s.on('tlsClientError', () => {});
-        return this.attach(s, true);
+        this.attach(s, true);
+        this.httpServers.push(s);
+        // TLS-ALPN-01 validations are answered in front of the https server.
+        return this.acmeTlsAlpn ? tlsAlpnFront(s, this.server.acmeChallenges) : s;
       };
       const bound = await listenAll(make, config.https.port, config.listen);
       this.ports.https = bound.port;
@@ -209,6 +222,11 @@ export class HttpService implements Service {
   private async route(req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<Reply | null> {
     const path = pathOf(req);
     if (path === null) return text(400, 'bad request');
+    if (path.startsWith(ACME_CHALLENGE_PATH)) {
+      // HTTP-01 (RFC 8555 §8.3): the body is exactly the key authorization.
+      const answer = this.server.acmeChallenges.httpAnswer(path.slice(ACME_CHALLENGE_PATH.length));
+      return answer ? { status: 200, type: 'application/octet-stream', body: answer } : text(404, 'not found');
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return text(405, 'method not allowed');
@@ -299,7 +317,7 @@ export class HttpService implements Service {
     await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 1000).unref())]);
     for (const ws of this.sockets) ws.terminate();
     const done = closeAll(this.servers);
-    for (const s of this.servers) (s as ReturnType<typeof createHttpServer>).closeAllConnections();
+    for (const s of this.httpServers) s.closeAllConnections();
     await done;
   }
 }

@@ -4,7 +4,15 @@
 // typescript), `jabberfly` starts from dist/ and serves a real client.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -33,7 +41,14 @@ describe('compiled runtime', { timeout: 300_000 }, () => {
     pkg = mkdtempSync(join(tmpdir(), 'jabberfly-compiled-'));
     const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     // --noCheck: the same output without the type check (npm run typecheck does that).
-    const built = await run([tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--noCheck', '--outDir', join(pkg, 'dist')]);
+    const built = await run([
+      tsc,
+      '-p',
+      join(ROOT, 'tsconfig.build.json'),
+      '--noCheck',
+      '--outDir',
+      join(pkg, 'dist'),
+    ]);
     assert.equal(built.code, 0, built.stdout + built.stderr);
     mkdirSync(join(pkg, 'bin'));
     copyFileSync(join(ROOT, 'bin', 'jabberfly.js'), join(pkg, 'bin', 'jabberfly.js'));
@@ -71,8 +86,13 @@ describe('compiled runtime', { timeout: 300_000 }, () => {
     const v = await run([bin, '--version']);
     assert.equal(v.code, 0, v.stderr);
     assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
-    assert.equal((await run([bin, 'adduser', 'ann@localhost', '--password', 'pw', '--config', config])).code, 0);
-    server = spawn(process.execPath, [bin, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(
+      (await run([bin, 'adduser', 'ann@localhost', '--password', 'pw', '--config', config])).code,
+      0,
+    );
+    server = spawn(process.execPath, [bin, 'start', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     await new Promise<void>((resolve, reject) => {
       const onData = (d: Buffer) => {

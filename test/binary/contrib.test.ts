@@ -46,7 +46,13 @@ describe('contrib: systemd unit and Dockerfile', () => {
   });
 
   it('is hardened: dynamic user, read-only system, low exposure score', async () => {
-    for (const line of ['DynamicUser=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'NoNewPrivileges=yes', 'PrivateTmp=yes']) {
+    for (const line of [
+      'DynamicUser=yes',
+      'ProtectSystem=strict',
+      'ProtectHome=yes',
+      'NoNewPrivileges=yes',
+      'PrivateTmp=yes',
+    ]) {
       assert.match(UNIT, new RegExp(`^${line}$`, 'm'), line);
     }
     const r = await analyze(['security', '--offline=yes', unit]);

@@ -32,11 +32,14 @@ function run(file: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pr
 
 function get(port: number, path: string): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, rejectUnauthorized: false, servername: 'localhost' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path, rejectUnauthorized: false, servername: 'localhost' },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -56,7 +59,11 @@ describe('single executable', { timeout: 300_000 }, () => {
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'jabberfly-binary-'));
-    const built = await run(process.execPath, [join(ROOT, 'scripts', 'build-binary.mjs'), '--out', join(work, 'build', 'jabberfly')]);
+    const built = await run(process.execPath, [
+      join(ROOT, 'scripts', 'build-binary.mjs'),
+      '--out',
+      join(work, 'build', 'jabberfly'),
+    ]);
     assert.equal(built.code, 0, built.stderr);
     // An empty folder with nothing but the executable and its configuration.
     folder = join(work, 'site');
@@ -134,12 +141,21 @@ describe('single executable', { timeout: 300_000 }, () => {
       xml(
         'iq',
         { type: 'set', id: 'reg', to: 'msn.localhost' },
-        xml('query', { xmlns: 'jabber:iq:register' }, xml('username', {}, 'juliet@hotmail.com'), xml('password', {}, 'julietpw')),
+        xml(
+          'query',
+          { xmlns: 'jabber:iq:register' },
+          xml('username', {}, 'juliet@hotmail.com'),
+          xml('password', {}, 'julietpw'),
+        ),
       ),
     );
     const reg = await c.waitFor((s) => s.attrs.id === 'reg', 'registration', 20000);
     assert.equal(reg.attrs.type, 'result', reg.toString());
-    await c.waitFor((s) => s.is('presence') && s.attrs.from === 'msn.localhost' && !s.attrs.type, 'gateway online', 20000);
+    await c.waitFor(
+      (s) => s.is('presence') && s.attrs.from === 'msn.localhost' && !s.attrs.type,
+      'gateway online',
+      20000,
+    );
 
     bob = new MsnSession({
       email: 'bob@hotmail.com',
@@ -151,18 +167,29 @@ describe('single executable', { timeout: 300_000 }, () => {
     bob.on('error', () => {});
     await bob.login();
 
-    const jpeg = await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 200, g: 30, b: 90 } } })
+    const jpeg = await sharp({
+      create: { width: 320, height: 240, channels: 3, background: { r: 200, g: 30, b: 90 } },
+    })
       .jpeg()
       .toBuffer();
     await c.send(
       xml(
         'iq',
         { type: 'set', id: 'vc' },
-        xml('vCard', { xmlns: 'vcard-temp' }, xml('PHOTO', {}, xml('TYPE', {}, 'image/jpeg'), xml('BINVAL', {}, jpeg.toString('base64')))),
+        xml(
+          'vCard',
+          { xmlns: 'vcard-temp' },
+          xml('PHOTO', {}, xml('TYPE', {}, 'image/jpeg'), xml('BINVAL', {}, jpeg.toString('base64'))),
+        ),
       ),
     );
     assert.equal((await c.waitFor((s) => s.attrs.id === 'vc', 'vCard set')).attrs.type, 'result');
-    const pictured = nextEvent(bob, 'avatar', (a) => a.email === 'juliet@hotmail.com' && !!a.msnObject, 20000);
+    const pictured = nextEvent(
+      bob,
+      'avatar',
+      (a) => a.email === 'juliet@hotmail.com' && !!a.msnObject,
+      20000,
+    );
     const { createHash } = await import('node:crypto');
     const hash = createHash('sha1').update(jpeg).digest('hex');
     await c.send(xml('presence', {}, xml('x', { xmlns: 'vcard-temp:x:update' }, xml('photo', {}, hash))));
