@@ -16,6 +16,7 @@ import type {
   SubjectRecord,
 } from '../storage/muc-rooms.ts';
 import { type Element, el } from '../xml/element.ts';
+import { Fanout } from '../xml/fanout.ts';
 import { NS } from '../xml/namespaces.ts';
 import { RoomHistory } from './history.ts';
 import { Occupant } from './occupant.ts';
@@ -163,7 +164,8 @@ export class Room {
 
   /** Sends a stanza to every session of an occupant. */
   sendToOccupant(occupant: Occupant, stanza: Element): void {
-    for (const jid of occupant.sessions.keys()) this.ctx.route(readdressed(stanza, jid));
+    const copies = new Fanout(stanza);
+    for (const jid of occupant.sessions.keys()) this.ctx.route(copies.to(jid));
   }
 
   /**
@@ -227,8 +229,9 @@ export class Room {
 
   /** A message from the room (or an occupant) to every session of every occupant. */
   broadcastMessage(message: Element): void {
+    const copies = new Fanout(message);
     for (const occupant of this.occupants.values()) {
-      for (const jid of occupant.sessions.keys()) this.ctx.route(readdressed(message, jid));
+      for (const jid of occupant.sessions.keys()) this.ctx.route(copies.to(jid));
     }
   }
 
@@ -384,14 +387,7 @@ export class Room {
   }
 }
 
-/**
- * A copy of a stanza for one recipient. The children are shared (they are
- * not changed after this point), the attributes and child list are not, so
- * a later change to one copy (e.g. a module removing a hint) leaves the
- * others alone.
- */
+/** A copy of a stanza for one recipient (see xml/fanout.ts). */
 export function readdressed(stanza: Element, to: string): Element {
-  const copy = el(stanza.name, { ...stanza.attrs, to });
-  copy.children = stanza.children.slice();
-  return copy;
+  return new Fanout(stanza).to(to);
 }
