@@ -20,6 +20,7 @@ import {
   PASSWORD,
   Prosody,
 } from './servers.ts';
+import { CORRESPONDENTS, fillArchive } from './archive-fill.ts';
 import { runTransport, transportAvailable } from './transport.ts';
 import type { Sample } from './types.ts';
 import type { Command } from './worker.ts';
@@ -32,8 +33,9 @@ one table (figure × server, ratio, server CPU and load-generator CPU).
   --quick              a minute or two: 1 short run per figure, 2,000 idle connections, 200 fan-out contacts,
                        50 room messages
   --runs N             runs per figure (median reported; default 3, quick 1)
-  --figures LIST       comma-separated: logins,messages,fanout,muc,latency,memory,transport
+  --figures LIST       comma-separated: logins,messages,fanout,muc,latency,memory,transport,archive,mamquery
                        (default: all)
+  --archive-size N     messages in the archive of the mamquery figure (default 1000000, quick 200000)
   --servers LIST       jabberfly,prosody (default: both)
   --workers N          load-generator processes (default: max(2, cores-1), at most 8)
   --connections N      idle connections for the memory figure (default 10000, quick 2000)
@@ -41,11 +43,12 @@ one table (figure × server, ratio, server CPU and load-generator CPU).
   --prosody-tuned      run Prosody with network_settings { nagle = false; opportunistic_writes = true }
                        (its defaults keep Nagle's algorithm on; jabberfly sets TCP_NODELAY)
   --profile            afterwards, run jabberfly under --cpu-prof with the message loads
-                       and print where the time goes (profile kept in bench/out/)
+                       and print where the time goes (profile kept in bench/out/); with
+                       the archive figure selected, jabberfly archives while profiled
   --keep               keep the temp folder (configs, data, logs)
   --help               this text`;
 
-const FIGURES = ['logins', 'messages', 'fanout', 'muc', 'latency', 'memory', 'transport'] as const;
+const FIGURES = ['logins', 'messages', 'fanout', 'muc', 'latency', 'memory', 'transport', 'archive', 'mamquery'] as const;
 type Figure = (typeof FIGURES)[number];
 
 const { values: opts } = parseArgs({
@@ -57,6 +60,7 @@ const { values: opts } = parseArgs({
     workers: { type: 'string' },
     connections: { type: 'string' },
     rate: { type: 'string' },
+    'archive-size': { type: 'string' },
     'prosody-tuned': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -84,6 +88,7 @@ const settings = {
     durationMs: quick ? 3000 : 6000,
   },
   memory: { connections: Number(opts.connections ?? (quick ? 2000 : 10000)), concurrency: 100 },
+  mamQuery: { archive: Number(opts['archive-size'] ?? (quick ? 200_000 : 1_000_000)), queries: quick ? 600 : 3000, page: 50 },
 };
 const figures = new Set<Figure>(
   (opts.figures ?? FIGURES.join(',')).split(',').map((f) => {
@@ -511,6 +516,78 @@ async function figLatency(s: BenchServer, t: Target): Promise<{ p50: Sample[]; p
   return { p50, p99 };
 }
 
+/**
+ * Messages/s as in figMessages on a second instance of the server with
+ * archiving on (jabberfly's MAM, Prosody's mod_mam with Debian's default
+ * storage), next to the same load with archiving off on a fresh instance.
+ */
+async function figArchive(make: (archive: boolean) => Promise<BenchServer>, name: string): Promise<void> {
+  const per: Record<string, Sample[]> = {};
+  for (const archive of [false, true]) {
+    const s = await make(archive);
+    const t: Target = { host: '127.0.0.1', port: s.port, domain: DOMAIN, password: PASSWORD };
+    await s.prepare(['u0', 'u1']);
+    await s.start();
+    log(`${s.label} running (pid ${s.pid}, port ${s.port})`);
+    try {
+      per[archive ? 'on' : 'off'] = await figMessages(s, t);
+    } finally {
+      await s.stop();
+    }
+  }
+  put('archiveOff', name, per.off!);
+  put('archiveOn', name, per.on!);
+  const off = median(per.off!.map((x) => x.value));
+  put(
+    'archiveKept',
+    name,
+    per.on!.map((x) => ({ ...x, value: (x.value / off) * 100 })),
+  );
+}
+
+/** MAM query latency on jabberfly with one archive of settings.mamQuery.archive messages. */
+async function figMamQuery(dir: string, cert: { crt: string; key: string }): Promise<void> {
+  const c = settings.mamQuery;
+  const s = new Jabberfly(dir, await freePort(), cert, { archive: true });
+  const t: Target = { host: '127.0.0.1', port: s.port, domain: DOMAIN, password: PASSWORD };
+  await s.prepare(['u0']);
+  log(`filling an archive of ${c.archive.toLocaleString('en')} messages through the store`);
+  const filled = Date.now();
+  const ids = await fillArchive(dir, `u0@${DOMAIN}`, c.archive);
+  log(`  filled in ${((Date.now() - filled) / 1000).toFixed(1)} s`);
+  await s.start();
+  const correspondents = Array.from({ length: CORRESPONDENTS }, (_, i) => `c${i}@${DOMAIN}`);
+  const p50: Sample[] = [];
+  const p99: Sample[] = [];
+  try {
+    await call(0, t, { cmd: 'connect', users: ['u0'], concurrency: 1, offset: 0, resource: 'bench' });
+    // A first pass warms the server's code and LevelDB's block cache, as a running server would be.
+    await call(0, t, { cmd: 'mam-query', user: 'u0', ids, correspondents, queries: 100, page: c.page });
+    for (let r = 0; r < settings.runs; r++) {
+      await settle(s);
+      const m = await measured(s, () =>
+        call(0, t, { cmd: 'mam-query', user: 'u0', ids, correspondents, queries: c.queries, page: c.page }),
+      );
+      const all = new Float64Array(m.result.samples as number[]);
+      all.sort();
+      const perPage = m.result.results / all.length;
+      const a50 = percentile(all, 50) / 1000;
+      const a99 = percentile(all, 99) / 1000;
+      const note = perPage < c.page * 0.9 ? `only ${perPage.toFixed(1)} results per page` : undefined;
+      log(
+        `  MAM query run ${r + 1}: p50 ${a50.toFixed(2)} ms, p99 ${a99.toFixed(2)} ms over ${all.length} queries, ${perPage.toFixed(1)} results per page (server CPU ${m.serverCpu.toFixed(0)}%)`,
+      );
+      p50.push({ value: a50, serverCpu: m.serverCpu, genCpu: m.genCpu, note });
+      p99.push({ value: a99, serverCpu: m.serverCpu, genCpu: m.genCpu, note });
+    }
+  } finally {
+    await disconnectAll(t);
+    await s.stop();
+  }
+  put('mamP50', 'jabberfly', p50);
+  put('mamP99', 'jabberfly', p99);
+}
+
 /** One memory run on a freshly started server: RSS before and after N idle authenticated connections. */
 async function memoryRun(s: BenchServer, t: Target, r: number): Promise<Sample> {
   const n = settings.memory.connections;
@@ -585,6 +662,36 @@ const ROWS: Record<string, Row> = {
     better: 'lower',
     unit: '',
     digits: 1,
+  },
+  archiveOff: {
+    figure: 'messages/s one-to-one, archiving off (fresh server, window 100)',
+    better: 'higher',
+    unit: '',
+    digits: 0,
+  },
+  archiveOn: {
+    figure: 'messages/s one-to-one, archiving on (jabberfly MAM; Prosody mod_mam, default storage)',
+    better: 'higher',
+    unit: '',
+    digits: 0,
+  },
+  archiveKept: {
+    figure: 'messages/s kept with archiving on, % of off',
+    better: 'higher',
+    unit: '',
+    digits: 1,
+  },
+  mamP50: {
+    figure: `MAM query p50, ms (page of ${settings.mamQuery.page} from a ${settings.mamQuery.archive.toLocaleString('en')}-message archive)`,
+    better: 'lower',
+    unit: '',
+    digits: 2,
+  },
+  mamP99: {
+    figure: `MAM query p99, ms (page of ${settings.mamQuery.page} from a ${settings.mamQuery.archive.toLocaleString('en')}-message archive)`,
+    better: 'lower',
+    unit: '',
+    digits: 2,
   },
   msnRate: {
     figure: 'MSN transport: round trips/s, XMPP → MSN buddy → XMPP (50 in flight)',
@@ -702,7 +809,7 @@ async function profileJabberfly(cert: { crt: string; key: string }): Promise<str
   const profDir = join(root, 'cpuprof');
   mkdirSync(dir);
   mkdirSync(profDir);
-  const s = new Jabberfly(dir, await freePort(), cert);
+  const s = new Jabberfly(dir, await freePort(), cert, { archive: figures.has('archive') });
   const t: Target = { host: '127.0.0.1', port: s.port, domain: DOMAIN, password: PASSWORD };
   await s.prepare(USERS.slice(0, settings.latency.users));
   await s.start({ cpuProfDir: profDir });
@@ -742,7 +849,26 @@ async function main(): Promise<void> {
         ? new Jabberfly(dir, await freePort(), cert)
         : new Prosody(dir, await freePort(), cert, opts['prosody-tuned']);
     labels[name] = s.label;
-    if ([...figures].some((f) => f !== 'transport')) await benchServer(s);
+    if ([...figures].some((f) => f !== 'transport' && f !== 'archive' && f !== 'mamquery')) await benchServer(s);
+    if (figures.has('archive')) {
+      let n = 0;
+      await figArchive(async (archive) => {
+        const d = join(root, `${name}-archive-${n++}`);
+        mkdirSync(d);
+        return name === 'jabberfly'
+          ? new Jabberfly(d, await freePort(), cert, { archive })
+          : new Prosody(d, await freePort(), cert, opts['prosody-tuned'], archive);
+      }, name);
+    }
+    if (figures.has('mamquery')) {
+      if (name === 'jabberfly') {
+        const d = join(root, 'jabberfly-mamquery');
+        mkdirSync(d);
+        await figMamQuery(d, cert);
+      } else {
+        for (const row of ['mamP50', 'mamP99']) put(row, name, 'n/a (not measured: see README)');
+      }
+    }
   }
   if (figures.has('transport')) {
     const available = transportAvailable();

@@ -132,13 +132,13 @@ export class Jabberfly extends ServerProcess implements BenchServer {
     private readonly dir: string,
     readonly port: number,
     cert: { crt: string; key: string },
-    options: { msn?: { server: string; nexus: string; loginUrl?: string } } = {},
+    options: { msn?: { server: string; nexus: string; loginUrl?: string }; archive?: boolean } = {},
   ) {
     super();
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
       version: string;
     };
-    this.label = `jabberfly ${pkg.version}`;
+    this.label = `jabberfly ${pkg.version}${options.archive ? ' (archiving)' : ''}`;
     mkdirSync(join(dir, 'certs'), { recursive: true });
     copyFileSync(cert.crt, join(dir, 'certs', `${DOMAIN}.crt`));
     copyFileSync(cert.key, join(dir, 'certs', `${DOMAIN}.key`));
@@ -171,6 +171,8 @@ https:
 limits:
   maxConnectionsPerIp: 1000000
   authTimeout: 120
+mam:
+  enabled: ${options.archive ? 'true' : 'false'}
 ${msn}log:
   level: warn
 `,
@@ -218,13 +220,15 @@ export class Prosody extends ServerProcess implements BenchServer {
     cert: { crt: string; key: string },
     /** Turn off Nagle's algorithm and write opportunistically (Prosody's defaults keep Nagle on). */
     tuned = false,
+    /** Load mod_mam (with its default storage, as Debian ships it). */
+    archive = false,
   ) {
     super();
     this.uid = Number(execFileSync('id', ['-u', 'prosody']).toString().trim());
     this.gid = Number(execFileSync('id', ['-g', 'prosody']).toString().trim());
     const version =
       /^ii\s+prosody\s+(\S+)/m.exec(execFileSync('dpkg', ['-l', 'prosody']).toString())?.[1] ?? '?';
-    this.label = `Prosody ${version}${tuned ? ' (nagle off)' : ''}`;
+    this.label = `Prosody ${version}${tuned ? ' (nagle off)' : ''}${archive ? ' (mod_mam)' : ''}`;
     mkdirSync(join(dir, 'data'), { recursive: true });
     mkdirSync(join(dir, 'certs'), { recursive: true });
     const crt = join(dir, 'certs', `${DOMAIN}.crt`);
@@ -234,8 +238,8 @@ export class Prosody extends ServerProcess implements BenchServer {
     this.configFile = join(dir, 'prosody.cfg.lua');
     // The module set matches what jabberfly serves: roster, presence,
     // messages, offline storage, carbons, blocking, vCard, ping, disco,
-    // version, time, last activity, group chat (mod_muc); no MAM, no s2s,
-    // no HTTP. Logging at warn, like jabberfly's bench config.
+    // version, time, last activity, group chat (mod_muc); no s2s, no HTTP;
+    // MAM only for the archiving figure. Logging at warn, like jabberfly's bench config.
     writeFileSync(
       this.configFile,
       `-- Written by bench/servers.ts
@@ -250,8 +254,8 @@ c2s_direct_tls_ports = { }
 s2s_ports = { }
 http_ports = { }
 https_ports = { }
-modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "vcard"; "carbons"; "offline"; "blocklist"; "version"; "time"; "lastactivity" }
-modules_disabled = { "s2s"; "s2s_auth_certs"; "admin_shell"; "admin_socket"; "mam"; "http" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "vcard"; "carbons"; "offline"; "blocklist"; "version"; "time"; "lastactivity"${archive ? '; "mam"' : ''} }
+modules_disabled = { "s2s"; "s2s_auth_certs"; "admin_shell"; "admin_socket"; "http"${archive ? '' : '; "mam"'} }
 authentication = "internal_hashed"
 storage = "internal"
 c2s_require_encryption = true

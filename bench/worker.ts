@@ -24,7 +24,8 @@ export type Command =
   | { cmd: 'muc-create'; user: string; room: string; timeoutMs: number }
   | { cmd: 'muc-join'; room: string; exclude: string; timeoutMs: number }
   | { cmd: 'muc-count'; expected: number; exclude: string; timeoutMs: number }
-  | { cmd: 'muc-send'; user: string; room: string; messages: number };
+  | { cmd: 'muc-send'; user: string; room: string; messages: number }
+  | { cmd: 'mam-query'; user: string; ids: string[]; correspondents: string[]; queries: number; page: number };
 
 export interface Request {
   id: number;
@@ -409,6 +410,44 @@ async function mucSend(c: Extract<Command, { cmd: 'muc-send' }>) {
   return { firstAt };
 }
 
+/**
+ * MAM queries one at a time, each for a page: forward from a known id,
+ * backward from a known id, and the last page with one correspondent, in
+ * turn. Latency is from writing the iq to reading its result (which the
+ * server sends after the page's messages).
+ */
+async function mamQuery(c: Extract<Command, { cmd: 'mam-query' }>) {
+  const u = conn(c.user);
+  const samples: number[] = [];
+  let results = 0;
+  for (let i = 0; i < c.queries; i++) {
+    const id = c.ids[(i * 7919) % c.ids.length]!;
+    const kind = i % 3;
+    const form =
+      kind === 2
+        ? `<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:mam:2</value></field><field var='with'><value>${c.correspondents[i % c.correspondents.length]}</value></field></x>`
+        : '';
+    const rsm = kind === 0 ? `<after>${id}</after>` : kind === 1 ? `<before>${id}</before>` : '<before/>';
+    const done = `id="mq${i}"`;
+    let buf = '';
+    const got = new Promise<void>((resolve) => {
+      u.onData = (chunk) => {
+        buf += chunk;
+        if (buf.includes(done)) resolve();
+      };
+    });
+    const t0 = nowUs();
+    u.write(
+      `<iq type='set' id='mq${i}'><query xmlns='urn:xmpp:mam:2' queryid='q${i}'>${form}<set xmlns='http://jabber.org/protocol/rsm'><max>${c.page}</max>${rsm}</set></query></iq>`,
+    );
+    await got;
+    samples.push(nowUs() - t0);
+    results += buf.split('<result ').length - 1;
+  }
+  u.onData = null;
+  return { samples, results };
+}
+
 async function run(req: Request): Promise<unknown> {
   const { target: t, command: c } = req;
   switch (c.cmd) {
@@ -438,6 +477,8 @@ async function run(req: Request): Promise<unknown> {
       return mucCount(c);
     case 'muc-send':
       return mucSend(c);
+    case 'mam-query':
+      return mamQuery(c);
   }
 }
 

@@ -15,6 +15,8 @@ const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|f
 // The group chat service's limits (its own line: sections are added side by side).
 const MUC_POSITIVE_KEYS = /^muc\.(max|historyMax)/;
 const ACME_POSITIVE_KEYS = /^acme\.(renewDays|checkInterval)$/;
+// The message archive's limits.
+const MAM_POSITIVE_KEYS = /^mam\.(expiryInterval|pageSize|maxPageSize)$/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);
 const DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
@@ -75,7 +77,7 @@ function checkValue(name: string, def: unknown, value: unknown): unknown {
   if (typeof value !== typeof def) {
     throw new ConfigError(`'${name}' must be a ${typeof def}, got ${JSON.stringify(value)}`);
   }
-  if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name) || ACME_POSITIVE_KEYS.test(name)) && !(value > 0)) {
+  if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name) || ACME_POSITIVE_KEYS.test(name) || MAM_POSITIVE_KEYS.test(name)) && !(value > 0)) {
     throw new ConfigError(`'${name}' must be a positive number`);
   }
   return value;
@@ -155,6 +157,10 @@ export function buildConfig(given: unknown = {}): Config {
       throw new ConfigError(`'acme.challenges' may list http-01 and tls-alpn-01, not '${c}'`);
     }
   }
+  if (!['always', 'never', 'roster'].includes(cfg.mam.default)) {
+    throw new ConfigError(`'mam.default' must be one of always, never, roster`);
+  }
+  if (!(cfg.mam.retention >= 0)) throw new ConfigError(`'mam.retention' must be 0 (keep forever) or a number of days`);
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(cfg.log.level)) {
     throw new ConfigError(`'log.level' must be one of debug, info, warn, error, silent`);
   }

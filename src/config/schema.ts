@@ -126,6 +126,19 @@ export interface Config {
     /** Seconds between checks of the certificate (a failed order is retried within an hour). */
     checkInterval: number;
   };
+  /** Message archive (XEP-0313) of every user. */
+  mam: {
+    enabled: boolean;
+    /** What is archived for users who set no preferences (XEP-0441). */
+    default: 'always' | 'never' | 'roster';
+    /** Days an archived message is kept (fractions allowed); 0 keeps it forever. */
+    retention: number;
+    /** Seconds between runs of the background expiry. */
+    expiryInterval: number;
+    /** Results per page when a query asks for no size, and the most one may ask for. */
+    pageSize: number;
+    maxPageSize: number;
+  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
@@ -226,6 +239,14 @@ export function defaultConfig(): Config {
       challenges: ['http-01', 'tls-alpn-01'],
       renewDays: 30,
       checkInterval: 12 * 3600,
+    },
+    mam: {
+      enabled: true,
+      default: 'always',
+      retention: 365,
+      expiryInterval: 3600,
+      pageSize: 50,
+      maxPageSize: 250,
     },
     log: { level: 'info' },
   };

@@ -2,6 +2,7 @@
 // and from the admin channel (`jabberfly deluser`) do the same thing.
 import type { ServerContext } from '../host/context.ts';
 import { BlocklistStore } from '../storage/blocklist.ts';
+import { MamPrefsStore } from '../storage/mam-prefs.ts';
 import { RosterStore } from '../storage/roster.ts';
 import { deleteUserData } from '../storage/user-data.ts';
 import { el } from '../xml/element.ts';
@@ -26,7 +27,8 @@ export async function removeAccount(server: ServerContext, bare: string): Promis
       server.router.route(el('presence', { type: 'unsubscribed', from: bare, to: item.jid }));
     }
   }
-  // The blocklist lives in memory too: clear it through its store.
+  // The blocklist and archiving preferences live in memory too: clear them through their stores.
   await server.store(BlocklistStore).unblock(bare, null);
+  await server.store(MamPrefsStore).forget(bare);
   await deleteUserData(server.storage, bare);
 }

@@ -11,6 +11,7 @@ import { carbonsModule } from './carbons.ts';
 import { discoModule } from './disco.ts';
 import { invisibleModule } from './invisible.ts';
 import { lastModule } from './last.ts';
+import { mamModule } from './mam.ts';
 import { messageModule } from './message.ts';
 import { offlineModule } from './offline.ts';
 import { pepModule } from './pep.ts';
@@ -32,6 +33,7 @@ export const userHostModules: Module[] = [
   messageModule,
   offlineModule,
   carbonsModule,
+  mamModule,
   blockingModule,
   discoModule,
   vcardModule,

@@ -41,6 +41,11 @@ export class SessionRegistry {
     return res ? [...res.values()] : [];
   }
 
+  /** Whether the bare JID has any bound resource (no array made, for hot paths). */
+  has(bare: string): boolean {
+    return this.byBare.has(bare);
+  }
+
   /** Resources with available presence. */
   available(bare: string): ClientSession[] {
     return this.resources(bare).filter((s) => s.presence !== null);

@@ -4,8 +4,10 @@
 // process; `storage.sync: true` also survives power loss (fsync per write).
 import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
+import { seedArchiveIds } from './archive-id.ts';
+import { HIGH_WATER, LevelArchive } from './level-archive.ts';
 import { LevelPubsubStore, type PubsubSublevel } from './level-pubsub.ts';
-import type { KeyValueStore, ListStore, PubsubStore, StorageBackend } from './types.ts';
+import type { ArchiveStore, KeyValueStore, ListStore, PubsubStore, StorageBackend } from './types.ts';
 
 type Db = ClassicLevel<string, unknown>;
 
@@ -26,10 +28,13 @@ export class LevelBackend implements StorageBackend {
   private readonly writeOptions: { sync: boolean };
   /** One instance per name: each serialises its own writes. */
   private readonly pubsubStores = new Map<string, LevelPubsubStore>();
+  /** Shared by every archive: the highest archive id written. */
+  private readonly archiveMeta: Sub;
 
   private constructor(db: Db, sync: boolean) {
     this.db = db;
     this.writeOptions = { sync };
+    this.archiveMeta = db.sublevel<string, string>('archive-meta', { valueEncoding: 'utf8' }) as unknown as Sub;
   }
 
   static async open(path: string, sync = false): Promise<LevelBackend> {
@@ -45,7 +50,11 @@ export class LevelBackend implements StorageBackend {
       }
       throw err;
     }
-    return new LevelBackend(db, sync);
+    const backend = new LevelBackend(db, sync);
+    // Archive ids made from now on sort after every one already stored.
+    const highWater = (await backend.archiveMeta.get(HIGH_WATER)) as string | undefined;
+    if (highWater) seedArchiveIds(highWater);
+    return backend;
   }
 
   private sub(name: string): Sub {
@@ -105,7 +114,20 @@ export class LevelBackend implements StorageBackend {
     return store;
   }
 
+  private readonly archives = new Map<string, LevelArchive>();
+
+  /** One instance per name: its write queue must be shared by every user of that archive. */
+  archive(name: string): ArchiveStore {
+    let a = this.archives.get(name);
+    if (!a) {
+      a = new LevelArchive(this.db, name, this.archiveMeta as never, this.writeOptions);
+      this.archives.set(name, a);
+    }
+    return a;
+  }
+
   async close(): Promise<void> {
+    for (const a of this.archives.values()) await a.drained();
     await this.db.close();
   }
 }

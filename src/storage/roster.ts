@@ -53,9 +53,15 @@ interface Stored {
 export class RosterStore {
   private readonly kv: KeyValueStore<Stored>;
   private readonly mutex = new KeyedMutex();
+  private readonly watchers: Array<(user: string, roster: Roster) => void> = [];
 
   constructor(backend: StorageBackend) {
     this.kv = backend.keyValue<Stored>('roster');
+  }
+
+  /** Calls `fn` after each saved change of any roster (for views kept in memory). */
+  onChange(fn: (user: string, roster: Roster) => void): void {
+    this.watchers.push(fn);
   }
 
   async get(user: string): Promise<Roster> {
@@ -100,6 +106,7 @@ export class RosterStore {
           items: [...roster.items.values()],
           pending: [...roster.pending.values()],
         });
+        for (const fn of this.watchers) fn(user, roster);
       }
       return { result, version: roster.version, changed };
     });

@@ -79,5 +79,56 @@ export interface StorageBackend {
   list<T>(name: string): ListStore<T>;
   /** Pubsub nodes and items under one name (e.g. 'pep'). */
   pubsub(name: string): PubsubStore;
+  /** A named set of archives (the user archive `mam`, room archives). */
+  archive(name: string): ArchiveStore;
   close(): Promise<void>;
+}
+
+/**
+ * One archived stanza (XEP-0313). `id` is unique within its archive and
+ * sorts in time order (made by `newArchiveId()` in archive-id.ts, which also
+ * gives `when`), so "after this id" and "from this time" are both ranges of
+ * the same ordered index.
+ */
+export interface ArchiveEntry {
+  id: string;
+  /** When it was archived, ms since the epoch (the time inside `id`). */
+  when: number;
+  /** The correspondent: the other party's bare JID (second index). */
+  with: string;
+  /** The stanza as XML text. */
+  xml: string;
+}
+
+/** A slice of one archive, in id order (time order), or newest first with `reverse`. */
+export interface ArchiveRange {
+  /** Only entries with this correspondent (bare JID). */
+  with?: string;
+  /** Only entries with an id strictly after / before these. */
+  afterId?: string;
+  beforeId?: string;
+  /** Only entries with `when` at or after `start`, at or before `end` (ms). */
+  start?: number;
+  end?: number;
+  reverse?: boolean;
+  /** At most this many (a hint: callers may stop reading sooner). */
+  limit?: number;
+}
+
+/**
+ * Append-only archives, one per owner (a user's bare JID, or a room's),
+ * indexed by (owner, id) and by (owner, with, id); reads are streamed, so a
+ * page never loads a whole archive. Reads see every append whose promise
+ * was created before them. In SQL: one table (owner, id, when, with, xml)
+ * with primary key (owner, id) and an index on (owner, with, id).
+ */
+export interface ArchiveStore {
+  append(owner: string, entry: ArchiveEntry): Promise<void>;
+  query(owner: string, range: ArchiveRange): AsyncIterable<ArchiveEntry>;
+  /** The entries with these ids, in the order asked (undefined where missing). */
+  get(owner: string, ids: string[]): Promise<Array<ArchiveEntry | undefined>>;
+  /** Removes entries archived before `before` (ms) from every archive; returns how many. */
+  expire(before: number): Promise<number>;
+  /** Removes one owner's whole archive (account deletion). */
+  removeOwner(owner: string): Promise<void>;
 }

@@ -4,14 +4,17 @@
 import type { StorageBackend } from './types.ts';
 
 /** Key-value stores keyed by bare JID. */
-export const PER_USER_KEY_VALUE = new Set<string>(['roster', 'vcard', 'blocklist', 'last', 'msn-registrations', 'private']);
+export const PER_USER_KEY_VALUE = new Set<string>(['roster', 'vcard', 'blocklist', 'last', 'msn-registrations', 'private', 'mam-prefs']);
 /** List stores keyed by bare JID. */
 export const PER_USER_LISTS = new Set<string>(['offline']);
 /** Pubsub stores whose services are bare JIDs (PEP: every node of the account). */
 export const PER_USER_PUBSUB = new Set<string>(['pep']);
+/** Archives whose owner is a bare JID (the user's message archive). */
+export const PER_USER_ARCHIVES = new Set<string>(['mam']);
 
 export async function deleteUserData(backend: StorageBackend, bareJid: string): Promise<void> {
   for (const name of PER_USER_KEY_VALUE) await backend.keyValue(name).delete(bareJid);
   for (const name of PER_USER_LISTS) await backend.list(name).shift(bareJid);
   for (const name of PER_USER_PUBSUB) await backend.pubsub(name).deleteService(bareJid);
+  for (const name of PER_USER_ARCHIVES) await backend.archive(name).removeOwner(bareJid);
 }

@@ -67,4 +67,11 @@ export const NS = {
   attention: 'urn:xmpp:attention:0',
   receipts: 'urn:xmpp:receipts',
   oob: 'jabber:x:oob',
+  mam: 'urn:xmpp:mam:2',
+  mamExtended: 'urn:xmpp:mam:2#extended',
+  rsm: 'http://jabber.org/protocol/rsm',
+  sid: 'urn:xmpp:sid:0',
+  hints: 'urn:xmpp:hints',
+  sm: 'urn:xmpp:sm:3',
+  csi: 'urn:xmpp:csi:0',
 } as const;

@@ -150,6 +150,20 @@ async def op_muc_message(client, a):
     return {}
 
 
+async def op_mam_pages(client, a):
+    """Pages through the own archive with slixmpp's XEP-0313 + XEP-0059 iterator (needs xep_0313)."""
+    pages = client["xep_0313"].retrieve(
+        with_jid=slixmpp.JID(a["with"]) if a.get("with") else None,
+        iterator=True,
+        reverse=bool(a.get("reverse")),
+        rsm={"max": int(a.get("max", 10))},
+    )
+    out = []
+    async for page in pages:
+        out.append({"results": [str(m) for m in page["mam"]["results"]], "fin": str(page["mam_fin"])})
+    return {"pages": out}
+
+
 OPS = {name[3:]: fn for name, fn in list(globals().items()) if name.startswith("op_")}
 
 

@@ -39,6 +39,7 @@ import { S2SService } from '../../src/s2s/s2s-service.ts';
 import { freePort, Prosody, prosodyConfig, prosodyIds } from '../helpers/prosody.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { SlixClient } from '../helpers/slixmpp.ts';
+import { bodyOf, idOf, query as mamQuery } from '../helpers/mam.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
 import { FakeDns } from './fake-dns.ts';
 
@@ -300,6 +301,13 @@ function scenario(secure: boolean): void {
         10000,
       );
       assert.equal(m2.attrs.from, `pat@${PROSODY_DOMAIN}/slix`);
+      // Both directions are in jane's archive (XEP-0313); the incoming one
+      // carries jabberfly's stanza-id, which is its archive id.
+      const sid = m2.getChild('stanza-id', 'urn:xmpp:sid:0');
+      assert.equal(sid?.attrs.by, `jane@${JF_DOMAIN}`);
+      const archived = await mamQuery(jane, { with: `pat@${PROSODY_DOMAIN}` });
+      assert.deepEqual(archived.results.map(bodyOf), ['hi from jabberfly', 'hi from prosody']);
+      assert.equal(idOf(archived.results[1]!), sid.attrs.id);
     });
 
     it(`authenticated both directions with ${secure ? 'SASL EXTERNAL' : 'dialback'}`, () => {
