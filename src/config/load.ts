@@ -137,7 +137,7 @@ export function buildConfig(given: unknown = {}): Config {
     throw new ConfigError(`'muc.historyDefault' must be a whole number from 0 to muc.historyMaxStanzas`);
   }
   if (cfg.msn.server && !/^[^:\s]+:\d+$/.test(cfg.msn.server)) throw new ConfigError(`'msn.server' must be host:port`);
-  for (const key of ['nexus', 'loginUrl'] as const) {
+  for (const key of ['nexus', 'loginUrl', 'servicesUrl'] as const) {
     const v = cfg.msn[key];
     if (v && !/^https?:\/\//.test(v)) throw new ConfigError(`'msn.${key}' must be an http(s) URL`);
   }

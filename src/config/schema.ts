@@ -75,6 +75,8 @@ export interface Config {
     requestTimeout: number;
     /** MSNP versions offered at login, best first (e.g. [15] to pin SSO). */
     protocols: number[];
+    /** Base URL of the MSNP13+ SOAP services (token service, address book, offline messages); '' = the nexus's origin. */
+    servicesUrl: string;
     /** Seconds a request for an MSN contact (vCard) waits for the user's MSN login to finish. */
     loginWait: number;
   };
@@ -143,7 +145,7 @@ export interface Config {
 }
 
 /** MSNP versions the transport speaks, best first: the default of `msn.protocols`. */
-export const MSN_PROTOCOLS: readonly number[] = [11, 10, 9, 8];
+export const MSN_PROTOCOLS: readonly number[] = [18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8];
 
 /** XEP-0356 permission values, as the XEP names them. */
 export interface Privileges {
@@ -215,6 +217,7 @@ export function defaultConfig(): Config {
       avatarMaxPixels: 4096 * 4096,
       requestTimeout: 30,
       protocols: [...MSN_PROTOCOLS],
+      servicesUrl: '',
       loginWait: 30,
     },
     muc: {

@@ -70,9 +70,26 @@ export function msnp11Challenge(challenge: string, keys: ChallengeKeys = MSNP11_
   return out.toString('hex');
 }
 
+/** Windows Live Messenger 8.0/8.1 keys (MSNP13-14). */
+export const MSNP13_KEYS: ChallengeKeys = { productId: 'PROD01065C%ZFN6F', productKey: 'O4BG@C7BWLYQX?5G' };
+/** Windows Live Messenger 8.5 keys (MSNP15; accepted up to MSNP17). */
+export const MSNP15_KEYS: ChallengeKeys = { productId: 'PROD0119GSJUC$18', productKey: 'ILTXC!4IXB5FB*PX' };
+/** Windows Live Messenger 2009 keys (MSNP18). */
+export const MSNP18_KEYS: ChallengeKeys = { productId: 'PROD0120PW!CCV9@', productKey: 'C1BX{V4W}Q3*10SM' };
+
+/** The product keys a client of that protocol version answers with. */
+export function challengeKeys(n: number): ChallengeKeys {
+  if (n >= 18) return MSNP18_KEYS;
+  if (n >= 15) return MSNP15_KEYS;
+  if (n >= 13) return MSNP13_KEYS;
+  if (n >= 11) return MSNP11_KEYS;
+  return MSNP8_KEYS;
+}
+
 /** Picks the algorithm and keys for a negotiated protocol version ("MSNP11", "MSNP9", ...). */
 export function solveChallenge(version: string, challenge: string): { productId: string; response: string } {
   const n = Number(version.replace(/^MSNP/i, ''));
-  if (n >= 11) return { productId: MSNP11_KEYS.productId, response: msnp11Challenge(challenge, MSNP11_KEYS) };
-  return { productId: MSNP8_KEYS.productId, response: md5Challenge(challenge, MSNP8_KEYS.productKey) };
+  const keys = challengeKeys(n);
+  if (n >= 11) return { productId: keys.productId, response: msnp11Challenge(challenge, keys) };
+  return { productId: keys.productId, response: md5Challenge(challenge, keys.productKey) };
 }

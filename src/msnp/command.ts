@@ -38,6 +38,12 @@ export const SERVER_PAYLOAD_COMMANDS: ReadonlySet<string> = new Set([
   'SDG',
 ]);
 
+/**
+ * Payload commands whose replies carry no payload: "ADL 5 OK", "RML 6 OK",
+ * "UUN 7 OK". A body follows only when the last token is a byte count.
+ */
+const OPTIONAL_PAYLOAD: ReadonlySet<string> = new Set(['ADL', 'RML', 'UUN', 'FQY']);
+
 const CRLF = Buffer.from('\r\n');
 
 /** The transaction id of a reply, when its first argument is numeric. */
@@ -103,8 +109,10 @@ export class CommandParser {
         this.buf = this.buf.subarray(eol + 2);
         continue;
       }
-      if (this.payloadCommands.has(name)) {
-        const lenToken = args[args.length - 1];
+      const lastToken = args[args.length - 1];
+      const optionalAbsent = OPTIONAL_PAYLOAD.has(name) && (lastToken === undefined || !/^\d+$/.test(lastToken));
+      if (this.payloadCommands.has(name) && !optionalAbsent) {
+        const lenToken = lastToken;
         const len = lenToken !== undefined && /^\d+$/.test(lenToken) ? Number(lenToken) : Number.NaN;
         if (!Number.isFinite(len) || len > MAX_PAYLOAD) {
           throw new Error(`bad payload length in "${line}"`);

@@ -1,8 +1,10 @@
 /**
- * Contact lists and groups on the notification server: the SYN download
- * (GTC, BLP, LSG, LST), list edits (ADC/ADD, REM, ADG, RMG, REG) and the
- * server's pushes (ADC 0 RL when someone adds us, REM 0 RL ...).
+ * Contact lists and groups. Up to MSNP12 on the notification server: the
+ * SYN download (GTC, BLP, LSG, LST), list edits (ADC/ADD, REM, ADG, RMG,
+ * REG) and the server's pushes (ADC 0 RL when someone adds us, REM 0 RL ...).
+ * From MSNP13 the address book services hold them (address-book-lists.ts).
  */
+import { AddressBookLists } from './address-book-lists.ts';
 import type { MsnCommand } from './command.ts';
 import type { MsnConnection } from './connection.ts';
 import { MsnError, MsnProtocolError } from './errors.ts';
@@ -21,14 +23,26 @@ export class ContactList {
   private sync: SyncState | undefined;
   privacy: { blp: string; gtc: string } = { blp: 'AL', gtc: 'A' };
 
-  constructor(private readonly core: SessionCore) {}
+  private readonly book: AddressBookLists;
+
+  constructor(
+    private readonly core: SessionCore,
+    onOwnNickname: (nickname: string) => void,
+  ) {
+    this.book = new AddressBookLists(core, onOwnNickname);
+  }
+
+  /** MSNP13+: the address book services hold the lists. */
+  private get soap(): boolean {
+    return this.core.version >= 13;
+  }
 
   /** True while the SYN answer is being read (nickname changes then are not news). */
   get syncing(): boolean {
     return this.sync !== undefined;
   }
 
-  /** SYN: fetch the whole list (we keep no cache, so always ask from version 0). */
+  /** Downloads the lists (SYN, or the address book from MSNP13); we keep no cache, so always everything. */
   async synchronise(conn: MsnConnection): Promise<void> {
     const core = this.core;
     core.contacts.clear();
@@ -36,29 +50,33 @@ export class ContactList {
     const sync: SyncState = { contacts: 0, groups: 0 };
     this.sync = sync;
     try {
-      const v10 = core.version >= 10;
-      const reply = await conn.request('SYN', v10 ? ['0', '0'] : ['0']);
-      // MSNP10+: SYN trid ts1 ts2 contacts groups; MSNP8/9: SYN trid version contacts groups.
-      const nums = reply.args.slice(1);
-      const contacts = Number(nums[nums.length - 2]);
-      const groups = Number(nums[nums.length - 1]);
-      if (nums.length >= 3 && Number.isFinite(contacts) && Number.isFinite(groups)) {
-        sync.expectContacts = contacts;
-        sync.expectGroups = groups;
-        if (sync.contacts < contacts || sync.groups < groups) {
-          await withDeadline(
-            new Promise<void>((resolve) => {
-              sync.done = resolve;
-            }),
-            core.timeouts.request,
-            'contact list (LST/LSG)',
-          );
-        }
-      }
+      if (this.soap) await this.book.synchronise(conn);
+      else await this.syn(conn, sync);
     } finally {
       this.sync = undefined;
     }
     core.emit('contactList', { contacts: this.snapshot(), groups: this.groupSnapshot() });
+  }
+
+  private async syn(conn: MsnConnection, sync: SyncState): Promise<void> {
+    const core = this.core;
+    const v10 = core.version >= 10;
+    const reply = await conn.request('SYN', v10 ? ['0', '0'] : ['0']);
+    // MSNP10+: SYN trid ts1 ts2 contacts groups; MSNP8/9: SYN trid version contacts groups.
+    const nums = reply.args.slice(1);
+    const contacts = Number(nums[nums.length - 2]);
+    const groups = Number(nums[nums.length - 1]);
+    if (nums.length < 3 || !Number.isFinite(contacts) || !Number.isFinite(groups)) return;
+    sync.expectContacts = contacts;
+    sync.expectGroups = groups;
+    if (sync.contacts >= contacts && sync.groups >= groups) return;
+    await withDeadline(
+      new Promise<void>((resolve) => {
+        sync.done = resolve;
+      }),
+      core.timeouts.request,
+      'contact list (LST/LSG)',
+    );
   }
 
   snapshot(): MsnContact[] {
@@ -91,6 +109,10 @@ export class ContactList {
         return true;
       case 'REM':
         this.onAsyncRemove(a);
+        return true;
+      case 'ADL':
+      case 'RML':
+        this.book.onPush(cmd.name, cmd.payload);
         return true;
       default:
         return false;
@@ -131,7 +153,9 @@ export class ContactList {
       if (nick !== undefined) c.nickname = decodeText(nick, c.email);
       if (guid !== undefined) c.guid = guid;
       c.lists = listsFromBits(Number(rest[0]) || 0);
-      c.groups = rest[1] ? rest[1].split(',').filter((g) => g.length > 0) : [];
+      // MSNP12 puts the network id between the list bits and the groups.
+      const groups = this.core.version >= 12 ? rest[2] : rest[1];
+      c.groups = groups ? groups.split(',').filter((g) => g.length > 0) : [];
     }
     this.bumpSync('contacts');
   }
@@ -196,13 +220,17 @@ export class ContactList {
   // ---------------------------------------------------------------- list calls
 
   async addContact(email: string, list: ListName = 'FL'): Promise<MsnContact> {
+    if (this.soap) return this.book.addContact(email, list);
     const core = this.core;
     const conn = core.requireOnline();
     const who = email.toLowerCase();
     const v10 = core.version >= 10;
     let reply: MsnCommand;
     if (v10) {
-      reply = await conn.request('ADC', list === 'FL' ? [list, `N=${who}`, `F=${encodeText(who)}`] : [list, `N=${who}`]);
+      reply = await conn.request(
+        'ADC',
+        list === 'FL' ? [list, `N=${who}`, `F=${encodeText(who)}`] : [list, `N=${who}`],
+      );
     } else {
       reply = await conn.request('ADD', [list, who, encodeText(who)]);
     }
@@ -224,6 +252,7 @@ export class ContactList {
   }
 
   async removeContact(email: string, list: ListName = 'FL'): Promise<void> {
+    if (this.soap) return this.book.removeContact(email, list);
     const core = this.core;
     const conn = core.requireOnline();
     const who = email.toLowerCase();
@@ -252,10 +281,12 @@ export class ContactList {
   async allow(email: string): Promise<void> {
     const c = this.core.contacts.get(email.toLowerCase());
     if (c?.lists.includes('BL')) await this.removeContact(email, 'BL');
-    if (!this.core.contacts.get(email.toLowerCase())?.lists.includes('AL')) await this.addContact(email, 'AL');
+    if (!this.core.contacts.get(email.toLowerCase())?.lists.includes('AL'))
+      await this.addContact(email, 'AL');
   }
 
   async addGroup(name: string): Promise<MsnGroup> {
+    if (this.soap) return this.book.addGroup(name);
     const core = this.core;
     const conn = core.requireOnline();
     const v10 = core.version >= 10;
@@ -269,19 +300,24 @@ export class ContactList {
   }
 
   async removeGroup(id: string): Promise<void> {
+    if (this.soap) return this.book.removeGroup(id);
     await this.core.requireOnline().request('RMG', [id]);
     this.core.groups.delete(id);
     for (const c of this.core.contacts.values()) c.groups = c.groups.filter((g) => g !== id);
   }
 
   async renameGroup(id: string, name: string): Promise<void> {
+    if (this.soap) return this.book.renameGroup(id, name);
     const v10 = this.core.version >= 10;
-    await this.core.requireOnline().request('REG', v10 ? [id, encodeText(name)] : [id, encodeText(name), '0']);
+    await this.core
+      .requireOnline()
+      .request('REG', v10 ? [id, encodeText(name)] : [id, encodeText(name), '0']);
     const g = this.core.groups.get(id);
     if (g) g.name = name;
   }
 
   async moveContact(email: string, to: string | null, from?: string | null): Promise<void> {
+    if (this.soap) return this.book.moveContact(email, to, from);
     const core = this.core;
     const conn = core.requireOnline();
     const who = email.toLowerCase();

@@ -10,7 +10,24 @@ import { createMsnObject, type MsnObject, parseMsnObject, serializeMsnObject } f
 import type { OwnAvatar } from './p2p-transfer.ts';
 import { buildPsmPayload, parsePsmPayload } from './psm.ts';
 import { decodeText, encodeText, type SessionCore } from './session-core.ts';
-import { type MsnStatus, SETTABLE_STATUSES, type SettableStatus } from './types.ts';
+import { type MsnEndpoint, type MsnStatus, SETTABLE_STATUSES, type SettableStatus } from './types.ts';
+
+/** "1:email" (MSNP18) or "email;{guid}" → the plain, lower-case address. */
+export function parseHandle(token: string | undefined): string | undefined {
+  if (!token) return undefined;
+  const noNetwork = /^\d+:/.test(token) ? token.slice(token.indexOf(':') + 1) : token;
+  const email = noNetwork.split(';')[0]!;
+  return email.includes('@') ? email.toLowerCase() : undefined;
+}
+
+/** MSNP16+: this endpoint's private data (its name, type and state), sent with UUX. */
+function privateEndpointPayload(status: SettableStatus): string {
+  return `<PrivateEndpointData><EpName>jabberfly</EpName><Idle>false</Idle><ClientType>1</ClientType><State>${status}</State></PrivateEndpointData>`;
+}
+
+function unescapeXml(s: string): string {
+  return s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+}
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -40,13 +57,22 @@ export class Presence {
       const prp = await conn.request('PRP', ['MFN', encodeText(this.wantedNickname)]);
       this.nickname = decodeText(prp.args[2], this.wantedNickname);
     }
-    if (this.core.version >= 11 && this.personalMessage !== '') {
-      await conn.request('UUX', [], { payload: buildPsmPayload(this.personalMessage) });
+    if (this.core.version >= 16) {
+      // MPOP: say who this endpoint is; the PSM document carries the machine GUID.
+      await conn.request('UUX', [], { payload: this.psmPayload(this.personalMessage) });
+      await conn.request('UUX', [], { payload: privateEndpointPayload(this.status) });
+    } else if (this.core.version >= 11 && this.personalMessage !== '') {
+      await conn.request('UUX', [], { payload: this.psmPayload(this.personalMessage) });
     }
   }
 
+  private psmPayload(text: string): string {
+    return buildPsmPayload(text, '', this.core.version >= 16 ? this.core.machineGuid : undefined);
+  }
+
   private chgArgs(status: SettableStatus): string[] {
-    const args = [status, String(this.clientId)];
+    // MSNP16+: "capabilities:extended-capabilities".
+    const args = [status, this.core.version >= 16 ? `${this.clientId}:0` : String(this.clientId)];
     if (this.avatar && this.core.version >= 9) args.push(encodeText(serializeMsnObject(this.avatar.object)));
     return args;
   }
@@ -59,22 +85,38 @@ export class Presence {
         this.onPrp(a);
         return true;
       case 'ILN':
-        // ILN trid status email nick [clientid [msnobj]]
-        this.onContactPresence(a[1] as MsnStatus, a[2], a[3], a[4], a[5], true);
+        // ILN trid status handle ... (the initial burst after the first CHG)
+        this.onStatusLine(a[1], a.slice(2), true);
         return true;
       case 'NLN':
-        // NLN status email nick [clientid [msnobj]]
-        this.onContactPresence(a[0] as MsnStatus, a[1], a[2], a[3], a[4], false);
+        this.onStatusLine(a[0], a.slice(1), false);
         return true;
-      case 'FLN':
-        this.onContactPresence('FLN', a[0], undefined, undefined, undefined, false);
+      case 'FLN': {
+        const email = parseHandle(a[0]);
+        if (email) this.onContactPresence('FLN', email, undefined, undefined, undefined, false);
         return true;
+      }
       case 'UBX':
-        this.onUbx(a[0], cmd.payload);
+        this.onUbx(parseHandle(a[0]), cmd.payload);
         return true;
       default:
         return false;
     }
+  }
+
+  /**
+   * The tail of ILN/NLN: "handle [network] nick caps [msnobj]". MSNP14-17
+   * put a network id after the handle; MSNP18 writes the handle as
+   * "1:email"; MSNP16+ write capabilities as "caps:extended-caps".
+   */
+  private onStatusLine(status: string | undefined, rest: string[], initial: boolean): void {
+    const email = parseHandle(rest[0]);
+    if (!status || !email) return;
+    let i = 1;
+    const v = this.core.version;
+    if (v >= 14 && v <= 17) i = 2;
+    const [nick, caps, obj] = [rest[i], rest[i + 1], rest[i + 2]];
+    this.onContactPresence(status as MsnStatus, email, nick, caps?.split(':')[0], obj, initial);
   }
 
   private onPrp(a: string[]): void {
@@ -119,11 +161,38 @@ export class Presence {
 
   private onUbx(email: string | undefined, payload: Buffer | undefined): void {
     if (!email) return;
+    const xml = payload?.toString('utf8') ?? '';
+    if (email === this.core.email) {
+      // MSNP16+: our own UBX lists every endpoint the account is signed in from.
+      this.onOwnEndpoints(xml);
+      return;
+    }
     const c = this.core.ensureContact(email);
-    const { psm, currentMedia } = parsePsmPayload(payload?.toString('utf8') ?? '');
+    const { psm, currentMedia } = parsePsmPayload(xml);
     c.personalMessage = psm;
     c.currentMedia = currentMedia;
     this.core.emit('personalMessage', { email: c.email, text: psm, currentMedia });
+  }
+
+  /** The other endpoints of our account, from our own UBX (MSNP16+). */
+  endpoints: MsnEndpoint[] = [];
+
+  private onOwnEndpoints(xml: string): void {
+    const names = new Map<string, string>();
+    for (const m of xml.matchAll(/<PrivateEndpointData id="([^"]+)">([\s\S]*?)<\/PrivateEndpointData>/g)) {
+      const name = /<EpName>([\s\S]*?)<\/EpName>/.exec(m[2]!)?.[1];
+      if (name) names.set(m[1]!.toLowerCase(), unescapeXml(name));
+    }
+    const mine = this.core.machineGuid.toLowerCase();
+    const others: MsnEndpoint[] = [];
+    for (const m of xml.matchAll(/<EndpointData id="([^"]+)"/g)) {
+      const id = m[1]!.toLowerCase();
+      if (id === mine || others.some((e) => e.id === id)) continue;
+      others.push(names.has(id) ? { id, name: names.get(id) } : { id });
+    }
+    const changed = JSON.stringify(others) !== JSON.stringify(this.endpoints);
+    this.endpoints = others;
+    if (changed) this.core.emit('endpoints', { endpoints: others.map((e) => ({ ...e })) });
   }
 
   /** Every online contact goes FLN (the NS connection dropped or we logged out). */
@@ -158,7 +227,7 @@ export class Presence {
   async setPersonalMessage(text: string): Promise<void> {
     this.personalMessage = text;
     if (this.core.state !== 'online' || this.core.version < 11) return;
-    await this.core.requireOnline().request('UUX', [], { payload: buildPsmPayload(text) });
+    await this.core.requireOnline().request('UUX', [], { payload: this.psmPayload(text) });
   }
 
   async setNickname(name: string): Promise<void> {

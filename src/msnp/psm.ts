@@ -23,8 +23,9 @@ function unesc(s: string): string {
     .replace(/&amp;/g, '&');
 }
 
-export function buildPsmPayload(psm: string, currentMedia = ''): string {
-  return `<Data><PSM>${esc(psm)}</PSM><CurrentMedia>${esc(currentMedia)}</CurrentMedia></Data>`;
+export function buildPsmPayload(psm: string, currentMedia = '', machineGuid?: string): string {
+  const guid = machineGuid ? `<MachineGuid>${esc(machineGuid)}</MachineGuid>` : '';
+  return `<Data><PSM>${esc(psm)}</PSM><CurrentMedia>${esc(currentMedia)}</CurrentMedia>${guid}</Data>`;
 }
 
 function element(xml: string, name: string): string {

@@ -5,8 +5,10 @@
  * notification-server connection and the same negotiated version, and emits
  * through the session's own event emitter.
  */
+import { randomUUID } from 'node:crypto';
 import type { MsnConnection } from './connection.ts';
-import { MsnConnectionError, MsnTimeoutError } from './errors.ts';
+import { MsnConnectionError, MsnProtocolError, MsnTimeoutError } from './errors.ts';
+import type { SecurityToken } from './soap/rst.ts';
 import type {
   MsnContact,
   MsnGroup,
@@ -28,6 +30,12 @@ export class SessionCore {
   wantOnline = false;
   readonly contacts = new Map<string, MsnContact>();
   readonly groups = new Map<string, MsnGroup>();
+  /** Tickets from the security token service (MSNP13+), by service domain; renewed at every login. */
+  tokens = new Map<string, SecurityToken>();
+  /** This endpoint's machine GUID (MSNP16+ MPOP), braces included. */
+  readonly machineGuid: string;
+  /** Base URL of the SOAP services (token service, address book, offline messages). */
+  readonly servicesUrl: string;
 
   constructor(
     readonly email: string,
@@ -36,7 +44,18 @@ export class SessionCore {
     readonly emit: Emit,
     /** True when someone listens for 'error' (an unheard 'error' would throw). */
     private readonly hasErrorListener: () => boolean,
-  ) {}
+  ) {
+    const guid = opts.machineGuid ?? randomUUID();
+    this.machineGuid = `{${guid.replace(/[{}]/g, '').toLowerCase()}}`;
+    this.servicesUrl = (opts.servicesUrl || new URL(opts.nexusUrl).origin).replace(/\/+$/, '');
+  }
+
+  /** A ticket from the token service; MsnProtocolError when the login did not get one. */
+  ticket(domain: string): string {
+    const t = this.tokens.get(domain)?.token;
+    if (!t) throw new MsnProtocolError(`no ${domain} ticket (MSNP13+ logins only)`);
+    return t;
+  }
 
   get state(): MsnSessionState {
     return this.current;

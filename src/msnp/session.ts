@@ -18,6 +18,8 @@ import { authenticate } from './login.ts';
 import { DEFAULT_FORMAT, type TextFormat } from './messages.ts';
 import type { MsnObject } from './msnobject.ts';
 import { Presence } from './presence.ts';
+import { parseMime } from './mime.ts';
+import { OfflineMessages } from './offline-messages.ts';
 import { SessionCore, withDeadline } from './session-core.ts';
 import { splitHostPort } from './switchboard.ts';
 import { Switchboards } from './switchboards.ts';
@@ -25,6 +27,7 @@ import type {
   DisconnectReason,
   ListName,
   MsnContact,
+  MsnEndpoint,
   MsnGroup,
   MsnReconnectOptions,
   MsnSessionEvents,
@@ -55,7 +58,19 @@ const DEFAULT_RECONNECT: MsnReconnectOptions = {
 
 /** MSNC4 (MSN 7.0) | multi-packet messaging (0x20) | GIF ink (0x04). */
 export const DEFAULT_CLIENT_ID = 0x40000024;
-export const SUPPORTED_PROTOCOLS = ['MSNP11', 'MSNP10', 'MSNP9', 'MSNP8'];
+export const SUPPORTED_PROTOCOLS = [
+  'MSNP18',
+  'MSNP17',
+  'MSNP16',
+  'MSNP15',
+  'MSNP14',
+  'MSNP13',
+  'MSNP12',
+  'MSNP11',
+  'MSNP10',
+  'MSNP9',
+  'MSNP8',
+];
 
 export class MsnSession extends EventEmitter<MsnSessionEvents> {
   readonly email: string;
@@ -63,6 +78,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
   private readonly lists: ContactList;
   private readonly presence: Presence;
   private readonly sbs: Switchboards;
+  private readonly oims: OfflineMessages;
   private readonly reconnectOpts: MsnReconnectOptions;
   private readonly protocols: string[];
 
@@ -92,9 +108,12 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
     );
     this.reconnectOpts = { ...DEFAULT_RECONNECT, ...options.reconnect };
     this.protocols = options.protocols ?? SUPPORTED_PROTOCOLS;
-    this.lists = new ContactList(this.core);
+    this.lists = new ContactList(this.core, (nickname) => {
+      this.presence.nickname = nickname;
+    });
     this.presence = new Presence(this.core, options.clientId ?? DEFAULT_CLIENT_ID, () => this.lists.syncing);
     this.sbs = new Switchboards(this.core, () => this.presence.avatar);
+    this.oims = new OfflineMessages(this.core, () => this.presence.nickname);
   }
 
   // ---------------------------------------------------------------- state
@@ -143,6 +162,16 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
   getContact(email: string): MsnContact | undefined {
     const c = this.core.contacts.get(email.toLowerCase());
     return c ? structuredClone(c) : undefined;
+  }
+
+  /** MSNP16+: the other places our account is signed in from (their machine GUIDs and names). */
+  get endpoints(): MsnEndpoint[] {
+    return this.presence.endpoints.map((e) => ({ ...e }));
+  }
+
+  /** True when offline messages can be sent (MSNP13+ with the tickets they need). */
+  get offlineMessagesSupported(): boolean {
+    return this.core.state === 'online' && this.oims.supported;
   }
 
   /** Ids of multi-party conversations currently open. */
@@ -233,6 +262,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
         throw new MsnConnectionError('login abandoned');
       }
       this.loginConn = conn;
+      this.oims.reset();
       conn.on('command', (cmd) => this.onNsCommand(conn, cmd));
       try {
         const step = await authenticate(core, conn, this.protocols);
@@ -264,6 +294,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
       this.schedulePing(core.timeouts.ping);
       this.sbs.startIdleSweep();
       this.emit('connected', { email: this.email, nickname: this.presence.nickname, protocol: core.negotiated });
+      this.oims.loggedIn();
       return;
     }
     throw new MsnProtocolError('too many XFR NS redirects');
@@ -291,6 +322,10 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
       }
       case 'RNG':
         void this.sbs.onRing(a);
+        break;
+      case 'MSG':
+        // From "Hotmail": the profile, and (MSNP13+) the offline messages waiting or just arrived.
+        if (cmd.payload) this.oims.onHotmailMessage(parseMime(cmd.payload));
         break;
       case 'OUT':
         this.outReason = a[0] ?? 'unknown';
@@ -470,6 +505,14 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
   /** Sends a typing notification (unacknowledged). */
   sendTyping(to: string): Promise<void> {
     return this.sbs.sendTyping(to);
+  }
+
+  /**
+   * Leaves an offline message (OIM) for a contact who is offline (MSNP13+).
+   * Rejects with MsnError(502) on older protocols, or the service's refusal.
+   */
+  sendOfflineMessage(to: string, text: string): Promise<void> {
+    return this.oims.send(to, text);
   }
 
   /** Sends a nudge (datacast ID 1). */

@@ -14,6 +14,7 @@ import type { MsnCommand } from './command.ts';
 import { MsnConnection } from './connection.ts';
 import { MsnConnectionError, MsnError, MsnTimeoutError } from './errors.ts';
 import { type MimeMessage, parseMime } from './mime.ts';
+import { parseHandle } from './presence.ts';
 import type { MsnTrace } from './trace.ts';
 
 export type AckMode = 'U' | 'N' | 'A' | 'D';
@@ -76,13 +77,17 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     conn.on('close', () => this.onClose());
   }
 
-  /** Joins a switchboard the notification server handed us with XFR SB. */
+  /**
+   * Joins a switchboard the notification server handed us with XFR SB.
+   * `handle` is how we log in: the email, or "email;{machine-guid}" from MSNP16.
+   */
   static async create(
     addr: string,
     cookie: string,
     myEmail: string,
     timeouts: SwitchboardTimeouts,
     setup?: (sb: Switchboard) => void,
+    handle = myEmail,
   ): Promise<Switchboard> {
     const [host, port] = splitHostPort(addr);
     const conn = await MsnConnection.connect(host, port, {
@@ -94,7 +99,7 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     const sb = new Switchboard(conn, myEmail, timeouts);
     setup?.(sb);
     try {
-      await conn.request('USR', [myEmail, cookie]);
+      await conn.request('USR', [handle, cookie]);
     } catch (err) {
       sb.close();
       throw err;
@@ -114,6 +119,7 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     myEmail: string,
     timeouts: SwitchboardTimeouts,
     setup?: (sb: Switchboard) => void,
+    handle = myEmail,
   ): Promise<Switchboard> {
     const [host, port] = splitHostPort(addr);
     const conn = await MsnConnection.connect(host, port, {
@@ -125,7 +131,7 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     const sb = new Switchboard(conn, myEmail, timeouts);
     setup?.(sb);
     try {
-      await conn.request('ANS', [myEmail, cookie, sessionId]);
+      await conn.request('ANS', [handle, cookie, sessionId]);
     } catch (err) {
       sb.close();
       throw err;
@@ -197,26 +203,31 @@ export class Switchboard extends EventEmitter<SwitchboardEvents> {
     this.lastActivity = Date.now();
     switch (cmd.name) {
       case 'IRO': {
-        // IRO trid index total email nick [clientid]
-        const email = cmd.args[3];
+        // IRO trid index total handle nick [caps]. From MSNP16 each endpoint is
+        // listed ("email;{guid}") besides the account, so the total counts endpoints:
+        // who is there is decided by the distinct addresses.
+        const email = parseHandle(cmd.args[3]);
         if (email) this.addParticipant(email, decodeNick(cmd.args[4], email));
-        if (Number(cmd.args[2]) > 1) this.multiParty = true;
         break;
       }
       case 'JOI': {
-        const email = cmd.args[0];
+        const email = parseHandle(cmd.args[0]);
         if (email) this.addParticipant(email, decodeNick(cmd.args[1], email));
         break;
       }
       case 'BYE': {
-        const email = cmd.args[0]?.toLowerCase();
+        // MSNP16+: "BYE email;{guid}" is one endpoint leaving; "BYE email" the last one.
+        if (cmd.args[0]?.includes(';')) break;
+        const email = parseHandle(cmd.args[0]);
         if (email && this.participants.delete(email)) this.emit('left', email, cmd.args[1] === '1');
         break;
       }
       case 'MSG': {
-        const from = cmd.args[0];
+        const from = parseHandle(cmd.args[0]);
         if (!from || !cmd.payload) break;
-        this.emit('message', from.toLowerCase(), decodeNick(cmd.args[1], from), parseMime(cmd.payload));
+        // Our own other endpoints (MSNP16+) sit in the conversation too: their messages are not news.
+        if (from === this.myEmail) break;
+        this.emit('message', from, decodeNick(cmd.args[1], from), parseMime(cmd.payload));
         break;
       }
       default:

@@ -50,9 +50,14 @@ export class Switchboards {
     const addr = reply.args[2];
     const cookie = reply.args[4];
     if (reply.args[1] !== 'SB' || !addr || !cookie) throw new MsnProtocolError(`unexpected XFR reply ${reply.args.join(' ')}`);
-    const sb = await Switchboard.create(addr, cookie, this.core.email, this.sbTimeouts(), (s) => this.track(s));
+    const sb = await Switchboard.create(addr, cookie, this.core.email, this.sbTimeouts(), (s) => this.track(s), this.handle());
     this.ready.add(sb);
     return sb;
+  }
+
+  /** How we log in to a switchboard: from MSNP16 with our endpoint's machine GUID. */
+  private handle(): string {
+    return this.core.version >= 16 ? `${this.core.email};${this.core.machineGuid}` : this.core.email;
   }
 
   private sbTimeouts() {
@@ -117,7 +122,7 @@ export class Switchboards {
     const [sessionId, addr, , cookie] = a;
     if (!sessionId || !addr || !cookie || !core.wantOnline) return;
     try {
-      const sb = await Switchboard.answer(addr, cookie, sessionId, core.email, this.sbTimeouts(), (s) => this.track(s));
+      const sb = await Switchboard.answer(addr, cookie, sessionId, core.email, this.sbTimeouts(), (s) => this.track(s), this.handle());
       if (!core.wantOnline) {
         sb.close();
         return;

@@ -162,6 +162,26 @@ export interface MsnSessionEvents {
   nudge: [NudgeEvent];
   conversation: [ConversationEvent];
   avatar: [AvatarEvent];
+  /** An offline message (OIM) that waited for us; it is deleted from the server once every listener ran. */
+  offlineMessage: [OfflineMessageEvent];
+  /** MSNP16+: the other places our account is signed in from changed. */
+  endpoints: [{ endpoints: MsnEndpoint[] }];
+}
+
+export interface OfflineMessageEvent {
+  from: string;
+  nickname: string;
+  text: string;
+  /** When the contact sent it. */
+  sent: Date;
+}
+
+/** Another endpoint (machine) our account is signed in from (MSNP16+). */
+export interface MsnEndpoint {
+  /** Machine GUID, braces included. */
+  id: string;
+  /** The name that endpoint gave itself, when it did. */
+  name?: string;
 }
 
 export interface MsnTimeouts {
@@ -211,10 +231,19 @@ export interface MsnSessionOptions {
   initialStatus?: SettableStatus;
   /** Client capability flags sent in CHG. Default MSNC4 + multi-packet + ink. */
   clientId?: number;
-  /** Versions offered in VER, most preferred first. Default MSNP11..MSNP8. */
+  /** Versions offered in VER, most preferred first. Default MSNP18..MSNP8. */
   protocols?: string[];
   /** Receives every command line in and out of every connection, secrets redacted (for debug logs). */
   trace?: MsnTrace;
+  /**
+   * Base URL of the SOAP services used from MSNP13 on: the security token
+   * service (RST.srf), the address book and sharing services
+   * (/abservice/...), offline messages (/OimWS/oim.asmx, /rsi/rsi.asmx).
+   * Default: the origin of `nexusUrl` (where the revived service runs them all).
+   */
+  servicesUrl?: string;
+  /** This endpoint's machine GUID for MSNP16+ (several endpoints per account); random by default. */
+  machineGuid?: string;
 }
 
 export type { MsnError };

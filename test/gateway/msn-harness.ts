@@ -9,7 +9,8 @@ export interface MsnWorld {
   sim: MsnSimulator;
   endpoints: SimulatorEndpoints;
   ts: TestServer;
-  buddy(email: string, password: string): Promise<MsnSession>;
+  /** An MSN client (MsnSession) on the simulator; `protocols` pins its versions (default: all). */
+  buddy(email: string, password: string, protocols?: string[]): Promise<MsnSession>;
   stop(): Promise<void>;
 }
 
@@ -37,10 +38,11 @@ export async function startMsnWorld(
     sim,
     endpoints,
     ts,
-    async buddy(email, password) {
+    async buddy(email, password, protocols?: string[]) {
       const s = new MsnSession({
         email,
         password,
+        protocols,
         server: `127.0.0.1:${endpoints.nsPort}`,
         nexusUrl: endpoints.nexusUrl,
         reconnect: { initialDelay: 100, maxDelay: 500 },
@@ -105,4 +107,21 @@ export async function registeredUser(world: MsnWorld, user: string, email: strin
     10000,
   );
   return c;
+}
+
+/** Resolves when the simulator logs a line (command in/out, or a service's note) matching `pattern`. */
+export function simLogs(world: MsnWorld, pattern: RegExp, ms = 15000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      world.sim.off('log', onLog);
+      reject(new Error(`timed out waiting for the simulator to log ${pattern}`));
+    }, ms);
+    const onLog = (e: { text: string }) => {
+      if (!pattern.test(e.text)) return;
+      clearTimeout(timer);
+      world.sim.off('log', onLog);
+      resolve(e.text);
+    };
+    world.sim.on('log', onLog);
+  });
 }

@@ -47,6 +47,22 @@ export interface Account {
   settingsChanged: Date;
   /** Last UUX payload (personal message / current media), kept across logins. */
   personalData: string | null;
+  /** Offline messages (OIMs) waiting for this account, oldest first. */
+  oims: StoredOim[];
+}
+
+/** An offline message as the OIM service stored it. */
+export interface StoredOim {
+  id: string;
+  from: string;
+  /** The sender's friendly name as given in Store (MIME encoded-word), if any. */
+  fromFriendly: string;
+  to: string;
+  /** Decoded text. */
+  text: string;
+  sent: Date;
+  runId: string;
+  sequence: number;
 }
 
 export interface AddAccountOptions {
@@ -79,6 +95,7 @@ export class AccountStore {
       listChanged: now,
       settingsChanged: now,
       personalData: null,
+      oims: [],
     };
     this.accounts.set(key, account);
     return account;

@@ -18,6 +18,26 @@ export const MSNP11_KEY_PAIRS: ReadonlyMap<string, string> = new Map([
   ['PROD0101{0RM?UBW', 'CFHUR$52U_{VIX5T'],
   ['PROD0104U6VVM{UJ', 'VK67B}379XYM5}$T'],
   ['PROD01065C%ZFN6F', 'O4BG@C7BWLYQX?5G'],
+  ['PROD0112J1LW7%NB', 'RH96F{PHI8PPX_TJ'],
+  ['PROD0113H11T8$X_', 'RG@XY*28Q5QHS%Q5'],
+  ['PROD0114ES4Z%Q5W', 'PK}_A_0N_K%O?A9S'],
+  ['PROD0118R6%2WYOS', 'YIXPX@5I2P0UT*LK'],
+  ['PROD0119GSJUC$18', 'ILTXC!4IXB5FB*PX'],
+  ['PROD0120PW!CCV9@', 'C1BX{V4W}Q3*10SM'],
+]);
+
+/**
+ * The newest protocol each MSNP11-style product id belongs to: a client of a
+ * later version answering with an older Messenger's keys is refused, as the
+ * real service did (the pairs come from the Messenger builds that spoke them).
+ */
+const MAX_PROTOCOL: ReadonlyMap<string, number> = new Map([
+  ['PROD0090YUAUV{2B', 12],
+  ['PROD00974#MT*RC2', 12],
+  ['PROD0101{0RM?UBW', 12],
+  ['PROD0104U6VVM{UJ', 12],
+  ['PROD01065C%ZFN6F', 14],
+  ['PROD0112J1LW7%NB', 14],
 ]);
 
 /** Public / private key pairs accepted with the MSNP6-MSNP10 md5 algorithm. */
@@ -96,6 +116,7 @@ export function verifyChallengeResponse(
   if (protocolVersion >= 11) {
     const key = MSNP11_KEY_PAIRS.get(productId);
     if (key === undefined) return false;
+    if (protocolVersion > (MAX_PROTOCOL.get(productId) ?? 21)) return false;
     return challenges.some((c) => msnp11ChallengeResponse(c, productId, key) === normalized);
   }
   const key = LEGACY_KEY_PAIRS.get(productId);

@@ -3,6 +3,7 @@
 
 import type { AccountStore } from './accounts.ts';
 import type { PassportAuthority } from './nexus.ts';
+import type { TokenAuthority } from './tokens.ts';
 
 export interface SimulatorOptions {
   /** Ports to bind; 0 (the default) picks an ephemeral port. */
@@ -28,6 +29,10 @@ export interface SimulatorOptions {
   ticketLifetimeMs?: number;
   /** Receives one line per command in/out, for debugging. */
   log?: (entry: LogEntry) => void;
+  /** Protocol versions offered, best first (default MSNP18..MSNP8); e.g. [11, 10, 9, 8] for a 2005 server. */
+  protocols?: number[];
+  /** false: a server without offline messages (MSNP13+ OIM services answer 404). Default true. */
+  offlineMessages?: boolean;
 }
 
 export interface LogEntry {
@@ -43,13 +48,14 @@ export type ResolvedOptions = Required<Omit<SimulatorOptions, 'log'>> & Pick<Sim
 export interface SwitchboardDirectory {
   /** Address clients connect to, "127.0.0.1:port". */
   address(): string;
-  /** A single-use cookie for USR on a fresh switchboard (the XFR SB answer). */
-  issueXfrCookie(email: string): string;
+  /** A single-use cookie for USR on a fresh switchboard (the XFR SB answer), for that endpoint. */
+  issueXfrCookie(email: string, protocol: number, machineGuid: string | null): string;
 }
 
 export interface SimContext {
   readonly accounts: AccountStore;
   readonly passport: PassportAuthority;
+  readonly tokens: TokenAuthority;
   readonly options: ResolvedOptions;
   readonly switchboard: SwitchboardDirectory;
   log(entry: LogEntry): void;

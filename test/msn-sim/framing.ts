@@ -29,12 +29,14 @@ function lastArgLength(args: string[]): number {
   return Number(last);
 }
 
-/** Client-to-server payload commands (NS: UUX, QRY; SB: MSG). */
+/** Client-to-server payload commands (NS: UUX, QRY, and from MSNP13 ADL, RML; SB: MSG). */
 export const clientPayloadRule: PayloadLengthRule = (name, args) => {
   switch (name) {
     case 'MSG':
     case 'UUX':
     case 'QRY':
+    case 'ADL':
+    case 'RML':
       return lastArgLength(args);
     default:
       return undefined;
@@ -54,6 +56,10 @@ export const serverPayloadRule: PayloadLengthRule = (name, args) => {
     case 'UUX':
       // The server's UUX reply is "UUX trid 0": an empty payload.
       return args.length >= 2 ? lastArgLength(args) : undefined;
+    case 'ADL':
+    case 'RML':
+      // "ADL trid OK" answers the client; "ADL 0 length" pushes a list change.
+      return args[args.length - 1] === 'OK' ? undefined : lastArgLength(args);
     default:
       return undefined;
   }

@@ -219,7 +219,7 @@ describe('notification server login (MSNP11)', () => {
     withSim(async (sim) => {
       const ep = sim.endpoints();
       const c = await RawClient.connect(ep.nsHost, ep.nsPort);
-      c.send('VER 1 MSNP15 MSNP14 CVR0');
+      c.send('VER 1 MSNP21 MSNP7 CVR0');
       assert.equal(await c.nextLine(), 'VER 1 0');
       await c.waitClosed();
     }));

@@ -9,7 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import type { AccountStore } from './accounts.ts';
+import type { WebServices } from './services.ts';
 import { LOOPBACK, closeServer, listen } from './tcp.ts';
+
+/** Largest SOAP request the services read. */
+const MAX_POST = 1024 * 1024;
 
 export const NEXUS_PATH = '/rdr/pprdr.asp';
 export const LOGIN_PATH = '/login2.srf';
@@ -126,8 +130,15 @@ export class PassportHttpServer {
     if (server) await closeServer(server);
   }
 
+  /** The SOAP web services (MSNP13+), answered on POST. */
+  services: WebServices | undefined;
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (req.method === 'POST' && this.services) {
+      this.post(path, req, res, this.services);
+      return;
+    }
     if (req.method !== 'GET') {
       res.writeHead(405, { 'Content-Length': '0' }).end();
       return;
@@ -147,6 +158,23 @@ export class PassportHttpServer {
       return;
     }
     res.writeHead(404, { 'Content-Length': '0' }).end();
+  }
+
+  private post(path: string, req: IncomingMessage, res: ServerResponse, services: WebServices): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_POST) req.destroy();
+      else chunks.push(c);
+    });
+    req.on('end', () => {
+      const answer = services.handle(path, Buffer.concat(chunks).toString('utf8'));
+      const reply = answer ?? { status: 404, body: 'not found' };
+      const body = Buffer.from(reply.body, 'utf8');
+      res.writeHead(reply.status, { 'Content-Type': 'text/xml; charset=utf-8', 'Content-Length': String(body.length) });
+      res.end(body);
+    });
   }
 
   private handleLogin(req: IncomingMessage, res: ServerResponse): void {

@@ -4,12 +4,23 @@
 // Formats follow MSNP11 (ABCHMigrated: 1: contacts and groups carry GUIDs,
 // no list versions in replies). MSNP8-MSNP10 are accepted in VER; for them the
 // version-dependent parts (USR OK, SYN/LST/LSG shape, QRY algorithm, presence
-// fields) switch to their older forms. List editing uses ADC/REM (MSNP10+).
+// fields) switch to their older forms. List editing uses ADC/REM (MSNP10-12).
+// Later versions, as documented: MSNP12 adds the network id to LST; MSNP13
+// replaces SYN and the list commands with the SOAP services (services.ts)
+// plus ADL/RML, and lists offline messages in Mail-Data; MSNP14 adds network
+// ids to presence; MSNP15 logs in with SSO (RST ticket + MBI_KEY challenge);
+// MSNP16 lets an account sign in from several endpoints (machine GUIDs,
+// endpoint data in UBX, "caps:extended" capabilities); MSNP18 writes
+// handles as "1:email".
 
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { type Account, type AccountStore, type ListName, LIST_BITS, isValidHandle } from './accounts.ts';
+import { type Account, type AccountStore, type ListName, LIST_BITS, type StoredOim, isValidHandle } from './accounts.ts';
 import { verifyChallengeResponse } from './challenge.ts';
 import type { SimContext } from './context.ts';
+import { mailData, mailDataMessage } from './oim.ts';
+import { checkSsoResponse } from './tokens.ts';
+import { parseXml, findAll } from './soap.ts';
 import {
   type Frame,
   FrameDecoder,
@@ -26,13 +37,20 @@ import {
   announceOffline,
   announcePersonalData,
   appearsOnline,
+  capsFor,
+  handleFor,
   refreshVisibility,
   sendInitialPresence,
   type PresenceSession,
 } from './presence.ts';
 
 /** Protocol versions this simulator speaks, best first. */
-export const SUPPORTED_PROTOCOLS = [11, 10, 9, 8] as const;
+export const SUPPORTED_PROTOCOLS: readonly number[] = [18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8];
+
+/** Commands MSNP13 removed (the address book replaced them): using one ends the session. */
+const REMOVED_IN_13 = new Set(['SYN', 'ADC', 'REM', 'ADG', 'RMG', 'REG', 'GTC', 'SBP']);
+
+const GUID = /^\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}$/;
 
 /** Client versions reported in the CVR answer (MSN Messenger 7.0 era). */
 const CVR_ANSWER =
@@ -69,6 +87,15 @@ export class NotificationSession implements PresenceSession {
   msnObject: string | null = null;
   receivesPresence = false;
   readonly knownOnline = new Set<string>();
+  readonly declared = new Set<string>();
+  /** MSNP16+: this endpoint's machine GUID (braces included, lower case), null before and below. */
+  machineGuid: string | null = null;
+  /** MSNP16+: the name the endpoint gave itself (UUX PrivateEndpointData). */
+  endpointName = '';
+  /** When this endpoint last changed status: the most recent one shows the account's status. */
+  lastChg = 0;
+  /** The SSO nonce handed out with USR SSO S. */
+  private ssoNonce = '';
   /** Challenges still answerable: the latest and the one before it. */
   private challenges: string[] = [];
   private challengeTimer: NodeJS.Timeout | null = null;
@@ -180,9 +207,7 @@ export class NotificationSession implements PresenceSession {
     this.phase = 'closed';
     if (this.challengeTimer) clearTimeout(this.challengeTimer);
     if (this.challengeInterval) clearInterval(this.challengeInterval);
-    if (wasOnline && this.registry.unregister(this)) {
-      announceOffline(this.registry, this);
-    }
+    if (wasOnline) this.registry.unregister(this);
   }
 
   // ---- dispatch -----------------------------------------------------------
@@ -224,7 +249,15 @@ export class NotificationSession implements PresenceSession {
       this.close();
       return;
     }
+    if (this.protocol >= 13 && REMOVED_IN_13.has(name)) {
+      this.close();
+      return;
+    }
     switch (name) {
+      case 'ADL':
+      case 'RML':
+        this.onListPayload(name, trid, frame.payload ?? Buffer.alloc(0));
+        return;
       case 'SYN':
         this.onSyn(trid, args.slice(1));
         return;
@@ -287,7 +320,7 @@ export class NotificationSession implements PresenceSession {
 
   private onVer(trid: string, offered: string[]): void {
     const versions = new Set(offered);
-    const chosen = SUPPORTED_PROTOCOLS.find((v) => versions.has(`MSNP${v}`));
+    const chosen = this.ctx.options.protocols.find((v) => versions.has(`MSNP${v}`));
     if (chosen === undefined) {
       this.send(`VER ${trid} 0`);
       this.close();
@@ -300,7 +333,9 @@ export class NotificationSession implements PresenceSession {
 
   private onUsr(trid: string, args: string[]): void {
     const [method, stage, value] = args;
-    if (method !== 'TWN' || value === undefined) {
+    // TWN up to MSNP14, SSO from MSNP15: the other one ends the session.
+    const expected = this.protocol >= 15 ? 'SSO' : 'TWN';
+    if (method !== expected || value === undefined) {
       this.send(`911 ${trid}`);
       this.close();
       return;
@@ -313,20 +348,52 @@ export class NotificationSession implements PresenceSession {
         return;
       }
       if (this.dispatch) {
-        this.send(`XFR ${trid} NS ${this.registry.address()} 0 ${this.registry.dispatchAddress()}`);
+        const tail = this.protocol >= 13 ? 'U D' : `0 ${this.registry.dispatchAddress()}`;
+        this.send(`XFR ${trid} NS ${this.registry.address()} ${tail}`);
         this.close();
         return;
       }
       this.pendingEmail = email;
       this.phase = 'authenticating';
-      this.send(`USR ${trid} TWN S ${this.ctx.passport.newChallenge()}`);
+      if (method === 'SSO') {
+        this.ssoNonce = randomBytes(48).toString('base64');
+        this.send(`USR ${trid} SSO S MBI_KEY_OLD ${this.ssoNonce}`);
+      } else {
+        this.send(`USR ${trid} TWN S ${this.ctx.passport.newChallenge()}`);
+      }
       return;
     }
     if (stage === 'S' && this.phase === 'authenticating') {
-      // The ticket is everything after "TWN S", normally t=...&p=...
-      const ticket = args.slice(2).join(' ');
       const account = this.ctx.accounts.get(this.pendingEmail);
-      if (!account || !this.ctx.passport.checkTicket(this.pendingEmail, ticket)) {
+      if (!account) {
+        this.send(`911 ${trid}`);
+        this.close();
+        return;
+      }
+      if (method === 'SSO') {
+        // USR trid SSO S <ticket> <MBI_KEY answer> [{machine-guid} from MSNP16]
+        const ticket = this.ctx.tokens.check(value, ['messengerclear.live.com']);
+        const guid = args[4];
+        const ok =
+          ticket?.email === account.email &&
+          ticket.secret !== undefined &&
+          args[3] !== undefined &&
+          checkSsoResponse(ticket.secret, this.ssoNonce, args[3]) &&
+          (this.protocol < 16 || (guid !== undefined && GUID.test(guid)));
+        if (!ok) {
+          this.send(`911 ${trid}`);
+          this.close();
+          return;
+        }
+        if (this.protocol >= 16) this.machineGuid = guid!.toLowerCase();
+        this.loginOk(trid, account, value);
+        return;
+      }
+      // The ticket is everything after "TWN S", normally t=...&p=...: a Passport 1.4
+      // ticket, or (as MSNP13+ clients get it) a messenger.msn.com ticket from RST.
+      const ticket = args.slice(2).join(' ');
+      const rst = this.ctx.tokens.check(ticket, ['messenger.msn.com']);
+      if (!this.ctx.passport.checkTicket(this.pendingEmail, ticket) && rst?.email !== account.email) {
         this.send(`911 ${trid}`);
         this.close();
         return;
@@ -342,15 +409,19 @@ export class NotificationSession implements PresenceSession {
     this.accountRef = account;
     this.email = account.email;
     this.phase = 'online';
-    // A second login of the same account pushes the older one out.
-    const previous = this.registry.register(this);
-    if (previous) {
-      previous.kick('OTH');
-    }
+    // A second login of the same account pushes the older one out, unless both
+    // are MSNP16+ endpoints with different machine GUIDs (MPOP).
+    for (const previous of this.registry.register(this)) previous.kick('OTH');
     if (this.protocol >= 10) this.send(`USR ${trid} OK ${account.email} 1 0`);
     else this.send(`USR ${trid} OK ${account.email} ${msnEncode(account.friendlyName)} 1 0`);
     if (this.protocol >= 11) this.send('SBS 0 null');
     this.send(`MSG Hotmail Hotmail ${byteLength(this.profile(ticket))}`, this.profile(ticket));
+    if (this.protocol >= 13) {
+      const oims = this.ctx.options.offlineMessages ? account.oims : [];
+      const body = mailDataMessage('initial', mailData(oims));
+      this.send(`MSG Hotmail Hotmail ${byteLength(body)}`, body);
+    }
+    if (this.protocol >= 16) this.registry.sendEndpoints(account.email);
     if (this.ctx.options.challengeIntervalMs > 0) {
       this.challengeInterval = setInterval(() => this.challenge(), this.ctx.options.challengeIntervalMs);
       this.challengeInterval.unref();
@@ -385,6 +456,7 @@ export class NotificationSession implements PresenceSession {
       `ClientIP: ${this.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1'}`,
       `ClientPort: ${swappedPort(remotePort)}`,
       'ABCHMigrated: 1',
+      ...(this.protocol >= 16 ? ['MPOPEnabled: 1'] : []),
     ];
     return `${lines.join('\r\n')}\r\n\r\n`;
   }
@@ -530,8 +602,8 @@ export class NotificationSession implements PresenceSession {
       if (groupGuid !== undefined) reply += ` ${groupGuid}`;
       this.send(reply);
       // The added user learns it is on our forward list (their RL).
+      this.registry.tellReverse(handle, account, true);
       const other = this.registry.sessionOf(handle);
-      other?.send(`ADC 0 RL N=${account.email} F=${msnEncode(account.friendlyName)}`);
       if (other) sendInitialPresence(this, other, trid);
       return;
     }
@@ -576,7 +648,7 @@ export class NotificationSession implements PresenceSession {
       accounts.removeFromList(account, email, 'FL');
       this.knownOnline.delete(email);
       this.send(`REM ${trid} FL ${id}`);
-      this.registry.sessionOf(email)?.send(`REM 0 RL ${account.email}`);
+      this.registry.tellReverse(email, account, false);
       return;
     }
     const email = id.toLowerCase();
@@ -732,6 +804,63 @@ export class NotificationSession implements PresenceSession {
     this.send(`SBP ${trid} ${guid} MFN ${msnEncode(entry.nickname)}`);
   }
 
+  /**
+   * ADL/RML (MSNP13+): `<ml [l="1"]><d n="domain"><c n="user" l="bits" t="1"/></d></ml>`.
+   * The initial ADL declares the contacts the client wants presence for;
+   * later ones add to or remove from the lists (and are told to the other side).
+   */
+  private onListPayload(name: 'ADL' | 'RML', trid: string, payload: Buffer): void {
+    if (this.protocol < 13) {
+      this.close();
+      return;
+    }
+    const doc = parseXml(payload.toString('utf8'));
+    if (doc?.name !== 'ml') {
+      this.send(`240 ${trid}`);
+      this.close();
+      return;
+    }
+    const account = this.account;
+    const accounts = this.ctx.accounts;
+    const initial = name === 'ADL' && doc.attrs.l === '1';
+    const entries: { email: string; bits: number }[] = [];
+    for (const d of findAll(doc, 'd')) {
+      for (const c of findAll(d, 'c')) {
+        const bits = Number(c.attrs.l);
+        const email = `${c.attrs.n ?? ''}@${d.attrs.n ?? ''}`.toLowerCase();
+        // Nobody declares the reverse or pending list: those are the server's to say.
+        if (!Number.isInteger(bits) || bits <= 0 || (bits & (LIST_BITS.RL | 16)) !== 0 || !isValidHandle(email)) {
+          this.send(`240 ${trid}`);
+          this.close();
+          return;
+        }
+        if (!accounts.get(email)) {
+          this.send(`208 ${trid}`);
+          return;
+        }
+        entries.push({ email, bits });
+      }
+    }
+    for (const { email, bits } of entries) {
+      for (const list of ['FL', 'AL', 'BL'] as const) {
+        if ((bits & LIST_BITS[list]) === 0) continue;
+        if (name === 'RML') {
+          if (list === 'FL') this.declared.delete(email);
+          if (accounts.removeFromList(account, email, list)) this.registry.listChanged(account, email, list, false);
+          continue;
+        }
+        if (list === 'FL') this.declared.add(email);
+        if (initial) continue; // the stored lists stand; the ADL says what to watch
+        if (accounts.addToList(account, email, list)) this.registry.listChanged(account, email, list, true);
+        if (list === 'FL') {
+          const other = this.registry.sessionOf(email);
+          if (other) sendInitialPresence(this, other, trid);
+        }
+      }
+    }
+    this.send(`${name} ${trid} OK`);
+  }
+
   // ---- presence -----------------------------------------------------------
 
   private onChg(trid: string, args: string[]): void {
@@ -740,10 +869,12 @@ export class NotificationSession implements PresenceSession {
       this.send(`201 ${trid}`);
       return;
     }
-    if (caps !== undefined && !/^\d+$/.test(caps)) {
+    // MSNP16+: "capabilities:extended-capabilities".
+    if (caps !== undefined && !(this.protocol >= 16 ? /^\d+(:\d+)?$/ : /^\d+$/).test(caps)) {
       this.send(`201 ${trid}`);
       return;
     }
+    this.lastChg = Date.now();
     this.status = status;
     this.capabilities = caps ?? '0';
     this.msnObject = msnObject ?? null;
@@ -773,11 +904,19 @@ export class NotificationSession implements PresenceSession {
       return;
     }
     const text = payload.toString('utf8');
+    // MSNP16+: an endpoint describes itself (its name shows in the other endpoints' UBX).
+    if (this.protocol >= 16 && /^\s*<PrivateEndpointData>[\s\S]*<\/PrivateEndpointData>\s*$/.test(text)) {
+      this.endpointName = /<EpName>([\s\S]*?)<\/EpName>/.exec(text)?.[1] ?? '';
+      this.send(`UUX ${trid} 0`);
+      this.registry.sendEndpoints(this.email);
+      return;
+    }
     if (!/^\s*<Data>[\s\S]*<\/Data>\s*$/.test(text)) {
       this.close();
       return;
     }
-    this.account.personalData = text;
+    // The machine GUID is the sender endpoint's, not part of what contacts see.
+    this.account.personalData = text.replace(/<MachineGuid>[\s\S]*?<\/MachineGuid>/, '');
     this.send(`UUX ${trid} 0`);
     if (this.receivesPresence && appearsOnline(this)) announcePersonalData(this.registry, this);
   }
@@ -794,8 +933,10 @@ export class NotificationSession implements PresenceSession {
       this.send(`913 ${trid}`);
       return;
     }
-    const cookie = this.ctx.switchboard.issueXfrCookie(this.email);
-    this.send(`XFR ${trid} SB ${this.ctx.switchboard.address()} CKI ${cookie}`);
+    const cookie = this.ctx.switchboard.issueXfrCookie(this.email, this.protocol, this.machineGuid);
+    // MSNP13 added "U messenger.msn.com", MSNP14 a trailing 1.
+    const tail = this.protocol >= 14 ? ' U messenger.msn.com 1' : this.protocol >= 13 ? ' U messenger.msn.com' : '';
+    this.send(`XFR ${trid} SB ${this.ctx.switchboard.address()} CKI ${cookie}${tail}`);
   }
 
   // ---- challenges -------------------------------------------------------------
@@ -824,12 +965,14 @@ export class NotificationSession implements PresenceSession {
   }
 }
 
-/** Live NS sessions by account, plus the glue PresenceRegistry needs. */
+/** Live NS sessions by account (several per account from MSNP16), plus the glue PresenceRegistry needs. */
 export class NotificationRegistry {
-  private readonly sessions = new Map<string, NotificationSession>();
+  /** Endpoints per account, in login order. */
+  private readonly sessions = new Map<string, NotificationSession[]>();
   /** "127.0.0.1:port" of the notification and dispatch listeners. */
   nsAddress = '';
   dsAddress = '';
+  offlineMessages = true;
 
   constructor(private readonly accounts: AccountStore) {}
 
@@ -841,27 +984,51 @@ export class NotificationRegistry {
     return this.dsAddress;
   }
 
-  /** Registers a freshly logged-in session; returns the one it replaces. */
-  register(session: NotificationSession): NotificationSession | undefined {
-    const previous = this.sessions.get(session.email);
-    this.sessions.set(session.email, session);
-    if (previous && previous !== session) {
-      // Watchers saw the old session online; the new one starts offline until CHG.
-      announceOffline(this, previous);
-      return previous;
+  /**
+   * Registers a freshly logged-in session; returns the ones it replaces.
+   * Before MSNP16 an account has one endpoint; from MSNP16 several, each
+   * with its own machine GUID (a second login with the same GUID replaces it).
+   */
+  register(session: NotificationSession): NotificationSession[] {
+    const current = this.sessions.get(session.email) ?? [];
+    const mpop = session.protocol >= 16 && session.machineGuid !== null;
+    const replaced = current.filter(
+      (s) => !mpop || s.protocol < 16 || s.machineGuid === null || s.machineGuid === session.machineGuid,
+    );
+    const kept = current.filter((s) => !replaced.includes(s));
+    this.sessions.set(session.email, [...kept, session]);
+    // Watchers saw the old endpoint online; the account shows the kept ones' status (or none until CHG).
+    if (replaced.length > 0 && kept.length === 0) for (const old of replaced) announceOffline(this, old);
+    return replaced;
+  }
+
+  /** Removes an endpoint; the account goes offline with its last one. */
+  unregister(session: NotificationSession): void {
+    const current = this.sessions.get(session.email);
+    if (!current?.includes(session)) return;
+    const rest = current.filter((s) => s !== session);
+    if (rest.length === 0) {
+      this.sessions.delete(session.email);
+      announceOffline(this, session);
+      return;
     }
-    return undefined;
+    this.sessions.set(session.email, rest);
+    const primary = this.sessionOf(session.email);
+    if (primary?.receivesPresence) announce(this, primary);
+    this.sendEndpoints(session.email);
   }
 
-  /** Removes the session if it is still the current one for its account. */
-  unregister(session: NotificationSession): boolean {
-    if (this.sessions.get(session.email) !== session) return false;
-    this.sessions.delete(session.email);
-    return true;
-  }
-
+  /** The endpoint whose status the account shows: the one that changed it last. */
   sessionOf(email: string): NotificationSession | undefined {
-    return this.sessions.get(email.toLowerCase());
+    const list = this.sessions.get(email.toLowerCase());
+    if (!list || list.length === 0) return undefined;
+    let best = list[list.length - 1]!;
+    for (const s of list) if (s.lastChg > best.lastChg) best = s;
+    return best;
+  }
+
+  sessionsOf(email: string): NotificationSession[] {
+    return [...(this.sessions.get(email.toLowerCase()) ?? [])];
   }
 
   account(email: string): Account | undefined {
@@ -869,7 +1036,7 @@ export class NotificationRegistry {
   }
 
   all(): NotificationSession[] {
-    return [...this.sessions.values()];
+    return [...this.sessions.values()].flat();
   }
 
   clear(): void {
@@ -878,9 +1045,62 @@ export class NotificationRegistry {
 
   /** Can `caller` start a conversation with `callee` (the CAL checks)? */
   reachable(caller: string, callee: string): 'ok' | 'offline' | 'blocked' {
-    const session = this.sessions.get(callee.toLowerCase());
+    const session = this.sessionOf(callee);
     if (!session || !appearsOnline(session)) return 'offline';
     if (!allows(session.account, caller)) return 'blocked';
     return 'ok';
+  }
+
+  /**
+   * Tells `email` that `owner` added them to (or removed them from) the
+   * forward list, i.e. changed their reverse list, in each endpoint's dialect.
+   */
+  tellReverse(email: string, owner: Account, added: boolean): void {
+    for (const s of this.sessionsOf(email)) {
+      if (s.protocol >= 13) {
+        const [user, domain] = owner.email.split('@') as [string, string];
+        const f = added ? ` f="${msnEncode(owner.friendlyName)}"` : '';
+        const body = `<ml><d n="${domain}"><c n="${user}" t="1" l="${LIST_BITS.RL}"${f}/></d></ml>`;
+        s.send(`${added ? 'ADL' : 'RML'} 0 ${byteLength(body)}`, body);
+      } else if (added) {
+        s.send(`ADC 0 RL N=${owner.email} F=${msnEncode(owner.friendlyName)}`);
+      } else {
+        s.send(`REM 0 RL ${owner.email}`);
+      }
+    }
+  }
+
+  /** A list of `owner` changed (through the services or ADL/RML): the other side and visibility follow. */
+  listChanged(owner: Account, contact: string, list: ListName, added: boolean): void {
+    if (list === 'FL') this.tellReverse(contact, owner, added);
+    if (!added && list === 'FL') for (const s of this.sessionsOf(owner.email)) s.knownOnline.delete(contact);
+    const primary = this.sessionOf(owner.email);
+    if ((list === 'AL' || list === 'BL') && primary?.receivesPresence) refreshVisibility(this, primary);
+  }
+
+  /** An offline message arrived: the account's MSNP13+ endpoints get an OIM notification. */
+  oimStored(to: Account, oim: StoredOim): void {
+    for (const s of this.sessionsOf(to.email)) {
+      if (s.protocol < 13) continue;
+      const body = mailDataMessage('new', mailData([oim], true));
+      s.send(`MSG Hotmail Hotmail ${byteLength(body)}`, body);
+    }
+  }
+
+  /** MSNP16+: each endpoint of the account hears (in its own UBX) where else the account is signed in. */
+  sendEndpoints(email: string): void {
+    const endpoints = this.sessionsOf(email).filter((s) => s.protocol >= 16 && s.machineGuid !== null);
+    const data = endpoints
+      .map((s) => `<EndpointData id="${s.machineGuid}"><Capabilities>${capsFor(s.capabilities, 16)}</Capabilities></EndpointData>`)
+      .join('');
+    const priv = endpoints
+      .filter((s) => s.endpointName)
+      .map((s) => `<PrivateEndpointData id="${s.machineGuid}"><EpName>${s.endpointName}</EpName><Idle>false</Idle></PrivateEndpointData>`)
+      .join('');
+    for (const s of endpoints) {
+      const personal = (s.account.personalData ?? '<Data><PSM></PSM><CurrentMedia></CurrentMedia></Data>').replace(/<\/Data>\s*$/, '');
+      const body = `${personal}${data}${priv}</Data>`;
+      s.send(`UBX ${handleFor(email, s.protocol)} ${byteLength(body)}`, body);
+    }
   }
 }

@@ -39,12 +39,16 @@ export interface PresenceSession {
   receivesPresence: boolean;
   /** Contacts this watcher has been told are online. */
   readonly knownOnline: Set<string>;
+  /** MSNP13+: contacts the client declared with ADL on its forward list (it gets presence for those only). */
+  readonly declared: Set<string>;
   send(line: string, payload?: Buffer | string): void;
 }
 
 export interface PresenceRegistry {
-  /** The live, authenticated NS session of `email`, if any. */
+  /** The session whose status the account shows (MSNP16+ accounts may have several endpoints). */
   sessionOf(email: string): PresenceSession | undefined;
+  /** Every logged-in endpoint of the account. */
+  sessionsOf(email: string): PresenceSession[];
   account(email: string): Account | undefined;
 }
 
@@ -63,7 +67,26 @@ export function allows(owner: Account, viewer: string): boolean {
 export function canSee(watcher: PresenceSession, target: PresenceSession): boolean {
   if (!watcher.receivesPresence) return false;
   if (!watcher.account.contacts.get(target.email)?.lists.has('FL')) return false;
+  // From MSNP13 presence flows only for contacts the client declared (ADL).
+  if (watcher.protocol >= 13 && !watcher.declared.has(target.email)) return false;
   return appearsOnline(target) && allows(target.account, watcher.email);
+}
+
+/**
+ * How an account is named in presence commands for a viewer of protocol `v`:
+ * "email" up to MSNP13, "email 1" (the network id, 1 = MSN) in MSNP14-17,
+ * "1:email" from MSNP18.
+ */
+export function handleFor(email: string, v: number): string {
+  if (v >= 18) return `1:${email}`;
+  if (v >= 14) return `${email} 1`;
+  return email;
+}
+
+/** Capabilities as a viewer of protocol `v` reads them: "caps:extended" from MSNP16, "caps" before. */
+export function capsFor(caps: string, v: number): string {
+  const [base = '0', ext = '0'] = caps.split(':');
+  return v >= 16 ? `${base}:${ext}` : base;
 }
 
 /**
@@ -71,25 +94,35 @@ export function canSee(watcher: PresenceSession, target: PresenceSession): boole
  * Capabilities appear since MSNP8 and the MSNObject since MSNP9.
  */
 export function presenceTail(target: PresenceSession, viewerProtocol: number): string {
-  let tail = `${target.status} ${target.email} ${msnEncode(target.account.friendlyName)}`;
-  if (viewerProtocol >= 8) tail += ` ${target.capabilities}`;
+  let tail = `${target.status} ${handleFor(target.email, viewerProtocol)} ${msnEncode(target.account.friendlyName)}`;
+  if (viewerProtocol >= 8) tail += ` ${capsFor(target.capabilities, viewerProtocol)}`;
   if (viewerProtocol >= 9 && target.msnObject) tail += ` ${target.msnObject}`;
   return tail;
+}
+
+/** "FLN handle" with what each version adds (network id, empty capabilities). */
+export function flnLine(email: string, v: number): string {
+  if (v >= 16) return `FLN ${handleFor(email, v)} 0:0`;
+  if (v >= 14) return `FLN ${handleFor(email, v)} 0`;
+  return `FLN ${email}`;
+}
+
+export function ubxLine(email: string, v: number, bytes: number): string {
+  return `UBX ${handleFor(email, v)} ${bytes}`;
 }
 
 function sendUbx(watcher: PresenceSession, target: PresenceSession): void {
   const data = target.account.personalData;
   if (data === null || watcher.protocol < 11) return;
-  watcher.send(`UBX ${target.email} ${byteLength(data)}`, data);
+  watcher.send(ubxLine(target.email, watcher.protocol, byteLength(data)), data);
 }
 
-/** Everyone who has `target` on their forward list and is online now. */
+/** Every endpoint of everyone who has `target` on their forward list and is online now. */
 export function watchersOf(registry: PresenceRegistry, target: Account): PresenceSession[] {
   const out: PresenceSession[] = [];
   for (const entry of target.contacts.values()) {
     if (!entry.lists.has('RL')) continue;
-    const session = registry.sessionOf(entry.email);
-    if (session) out.push(session);
+    out.push(...registry.sessionsOf(entry.email));
   }
   return out;
 }
@@ -109,7 +142,7 @@ export function announce(registry: PresenceRegistry, target: PresenceSession): v
       // A watcher that just started seeing the target also needs its PSM.
       if (first) sendUbx(watcher, target);
     } else if (watcher.knownOnline.delete(target.email)) {
-      watcher.send(`FLN ${target.email}`);
+      watcher.send(flnLine(target.email, watcher.protocol));
     }
   }
 }
@@ -129,7 +162,7 @@ export function refreshVisibility(registry: PresenceRegistry, target: PresenceSe
       sendUbx(watcher, target);
     } else if (!visible && known) {
       watcher.knownOnline.delete(target.email);
-      watcher.send(`FLN ${target.email}`);
+      watcher.send(flnLine(target.email, watcher.protocol));
     }
   }
 }
@@ -138,7 +171,7 @@ export function refreshVisibility(registry: PresenceRegistry, target: PresenceSe
 export function announceOffline(registry: PresenceRegistry, target: PresenceSession): void {
   for (const watcher of watchersOf(registry, target.account)) {
     if (watcher === target) continue;
-    if (watcher.knownOnline.delete(target.email)) watcher.send(`FLN ${target.email}`);
+    if (watcher.knownOnline.delete(target.email)) watcher.send(flnLine(target.email, watcher.protocol));
   }
 }
 
@@ -149,7 +182,8 @@ export function announceOffline(registry: PresenceRegistry, target: PresenceSess
 export function sendInitialPresence(watcher: PresenceSession, target: PresenceSession, trid: string): void {
   if (!canSee(watcher, target)) return;
   watcher.knownOnline.add(target.email);
-  watcher.send(`ILN ${trid} ${presenceTail(target, watcher.protocol)}`);
+  // MSNP18 has no ILN: the initial presence is an NLN too.
+  watcher.send(watcher.protocol >= 18 ? `NLN ${presenceTail(target, watcher.protocol)}` : `ILN ${trid} ${presenceTail(target, watcher.protocol)}`);
   sendUbx(watcher, target);
 }
 

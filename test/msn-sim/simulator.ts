@@ -1,7 +1,8 @@
 // MsnSimulator: a self-contained imitation of the (revived) MSN Messenger
-// service as MSNP8-MSNP11 clients saw it, for tests. It runs, on 127.0.0.1:
+// service as MSNP8-MSNP18 clients saw it, for tests. It runs, on 127.0.0.1:
 //  - an HTTP server with the Passport nexus (/rdr/pprdr.asp) and login
-//    server (/login2.srf),
+//    server (/login2.srf), and the SOAP services of MSNP13+ (services.ts:
+//    token service, address book, sharing, offline messages),
 //  - a dispatch server (answers USR TWN I with XFR NS),
 //  - a notification server (login, lists, presence, challenges),
 //  - a switchboard server (conversations).
@@ -16,7 +17,9 @@ import type { LogEntry, ResolvedOptions, SimContext, SimulatorOptions } from './
 import { PassportAuthority, PassportHttpServer } from './nexus.ts';
 import { NotificationRegistry, NotificationSession } from './notification.ts';
 import { announce, refreshVisibility } from './presence.ts';
+import { WebServices } from './services.ts';
 import { SwitchboardServer } from './switchboard.ts';
+import { TokenAuthority } from './tokens.ts';
 import { LOOPBACK, TcpListener } from './tcp.ts';
 
 export type { LogEntry, SimulatorOptions } from './context.ts';
@@ -83,6 +86,8 @@ const DEFAULTS: ResolvedOptions = {
   switchboardIdleMs: 5 * 60_000,
   ringTimeoutMs: 60_000,
   ticketLifetimeMs: 60 * 60_000,
+  protocols: [18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8],
+  offlineMessages: true,
   log: undefined,
 };
 
@@ -94,6 +99,7 @@ export class MsnSimulator extends EventEmitter {
   readonly options: ResolvedOptions;
   readonly accounts = new AccountStore();
   private readonly passport: PassportAuthority;
+  private readonly tokens: TokenAuthority;
   private readonly registry: NotificationRegistry;
   private readonly http: PassportHttpServer;
   private readonly switchboard: SwitchboardServer;
@@ -110,11 +116,13 @@ export class MsnSimulator extends EventEmitter {
     const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...DEFAULTS, ...defined } as ResolvedOptions;
     this.passport = new PassportAuthority(this.options.ticketLifetimeMs);
+    this.tokens = new TokenAuthority(this.options.ticketLifetimeMs);
     this.registry = new NotificationRegistry(this.accounts);
     const self = this;
     this.ctx = {
       accounts: this.accounts,
       passport: this.passport,
+      tokens: this.tokens,
       options: this.options,
       get switchboard() {
         return self.switchboard;
@@ -127,6 +135,10 @@ export class MsnSimulator extends EventEmitter {
     this.http = new PassportHttpServer(this.accounts, this.passport, {
       onLogin: (email, ok) =>
         this.ctx.log({ server: 'HTTP', direction: 'info', email, text: `login2.srf ${ok ? 200 : 401}` }),
+    });
+    this.http.services = new WebServices(this.accounts, this.tokens, this.registry, {
+      offlineMessages: this.options.offlineMessages,
+      log: (email, text) => this.ctx.log({ server: 'HTTP', direction: 'info', email, text }),
     });
     this.switchboard = new SwitchboardServer(this.ctx, this.registry);
     this.nsListener = new TcpListener((socket) => this.accept(socket, false));

@@ -9,6 +9,13 @@
 //   U: never, N: NAK only on failure, A and D: ACK on success / NAK on failure
 //   (D also answers 282 when the payload is not a MIME message).
 // "Failure" here means there was nobody else in the conversation to deliver to.
+//
+// Versions: MSNP12 adds the capabilities to JOI and IRO; from MSNP16 an
+// account may be in a conversation from several endpoints: each logs in as
+// "email;{machine-guid}", and MSNP16+ participants see each endpoint
+// ("JOI email;{guid}", "BYE email;{guid}") besides the account itself
+// ("JOI email" with the first endpoint, "BYE email" with the last), their own
+// other endpoints included. Older participants see accounts only.
 
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -16,18 +23,35 @@ import { isValidHandle } from './accounts.ts';
 import type { SimContext, SwitchboardDirectory } from './context.ts';
 import { type Frame, FrameDecoder, clientPayloadRule, encodeCommand, msnEncode } from './framing.ts';
 import type { NotificationRegistry } from './notification.ts';
+import { capsFor } from './presence.ts';
 import { LOOPBACK, TcpListener } from './tcp.ts';
 
-type Cookie =
-  | { kind: 'xfr'; email: string; expires: number }
-  | { kind: 'ans'; email: string; sessionId: string; expires: number };
+interface Endpoint {
+  email: string;
+  protocol: number;
+  /** Machine GUID (MSNP16+), braces included, lower case. */
+  guid: string | null;
+}
+
+type Cookie = ({ kind: 'xfr' } | { kind: 'ans'; sessionId: string }) & Endpoint & { expires: number };
 
 const COOKIE_LIFETIME_MS = 5 * 60 * 1000;
+const GUID = /^\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}$/;
+
+/** "email" or "email;{guid}" → its parts. */
+function splitHandle(handle: string | undefined): { email: string; guid: string | null } | null {
+  if (!handle) return null;
+  const [email, guid] = handle.toLowerCase().split(';');
+  if (!email) return null;
+  return { email, guid: guid ?? null };
+}
 
 /** One participant's connection. */
 class SbConnection {
   private readonly decoder = new FrameDecoder(clientPayloadRule);
   email = '';
+  guid: string | null = null;
+  protocol = 0;
   session: SbSession | null = null;
   private closed = false;
 
@@ -40,6 +64,11 @@ class SbConnection {
     socket.on('error', () => {
       // 'close' follows and cleans up.
     });
+  }
+
+  /** How others of protocol `v` name this endpoint: "email;{guid}" for MSNP16+ viewers. */
+  endpointHandle(v: number): string | null {
+    return v >= 16 && this.guid ? `${this.email};${this.guid}` : null;
   }
 
   send(line: string, payload?: Buffer): void {
@@ -74,12 +103,7 @@ class SbConnection {
     }
     for (const frame of frames) {
       if (this.closed) return;
-      this.server.ctx.log({
-        server: 'SB',
-        direction: 'in',
-        email: this.email || undefined,
-        text: frame.line,
-      });
+      this.server.ctx.log({ server: 'SB', direction: 'in', email: this.email || undefined, text: frame.line });
       this.handle(frame);
     }
   }
@@ -122,9 +146,10 @@ class SbConnection {
 
 /** One conversation. */
 class SbSession {
-  readonly participants = new Map<string, SbConnection>();
-  /** Invited but not yet joined: email -> ring cookie. */
-  readonly ringing = new Map<string, { cookie: string; timer: NodeJS.Timeout }>();
+  /** Every endpoint in the conversation. */
+  readonly connections = new Set<SbConnection>();
+  /** Invited but not yet joined: email -> ring cookies (one per endpoint rung). */
+  readonly ringing = new Map<string, { cookies: string[]; timer: NodeJS.Timeout }>();
   private idleTimer: NodeJS.Timeout | null = null;
   ended = false;
 
@@ -133,6 +158,17 @@ class SbSession {
     readonly id: string,
   ) {
     this.touch();
+  }
+
+  /** Accounts in the conversation (one entry per account, whatever its endpoints). */
+  get participants(): Map<string, SbConnection> {
+    const out = new Map<string, SbConnection>();
+    for (const c of this.connections) if (!out.has(c.email)) out.set(c.email, c);
+    return out;
+  }
+
+  private endpointsOf(email: string, except?: SbConnection): SbConnection[] {
+    return [...this.connections].filter((c) => c.email === email && c !== except);
   }
 
   /** Restarts the idle countdown; an idle conversation is closed by the server. */
@@ -144,18 +180,53 @@ class SbSession {
     this.idleTimer.unref();
   }
 
+  friendlyName(email: string): string {
+    return msnEncode(this.server.ctx.accounts.get(email)?.friendlyName ?? email);
+  }
+
+  /** The capabilities of an endpoint as a viewer of protocol `v` reads them (MSNP12+). */
+  caps(c: SbConnection, v: number): string {
+    const ns = this.server.registry.sessionsOf(c.email);
+    const s = ns.find((x) => x.machineGuid === c.guid) ?? ns[0];
+    return capsFor(s?.capabilities ?? '0', v);
+  }
+
+  /** The IRO lines a joining endpoint gets (everyone already there). */
+  roster(joiner: SbConnection): string[] {
+    const v = joiner.protocol;
+    const lines: string[] = [];
+    const named = new Set<string>();
+    for (const c of this.connections) {
+      if (c === joiner) continue;
+      const own = c.email === joiner.email;
+      const tail = (handle: string) =>
+        `${handle} ${this.friendlyName(c.email)}${v >= 12 ? ` ${this.caps(c, v)}` : ''}`;
+      const ep = c.endpointHandle(v);
+      if (ep) lines.push(tail(ep));
+      if (!own && !named.has(c.email)) {
+        named.add(c.email);
+        lines.push(tail(c.email));
+      }
+    }
+    return lines;
+  }
+
   join(conn: SbConnection): void {
+    const first = this.endpointsOf(conn.email).length === 0;
+    for (const other of this.connections) {
+      const v = other.protocol;
+      const tail = `${this.friendlyName(conn.email)}${v >= 12 ? ` ${this.caps(conn, v)}` : ''}`;
+      const ep = conn.endpointHandle(v);
+      if (ep) other.send(`JOI ${ep} ${tail}`);
+      if (first && other.email !== conn.email) other.send(`JOI ${conn.email} ${tail}`);
+    }
     conn.session = this;
-    this.participants.set(conn.email, conn);
+    this.connections.add(conn);
     const pending = this.ringing.get(conn.email);
     if (pending) {
       clearTimeout(pending.timer);
       this.ringing.delete(conn.email);
     }
-  }
-
-  friendlyName(email: string): string {
-    return msnEncode(this.server.ctx.accounts.get(email)?.friendlyName ?? email);
   }
 
   call(from: SbConnection, trid: string, target: string | undefined): void {
@@ -182,21 +253,25 @@ class SbSession {
       from.send(`216 ${trid}`);
       return;
     }
-    const callee = registry.sessionOf(email);
-    if (!callee) {
+    const callees = registry.sessionsOf(email);
+    if (callees.length === 0) {
       from.send(`217 ${trid}`);
       return;
     }
-    const cookie = this.server.issueRingCookie(email, this.id);
+    // Every endpoint of the callee rings, each with its own cookie.
+    const cookies: string[] = [];
+    for (const callee of callees) {
+      const cookie = this.server.issueRingCookie({ email, protocol: callee.protocol, guid: callee.machineGuid }, this.id);
+      cookies.push(cookie);
+      const tail = callee.protocol >= 14 ? ' U messenger.msn.com 1' : callee.protocol >= 13 ? ' U messenger.msn.com' : '';
+      callee.send(`RNG ${this.id} ${this.server.address()} CKI ${cookie} ${from.email} ${this.friendlyName(from.email)}${tail}`);
+    }
     const timer = setTimeout(() => {
       this.ringing.delete(email);
-      this.server.dropCookie(cookie);
+      for (const c of cookies) this.server.dropCookie(c);
     }, this.server.ctx.options.ringTimeoutMs);
     timer.unref();
-    this.ringing.set(email, { cookie, timer });
-    callee.send(
-      `RNG ${this.id} ${this.server.address()} CKI ${cookie} ${from.email} ${this.friendlyName(from.email)}`,
-    );
+    this.ringing.set(email, { cookies, timer });
     from.send(`CAL ${trid} RINGING ${this.id}`);
     this.touch();
   }
@@ -210,20 +285,24 @@ class SbSession {
       from.send(`282 ${trid}`);
       return;
     }
-    const recipients = [...this.participants.values()].filter((c) => c !== from);
+    const recipients = [...this.connections].filter((c) => c !== from);
     const header = `MSG ${from.email} ${this.friendlyName(from.email)} ${payload.length}`;
     for (const conn of recipients) conn.send(header, payload);
-    const delivered = recipients.length > 0;
+    const delivered = recipients.some((c) => c.email !== from.email);
     if (ack === 'A' || ack === 'D') from.send(delivered ? `ACK ${trid}` : `NAK ${trid}`);
     else if (ack === 'N' && !delivered) from.send(`NAK ${trid}`);
     this.touch();
   }
 
   leave(conn: SbConnection): void {
-    if (this.participants.get(conn.email) !== conn) return;
-    this.participants.delete(conn.email);
-    for (const other of this.participants.values()) other.send(`BYE ${conn.email}`);
-    if (this.participants.size === 0) this.end();
+    if (!this.connections.delete(conn)) return;
+    const last = this.endpointsOf(conn.email).length === 0;
+    for (const other of this.connections) {
+      const ep = conn.endpointHandle(other.protocol);
+      if (ep) other.send(`BYE ${ep}`);
+      if (last && other.email !== conn.email) other.send(`BYE ${conn.email}`);
+    }
+    if (this.connections.size === 0) this.end();
   }
 
   /**
@@ -232,11 +311,12 @@ class SbSession {
    */
   private expire(): void {
     this.server.ctx.log({ server: 'SB', direction: 'info', text: `session ${this.id} idle, closing` });
-    const conns = [...this.participants.values()];
+    const conns = [...this.connections];
+    const accounts = [...this.participants.keys()];
     for (const p of conns) {
-      for (const q of conns) if (p !== q) p.send(`BYE ${q.email} 1`);
+      for (const email of accounts) if (email !== p.email) p.send(`BYE ${email} 1`);
     }
-    this.participants.clear();
+    this.connections.clear();
     for (const conn of conns) conn.close();
     this.end();
   }
@@ -245,9 +325,9 @@ class SbSession {
     if (this.ended) return;
     this.ended = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    for (const { cookie, timer } of this.ringing.values()) {
+    for (const { cookies, timer } of this.ringing.values()) {
       clearTimeout(timer);
-      this.server.dropCookie(cookie);
+      for (const c of cookies) this.server.dropCookie(c);
     }
     this.ringing.clear();
     this.server.sessions.delete(this.id);
@@ -293,19 +373,21 @@ export class SwitchboardServer implements SwitchboardDirectory {
     await this.listener.stop();
   }
 
-  issueXfrCookie(email: string): string {
+  issueXfrCookie(email: string, protocol: number, machineGuid: string | null): string {
     const cookie = this.newCookie();
     this.cookies.set(cookie, {
       kind: 'xfr',
       email: email.toLowerCase(),
+      protocol,
+      guid: machineGuid,
       expires: Date.now() + COOKIE_LIFETIME_MS,
     });
     return cookie;
   }
 
-  issueRingCookie(email: string, sessionId: string): string {
+  issueRingCookie(endpoint: Endpoint, sessionId: string): string {
     const cookie = this.newCookie();
-    this.cookies.set(cookie, { kind: 'ans', email, sessionId, expires: Date.now() + COOKIE_LIFETIME_MS });
+    this.cookies.set(cookie, { kind: 'ans', ...endpoint, sessionId, expires: Date.now() + COOKIE_LIFETIME_MS });
     return cookie;
   }
 
@@ -322,50 +404,49 @@ export class SwitchboardServer implements SwitchboardDirectory {
     return entry;
   }
 
+  /** The handle must name the cookie's endpoint: MSNP16+ endpoints log in as "email;{guid}". */
+  private matches(handle: ReturnType<typeof splitHandle>, cookie: Cookie): boolean {
+    if (!handle || handle.email !== cookie.email) return false;
+    if (cookie.protocol >= 16 && cookie.guid) return handle.guid === cookie.guid && GUID.test(handle.guid);
+    return handle.guid === null;
+  }
+
   /** "USR trid handle cookie": the caller opens a new conversation. */
   onUsr(conn: SbConnection, trid: string, args: string[]): void {
-    const email = args[0]?.toLowerCase();
+    const handle = splitHandle(args[0]);
     const cookie = this.takeCookie(args[1]);
-    if (email === undefined || cookie?.kind !== 'xfr' || cookie.email !== email) {
+    if (cookie?.kind !== 'xfr' || !this.matches(handle, cookie)) {
       conn.send(`911 ${trid}`);
       conn.close();
       return;
     }
     const session = new SbSession(this, this.newSessionId());
     this.sessions.set(session.id, session);
-    conn.email = email;
+    conn.email = cookie.email;
+    conn.guid = cookie.guid;
+    conn.protocol = cookie.protocol;
     session.join(conn);
-    conn.send(`USR ${trid} OK ${email} ${session.friendlyName(email)}`);
+    conn.send(`USR ${trid} OK ${args[0]} ${session.friendlyName(cookie.email)}`);
   }
 
   /** "ANS trid handle cookie session-id": an invitee joins. */
   onAns(conn: SbConnection, trid: string, args: string[]): void {
-    const email = args[0]?.toLowerCase();
+    const handle = splitHandle(args[0]);
     const sessionId = args[2];
     const cookie = this.takeCookie(args[1]);
     const session = sessionId === undefined ? undefined : this.sessions.get(sessionId);
-    if (
-      email === undefined ||
-      cookie?.kind !== 'ans' ||
-      cookie.email !== email ||
-      cookie.sessionId !== sessionId ||
-      !session ||
-      session.participants.has(email)
-    ) {
+    if (cookie?.kind !== 'ans' || !this.matches(handle, cookie) || cookie.sessionId !== sessionId || !session) {
       // No documented error for a bad ANS: the server just hangs up.
       conn.close();
       return;
     }
-    conn.email = email;
-    const others = [...session.participants.values()];
-    others.forEach((other, index) => {
-      conn.send(
-        `IRO ${trid} ${index + 1} ${others.length} ${other.email} ${session.friendlyName(other.email)}`,
-      );
-    });
+    conn.email = cookie.email;
+    conn.guid = cookie.guid;
+    conn.protocol = cookie.protocol;
+    const lines = session.roster(conn);
+    for (const [index, line] of lines.entries()) conn.send(`IRO ${trid} ${index + 1} ${lines.length} ${line}`);
     session.join(conn);
     conn.send(`ANS ${trid} OK`);
-    for (const other of others) other.send(`JOI ${email} ${session.friendlyName(email)}`);
     session.touch();
   }
 

@@ -61,6 +61,8 @@ describe('MsnSession with the MSN simulator', () => {
       nexusUrl: ep.nexusUrl,
       timeouts: { request: 3000, join: 3000, transfer: 5000, login: 8000 },
       reconnect: { initialDelay: 50, maxDelay: 400 },
+      // The MSNP8-11 suite (MSNP12+ are in versions.test.ts).
+      protocols: ['MSNP11', 'MSNP10', 'MSNP9', 'MSNP8'],
       ...extra,
     });
     sessions.push(s);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildConfig, ConfigError } from '../../src/config/load.ts';
+import { SUPPORTED_PROTOCOLS } from '../../src/msnp/index.ts';
 
 describe('configuration', () => {
   it('has working defaults', () => {
@@ -17,6 +18,14 @@ describe('configuration', () => {
     assert.equal(c.registration.open, false);
     assert.equal(c.storage.path, './storage');
     assert.equal(c.tls.dir, './certs');
+  });
+
+  it('offers every MSNP version the client library speaks, best first, and takes a pinned list', () => {
+    assert.deepEqual(
+      buildConfig({}).msn.protocols.map((v) => `MSNP${v}`),
+      SUPPORTED_PROTOCOLS,
+    );
+    assert.deepEqual(buildConfig({ msn: { protocols: [15] } }).msn.protocols, [15]);
   });
 
   it('reads components with their secrets and privileges (none unless granted)', () => {
@@ -66,6 +75,12 @@ describe('configuration', () => {
     [{ components: { 'conference.localhost': { secret: 'x' } } }, /already served by this server/],
     [{ component: { port: 'x' } }, /'component\.port' must be a port number/],
     [{ transport: { component: 'nohostport' } }, /'transport\.component' must be host:port/],
+    [{ msn: { protocols: [19] } }, /'msn\.protocols': MSNP19 is not supported/],
+    [{ msn: { protocols: [] } }, /'msn\.protocols' must be a non-empty list of whole numbers/],
+    [{ msn: { protocols: ['MSNP15'] } }, /'msn\.protocols' must be a non-empty list of whole numbers/],
+    [{ msn: { protocols: [15, 15] } }, /'msn\.protocols' lists a version twice/],
+    [{ msn: { servicesUrl: 'ftp://x' } }, /'msn\.servicesUrl' must be an http\(s\) URL/],
+    [{ msn: { loginWait: 0 } }, /'msn\.loginWait' must be a positive number/],
   ];
   for (const [given, message] of bad) {
     it(`refuses ${JSON.stringify(given)}`, () => {

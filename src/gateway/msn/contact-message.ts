@@ -1,10 +1,11 @@
 // Messages from the user to an MSN contact JID: the body goes over a
 // switchboard (and the ACK comes back as an XEP-0184 receipt when one was
-// asked for), XEP-0224 attention becomes a nudge, XEP-0085/XEP-0022
+// asked for), or, to an offline contact on MSNP13+, is left as an offline
+// message (OIM); XEP-0224 attention becomes a nudge, XEP-0085/XEP-0022
 // composing a typing notice. A failure is an error stanza, unless the
 // sender added sapo:noerror (PyMSNt's rule for bots).
 import type { StanzaEvent } from '../../host/host.ts';
-import { MsnError } from '../../msnp/index.ts';
+import { MsnError, type MsnSession } from '../../msnp/index.ts';
 import { type Element, el } from '../../xml/element.ts';
 import { StanzaError } from '../../xml/errors.ts';
 import { NS } from '../../xml/namespaces.ts';
@@ -24,11 +25,10 @@ export async function onContactMessage(gw: MsnGateway, e: StanzaEvent): Promise<
     }
     const body = stanza.getChildText('body');
     if (body !== null && body !== '') {
-      await s.msn.sendMessage(email, body).catch((err) => {
-        throw new StanzaError(msnCondition(err), msnReason(err));
-      });
-      // The switchboard ACKed every part: the contact's client has it.
-      if (stanza.getChild('request', NS.receipts) && stanza.attrs.id) sendReceipt(gw, e, stanza.attrs.id);
+      const delivered = await sendText(s.msn, email, body);
+      // The switchboard ACKed every part: the contact's client has it. (An
+      // offline message is only stored: no receipt until it is read, which MSN never says.)
+      if (delivered && stanza.getChild('request', NS.receipts) && stanza.attrs.id) sendReceipt(gw, e, stanza.attrs.id);
     }
     if (stanza.getChild('attention', NS.attention)) {
       await s.msn.sendNudge(email).catch((err) => {
@@ -41,6 +41,36 @@ export async function onContactMessage(gw: MsnGateway, e: StanzaEvent): Promise<
     if (noerror) return;
     throw err;
   }
+}
+
+/**
+ * Sends a text: live over a switchboard when the contact is online; as an
+ * offline message (OIM, MSNP13+) when the contact is offline. Resolves true
+ * when delivered live, false when left offline; a failure is a StanzaError.
+ */
+async function sendText(msn: MsnSession, email: string, body: string): Promise<boolean> {
+  const known = msn.getContact(email);
+  if (known?.status === 'FLN' && msn.offlineMessagesSupported) {
+    await leaveOffline(msn, email, body);
+    return false;
+  }
+  try {
+    await msn.sendMessage(email, body);
+    return true;
+  } catch (err) {
+    // 217: offline after all (or appearing offline): leave it for later where the server can.
+    if (err instanceof MsnError && err.code === 217 && msn.offlineMessagesSupported) {
+      await leaveOffline(msn, email, body);
+      return false;
+    }
+    throw new StanzaError(msnCondition(err), msnReason(err));
+  }
+}
+
+async function leaveOffline(msn: MsnSession, email: string, body: string): Promise<void> {
+  await msn.sendOfflineMessage(email, body).catch((err) => {
+    throw new StanzaError('recipient-unavailable', `the MSN contact is offline and MSN did not keep the message: ${(err as Error).message}`);
+  });
 }
 
 /** XEP-0184: the contact's client has the message. */

@@ -4,6 +4,7 @@
 // its UserServer (`user-server.ts`): in-process stores, or stanzas to the
 // users' server. One UserSession (one MSN login) per registered bare JID,
 // shared by all of the user's resources.
+import { createHash } from 'node:crypto';
 import type { Host } from '../../host/host.ts';
 import type { Jid } from '../../jid/jid.ts';
 import type { MsnSessionOptions } from '../../msnp/index.ts';
@@ -102,6 +103,10 @@ export class MsnGateway {
       nexusUrl: msn.nexus,
       loginUrl: msn.loginUrl || undefined,
       protocols: msn.protocols.map((v) => `MSNP${v}`),
+      servicesUrl: msn.servicesUrl || undefined,
+      // One endpoint per user and address, the same across restarts (MSNP16+):
+      // a new login then replaces a stale one instead of adding a ghost endpoint.
+      machineGuid: user === undefined ? undefined : stableGuid(`${this.domain}\n${user}\n${email.toLowerCase()}`),
       trace:
         user !== undefined && log.enabled('debug')
           ? (e) => log.debug(`msnp ${e.direction === 'in' ? '<<' : '>>'} ${e.server}`, { user, line: e.line })
@@ -168,4 +173,10 @@ export class MsnGateway {
   userStates(): MsnUserStatus[] {
     return [...this.userStatus.values()].map((u) => ({ ...u })).sort((a, b) => (a.user < b.user ? -1 : 1));
   }
+}
+
+/** A UUID-shaped value derived from `seed` (SHA-1, as name-based UUIDs are). */
+function stableGuid(seed: string): string {
+  const h = createHash('sha1').update(seed).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((Number.parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
 }

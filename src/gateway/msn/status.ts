@@ -24,6 +24,8 @@ export interface MsnUserStatus {
   reconnectAttempts?: number;
   /** The last failure (login refused, connection lost, ...), kept after recovery. */
   lastError?: { message: string; at: string };
+  /** MSNP16+: the other places the MSN account is signed in from (their names, or machine GUIDs). */
+  otherEndpoints?: string[];
 }
 
 export interface MsnTransportStatus {
@@ -49,5 +51,6 @@ export function statusValue(u: MsnUserStatus): StatusSection {
   if (u.protocol !== undefined) out.protocol = u.protocol;
   if (u.reconnectAttempts !== undefined) out.reconnectAttempts = u.reconnectAttempts;
   if (u.lastError) out.lastError = { message: u.lastError.message, at: u.lastError.at };
+  if (u.otherEndpoints?.length) out.otherEndpoints = [...u.otherEndpoints];
   return out;
 }

@@ -165,6 +165,24 @@ export class UserSession {
         );
       }),
     );
+    // Offline messages (OIM) that waited for the user: sent now, from the
+    // contact, stamped with when they were written (XEP-0203). Routed at once,
+    // before the library deletes them on the server.
+    m.on('offlineMessage', (ev) => {
+      this.gw.send(
+        el(
+          'message',
+          { type: 'chat', from: this.gw.contactJid(ev.from), to: this.bare },
+          el('body', null, ev.text),
+          el('delay', { xmlns: NS.delay, from: this.gw.domain, stamp: ev.sent.toISOString() }, 'Offline message on MSN'),
+        ),
+      );
+    });
+    m.on('endpoints', ({ endpoints }) => {
+      const cur = this.gw.userStatus.get(this.bare);
+      if (cur) cur.otherEndpoints = endpoints.map((e) => e.name ?? e.id);
+      this.gw.host.log.debug('msn endpoints', { user: this.bare, others: endpoints.map((e) => e.name ?? e.id).join(',') });
+    });
     m.on('nudge', ({ from, conversationId }) =>
       this.enqueue('nudge', () => {
         if (conversationId) return;
