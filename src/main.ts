@@ -16,6 +16,7 @@ import type { Config } from './config/schema.ts';
 import { S2SService } from './s2s/s2s-service.ts';
 import { Server } from './server.ts';
 import { certInfo } from './tls/certs.ts';
+import { runTransport } from './transport/cli.ts';
 import { VERSION } from './version.ts';
 import { HttpService } from './websocket/http-service.ts';
 
@@ -31,6 +32,9 @@ Usage:
   jabberfly kick JID                  disconnect a user (bare JID) or one session (full JID)
   jabberfly check                     check configuration, certificates, DNS, ports and store (exit 1 on problems)
   jabberfly cert import DIR...        take certificates from certbot (e.g. /etc/letsencrypt/live) or another ACME client
+  jabberfly transport --component HOST:PORT --secret S --domain msn.example.org
+                                      run only the MSN transport, as an XEP-0114 component of
+                                      another server (Prosody, ejabberd); see docs/transport.md
   jabberfly --help                    this text
 
 Account commands work while the server runs (through its admin socket) and
@@ -41,7 +45,11 @@ Options:
                            else built-in defaults)
   --password PW, -p PW     for adduser/passwd in scripts (visible to other local users in 'ps': prefer stdin)
   --json                   users/status as JSON
-  --dns HOST:PORT          check: ask this DNS server instead of the system's`;
+  --dns HOST:PORT          check: ask this DNS server instead of the system's
+  --component HOST:PORT    transport: the server's component port (or transport.component)
+  --secret S               transport: the component secret (or $JABBERFLY_COMPONENT_SECRET,
+                           or transport.secret: both keep it out of 'ps')
+  --domain D               transport: its domain, e.g. msn.example.org (or msn.domain)`;
 
 class CliError extends Error {}
 
@@ -73,6 +81,9 @@ async function main(argv: string[]): Promise<number> {
       dns: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
+      component: { type: 'string' },
+      secret: { type: 'string' },
+      domain: { type: 'string' },
     },
   });
   const [command, arg, ...rest] = positionals;
@@ -101,6 +112,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       return start(config, file, values.config ?? null);
+    case 'transport':
+      return runTransport(file, { component: values.component, secret: values.secret, domain: values.domain });
     case 'adduser':
     case 'passwd':
     case 'deluser':

@@ -121,14 +121,23 @@ describe('external components (XEP-0114)', () => {
     assert.equal(m.attrs.from, `bob%irc.test@${COMP}`);
   });
 
-  it('refuses the handshake again and a from outside its domain (invalid-from)', async () => {
+  it('lets a new connection replace a stale one (conflict), and refuses a from outside its domain', async () => {
     const c = await RawComponent.connect(port, COMP, SECRET);
-    // The new connection replaced the old one.
     assert.equal(await comp!.streamError(), 'conflict');
     comp = c;
     comp.send(`<message from='alice@localhost' to='alice@localhost' type='chat'><body>spoof</body></message>`);
     assert.equal(await comp.streamError(), 'invalid-from');
     await comp.waitClosed();
+    assert.equal(alice.received.some((s) => s.getChildText('body') === 'spoof'), false);
+  });
+
+  it('refuses a second handshake and stanzas without a to', async () => {
+    comp = await RawComponent.connect(port, COMP, SECRET);
+    comp.send('<handshake>0000</handshake>');
+    assert.equal(await comp.streamError(), 'policy-violation');
+    comp = await RawComponent.connect(port, COMP, SECRET);
+    comp.send(`<message from='x@${COMP}'><body>where to?</body></message>`);
+    assert.equal(await comp.streamError(), 'improper-addressing');
   });
 
   it('shows a component that dropped as gone, and takes it back when it reconnects', async () => {
