@@ -25,7 +25,7 @@ describe('external components (XEP-0114)', () => {
     ts = await startServer({
       component: { port: 0 },
       components: { [COMP]: { secret: SECRET } },
-      limits: { authTimeout: 3, maxStanzaSize: 16384 },
+      limits: { authTimeout: 3, maxStanzaSize: 16384, maxConnectionsPerIp: 4 },
     });
     port = ts.server.service(ComponentService)!.port!;
     await ts.addUser('alice', 'pw');
@@ -41,6 +41,17 @@ describe('external components (XEP-0114)', () => {
   it('listens on loopback only by default', () => {
     const listen = ts.config.component.listen;
     assert.deepEqual(listen, ['127.0.0.1']);
+  });
+
+  it('holds one address to limits.maxConnectionsPerIp connections', async () => {
+    const service = ts.server.service(ComponentService)!;
+    const open = await Promise.all([1, 2, 3, 4].map(() => RawComponent.open(port)));
+    const fifth = await RawComponent.open(port);
+    assert.equal(await fifth.streamError(), 'policy-violation');
+    for (const c of open) c.destroy();
+    // The server sees the sockets close on its side in its own time.
+    for (let i = 0; i < 250 && service.streams.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(service.streams.size, 0);
   });
 
   it('lists the component domain in the server\'s disco#items', async () => {
@@ -101,6 +112,9 @@ describe('external components (XEP-0114)', () => {
   it('accepts the right secret and routes stanzas both ways', async () => {
     comp = await RawComponent.connect(port, COMP, SECRET);
     assert.equal(ts.server.service(ComponentService)!.connected(COMP), true);
+    // `jabberfly status` shows it.
+    const status = await ts.server.statusSections.collect();
+    assert.match(String(status.components?.[COMP]), /^connected from 127\.0\.0\.1 since /);
     // A user's message to a JID at the component's domain reaches the component.
     await alice.send(xml('message', { to: `#chan%irc.test@${COMP}`, type: 'groupchat', id: 'g1' }, xml('body', {}, 'hello irc')));
     const got = await comp.waitFor((s) => s.name === 'message' && s.attrs.id === 'g1', 'message at component');
@@ -149,6 +163,7 @@ describe('external components (XEP-0114)', () => {
     await alice.send(xml('iq', { type: 'get', to: COMP, id: 'gone' }, xml('query', { xmlns: 'jabber:iq:version' })));
     const bounced = await alice.waitFor((s) => s.attrs.id === 'gone', 'bounce while gone');
     assert.ok(bounced.getChild('error').getChild('service-unavailable', STANZAS));
+    assert.match(String((await ts.server.statusSections.collect()).components?.[COMP]), /^not connected/);
     comp = await RawComponent.connect(port, COMP, SECRET);
     await alice.send(xml('message', { to: `x@${COMP}`, type: 'chat', id: 'back' }, xml('body', {}, 'back?')));
     await comp.waitFor((s) => s.attrs.id === 'back', 'message after reconnect');

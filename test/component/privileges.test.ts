@@ -2,12 +2,15 @@
 // presence permissions in the configuration, one granted nothing. The
 // granted one gets its <privilege/> message at connect and may read and
 // write a user's roster, send a message as the user and see the user's
-// presence; the other is refused with forbidden and sees nothing.
+// presence; the other is refused with forbidden and sees nothing. Then
+// "roster" presence over federation: the presence of a user's contact on
+// another server reaches the component.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
 import { ComponentService } from '../../src/component/component-service.ts';
+import { S2SService } from '../../src/s2s/s2s-service.ts';
 import { RawComponent } from '../helpers/raw-component.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
@@ -151,5 +154,82 @@ describe('privileged components (XEP-0356)', () => {
     await bob.xmpp.disconnect();
     const gone = await priv.waitFor((s) => s.name === 'presence' && s.attrs.from === 'bob@localhost/phone' && s.attrs.type === 'unavailable', 'bob gone');
     assert.ok(gone);
+  });
+});
+
+describe('roster presence privilege (XEP-0356 presence="roster") over federation', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let alice: TestClient;
+  let romeo: TestClient;
+  let gw: RawComponent | undefined;
+  const GW = 'gw.a.test';
+
+  const subscribed = (c: TestClient, jid: string) =>
+    c.waitFor(
+      (s) =>
+        s.is('iq') &&
+        s.attrs.type === 'set' &&
+        s.getChild('query', ROSTER)?.getChild('item')?.attrs.jid === jid &&
+        s.getChild('query', ROSTER)?.getChild('item')?.attrs.subscription === 'both',
+      `${jid} subscribed both ways`,
+      20000,
+    );
+
+  before(async () => {
+    a = await startServer({
+      domain: 'a.test',
+      s2s: { port: 0 },
+      component: { port: 0 },
+      components: { [GW]: { secret: 's', privileges: { roster: 'get', presence: 'roster' } } },
+    });
+    b = await startServer({ domain: 'b.test', s2s: { port: 0 } });
+    a.config.s2s.routes['b.test'] = `127.0.0.1:${b.server.service(S2SService)!.ports.starttls}`;
+    b.config.s2s.routes['a.test'] = `127.0.0.1:${a.server.service(S2SService)!.ports.starttls}`;
+    await a.addUser('alice', 'pw');
+    await b.addUser('romeo', 'pw');
+    alice = await connect({ port: a.port, domain: 'a.test', username: 'alice', password: 'pw', resource: 'home' });
+    romeo = await connect({ port: b.port, domain: 'b.test', username: 'romeo', password: 'pw', resource: 'garden' });
+    for (const c of [alice, romeo]) {
+      await c.send(xml('iq', { type: 'get', id: 'r' }, xml('query', { xmlns: ROSTER })));
+      await c.waitFor((s) => s.attrs.id === 'r', 'roster');
+      await c.send(xml('presence'));
+    }
+    // alice and romeo become contacts both ways, over s2s.
+    await alice.send(xml('presence', { to: 'romeo@b.test', type: 'subscribe' }));
+    await romeo.waitFor((s) => s.is('presence') && s.attrs.type === 'subscribe', 'request at romeo', 20000);
+    await romeo.send(xml('presence', { to: 'alice@a.test', type: 'subscribed' }));
+    await romeo.send(xml('presence', { to: 'alice@a.test', type: 'subscribe' }));
+    await alice.waitFor((s) => s.is('presence') && s.attrs.type === 'subscribe', 'request at alice', 20000);
+    await alice.send(xml('presence', { to: 'romeo@b.test', type: 'subscribed' }));
+    await subscribed(alice, 'romeo@b.test');
+    await subscribed(romeo, 'alice@a.test');
+  });
+  after(async () => {
+    gw?.destroy();
+    await romeo?.stop();
+    await alice?.stop();
+    await b?.stop();
+    await a?.stop();
+  });
+
+  it('probes the contacts of online users when the component connects, and forwards their changes', async () => {
+    gw = await RawComponent.connect(a.server.service(ComponentService)!.port!, GW, 's');
+    // Rule 1: romeo was online before the component came; the server asks and forwards the answer.
+    const first = await gw.waitFor((s) => s.name === 'presence' && s.attrs.from === 'romeo@b.test/garden', 'romeo\'s current presence', 20000);
+    assert.equal(first.attrs.to, GW);
+    await romeo.send(xml('presence', {}, xml('show', {}, 'xa'), xml('status', {}, 'in the orchard')));
+    const change = await gw.waitFor(
+      (s) => s.name === 'presence' && s.attrs.from === 'romeo@b.test/garden' && s.getChildText('show') === 'xa',
+      'romeo\'s change',
+      20000,
+    );
+    assert.equal(change.getChildText('status'), 'in the orchard');
+    await romeo.xmpp.disconnect();
+    await gw.waitFor(
+      (s) => s.name === 'presence' && s.attrs.from === 'romeo@b.test/garden' && s.attrs.type === 'unavailable',
+      'romeo gone',
+      20000,
+    );
   });
 });
