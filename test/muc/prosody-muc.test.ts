@@ -177,6 +177,11 @@ describe('rooms across federation with Prosody', { timeout: 180_000 }, () => {
     );
     assert.equal(back.attrs.from, `${room}/Jane`);
 
+    // Rooms here are created by this server's users only (muc.roomCreation: local).
+    const refused = await pat.op('muc_join', { room: `patsroom@${JF_MUC}`, nick: 'Pat' });
+    assert.equal(refused.condition, 'not-allowed');
+    assert.match(refused.text ?? '', /only users of jf\.example may create rooms/);
+
     pat.send(`<presence to='${room}/Pat' type='unavailable'/>`);
     await jane.waitFor(
       (s) => s.is('presence') && s.attrs.from === `${room}/Pat` && s.attrs.type === 'unavailable',
