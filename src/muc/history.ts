@@ -22,6 +22,11 @@ export class RoomHistory {
     return this.entries.length;
   }
 
+  /** How many messages it keeps. */
+  get capacity(): number {
+    return this.length;
+  }
+
   /** Changes how many messages are kept (the room's configuration changed). */
   resize(length: number): void {
     this.length = length;

@@ -9,6 +9,7 @@ import { el, firstChild } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 import { roomInfo, roomItems, serviceItems } from './disco.ts';
+import { queryForm } from '../mam/query.ts';
 import { iqRequest, iqResponse } from './iq-proxy.ts';
 import type { Room } from './room.ts';
 import { adminGet, adminSet } from './room-admin.ts';
@@ -118,12 +119,10 @@ export const mucModule: Module = async (host) => {
       const result = handler(room, e);
       return result instanceof Promise ? result : true;
     });
-  const archiving = (): boolean => false;
-  const roomExtraFeatures = (): string[] => [];
 
   onRoom(`iq-get/bare/${NS.discoInfo}:query`, (room, e) => {
     if (firstChild(e.stanza)?.attrs.node) throw new StanzaError('item-not-found', 'no such node');
-    sendResult(e, roomInfo(room, roomExtraFeatures()));
+    sendResult(e, roomInfo(room, service.archive.features(room)));
   });
   onRoom(`iq-get/bare/${NS.discoItems}:query`, (room, e) => {
     if (firstChild(e.stanza)?.attrs.node) throw new StanzaError('item-not-found', 'no such node');
@@ -136,12 +135,31 @@ export const mucModule: Module = async (host) => {
     await adminSet(room, e.from, firstChild(e.stanza)!);
     sendResult(e);
   });
-  onRoom(`iq-get/bare/${NS.mucOwner}:query`, (room, e) => sendResult(e, ownerGet(room, e.from, archiving())));
+  onRoom(`iq-get/bare/${NS.mucOwner}:query`, (room, e) =>
+    sendResult(e, ownerGet(room, e.from, service.archive.available)),
+  );
   onRoom(`iq-set/bare/${NS.mucOwner}:query`, async (room, e) => {
     await ownerSet(room, e.from, firstChild(e.stanza)!);
     sendResult(e);
   });
   onRoom(`iq-get/bare/${NS.ping}:ping`, (_room, e) => sendResult(e));
+
+  // ---- the room's archive (XEP-0313) ----------------------------------------------
+  onRoom(`iq-set/bare/${NS.mam}:query`, async (room, e) => {
+    const session = e.origin.kind === 'c2s' ? e.origin.session : undefined;
+    const fin = await service.archive.query(room, e.from, firstChild(e.stanza)!, (m) =>
+      // Results go ahead of the iq result: straight to a local session, else routed in order.
+      session ? session.send(m) : host.server.router.route(m),
+    );
+    sendResult(e, fin);
+  });
+  onRoom(`iq-get/bare/${NS.mam}:query`, (room, e) => {
+    service.archive.checkAccess(room, e.from);
+    sendResult(e, queryForm());
+  });
+  onRoom(`iq-get/bare/${NS.mam}:metadata`, async (room, e) =>
+    sendResult(e, await service.archive.metadata(room, e.from)),
+  );
 
   // ---- the service itself -------------------------------------------------------
   host.hook(`iq-get/host/${NS.discoInfo}:query`, (e) => {

@@ -63,6 +63,7 @@ function groupchat(room: Room, from: Jid, stanza: Element): void {
     room.ctx.save(room).catch(() => {});
   }
   const message = reflected(room, occupant, stanza);
+  room.ctx.archive.record(room, message, room.occupantJid(occupant.nick));
   // Only what people said is history; chat states and subject changes are not (the subject has its own message).
   if (body) room.history.add(message, room.jid);
   room.broadcastMessage(message);
@@ -70,7 +71,8 @@ function groupchat(room: Room, from: Jid, stanza: Element): void {
 
 /**
  * The message as occupants get it: from the sender's occupant JID, with
- * the room's occupant id (any the client put in is dropped: it could lie).
+ * the room's occupant id. What the client put in that only the room may
+ * say is dropped: occupant ids, and stanza ids by the room (XEP-0359 §5).
  */
 function reflected(room: Room, occupant: Occupant, stanza: Element): Element {
   const message = el('message', {
@@ -82,6 +84,7 @@ function reflected(room: Room, occupant: Occupant, stanza: Element): Element {
   for (const c of stanza.children) {
     if (typeof c === 'string') continue;
     if (c.attrs.xmlns === NS.occupantId) continue;
+    if (c.name === 'stanza-id' && c.attrs.xmlns === NS.sid && c.attrs.by === room.jid) continue;
     message.cnode(c);
   }
   message.cnode(el('occupant-id', { xmlns: NS.occupantId, id: occupant.id }));

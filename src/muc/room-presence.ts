@@ -105,6 +105,7 @@ function sendRoomState(room: Room, occupant: Occupant, session: string): void {
 function selfCodes(room: Room, created: boolean): number[] {
   const codes: number[] = [];
   if (room.nonAnonymous) codes.push(STATUS.nonAnonymous);
+  if (room.ctx.archive.archives(room)) codes.push(STATUS.logging);
   if (created) codes.push(STATUS.created);
   return codes;
 }

@@ -18,6 +18,7 @@ import type {
 import { type Element, el } from '../xml/element.ts';
 import { Fanout } from '../xml/fanout.ts';
 import { NS } from '../xml/namespaces.ts';
+import type { RoomArchive } from './archive.ts';
 import { RoomHistory } from './history.ts';
 import { Occupant } from './occupant.ts';
 import { defaultRole } from './permissions.ts';
@@ -26,6 +27,7 @@ import { defaultRole } from './permissions.ts';
 export interface RoomContext {
   readonly muc: Config['muc'];
   readonly log: Logger;
+  readonly archive: RoomArchive;
   /** Sends a stanza with a trusted `from`. */
   route(stanza: Element): void;
   /** Stores a persistent room's record (or forgets a room that stopped being persistent). */

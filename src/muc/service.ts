@@ -8,6 +8,7 @@ import { MucRoomStore } from '../storage/muc-rooms.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import type { Element } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
+import { RoomArchive } from './archive.ts';
 import { defaultRoomConfig } from './config-form.ts';
 import type { InviteeCheck } from './room-messages.ts';
 import { Room, type RoomContext } from './room.ts';
@@ -16,6 +17,7 @@ export class MucService implements RoomContext, InviteeCheck {
   /** Localpart → room. */
   readonly rooms = new Map<string, Room>();
   readonly log: Logger;
+  readonly archive: RoomArchive;
   private readonly store: MucRoomStore;
   /** Rooms whose record is in storage. */
   private readonly stored = new Set<string>();
@@ -25,6 +27,7 @@ export class MucService implements RoomContext, InviteeCheck {
   constructor(readonly host: Host) {
     this.log = host.log;
     this.store = host.server.store(MucRoomStore);
+    this.archive = new RoomArchive(host.server, host.log);
   }
 
   get muc() {
@@ -39,7 +42,10 @@ export class MucService implements RoomContext, InviteeCheck {
     for await (const record of this.store.roomsOf(this.domain)) {
       const name = record.jid.slice(0, record.jid.lastIndexOf('@'));
       const room = new Room(this, name, this.domain, record, { locked: false });
-      room.history.restore(await this.store.getHistory(record.jid));
+      // The archive has every message (it is written as they come); the
+      // snapshot of the last clean shutdown is for rooms without one.
+      const archived = await this.archive.recent(room, room.history.capacity);
+      room.history.restore(archived.length ? archived : await this.store.getHistory(record.jid));
       this.rooms.set(name, room);
       this.stored.add(room.jid);
     }
@@ -103,6 +109,11 @@ export class MucService implements RoomContext, InviteeCheck {
     if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
     this.log.info('room destroyed', { room: room.jid });
     this.save(room).catch(() => {});
+    this.writes
+      .run(room.jid, () => this.archive.remove(room))
+      .catch((err) =>
+        this.log.error('removing a room archive failed', { room: room.jid, error: String(err) }),
+      );
   }
 
   /** Invitations the room cannot honour: contacts of a legacy-network gateway cannot join XMPP rooms. */

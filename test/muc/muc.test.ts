@@ -6,6 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
+import { join } from 'node:path';
+import { LevelBackend } from '../../src/storage/level.ts';
+import { MucRoomStore } from '../../src/storage/muc-rooms.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
 
@@ -94,7 +97,7 @@ async function createRoom(
   fields: Record<string, string> = {},
 ): Promise<void> {
   const self = await enter(c, room, nick);
-  assert.deepEqual(codes(self), [110, 201]);
+  assert.deepEqual(codes(self), [110, 170, 201]);
   const reply = await iq(c, 'set', roomJid(room), configForm(fields));
   assert.equal(reply.attrs.type, 'result', reply.toString());
 }
@@ -150,7 +153,7 @@ describe('multi-user chat', () => {
     const alice = await login('alice', 'create');
     const bob = await login('bob');
     const self = await enter(alice, 'lobby', 'Alice');
-    assert.deepEqual(codes(self), [110, 201]);
+    assert.deepEqual(codes(self), [110, 170, 201]);
     assert.deepEqual(
       { affiliation: item(self).affiliation, role: item(self).role },
       { affiliation: 'owner', role: 'moderator' },
@@ -658,26 +661,139 @@ describe('multi-user chat', () => {
     assert.equal(errorCondition(subjectErr), 'not-acceptable');
   });
 
+  it('archives a room’s messages (XEP-0313 on the room JID) with the ids occupants saw', async () => {
+    const MAM = 'urn:xmpp:mam:2';
+    const SID = 'urn:xmpp:sid:0';
+    const alice = await login('alice', 'mam');
+    const bob = await login('bob', 'mam');
+    const carol = await login('carol', 'mam');
+    await createRoom(alice, 'records', 'Alice');
+    await joined(bob, 'records', 'Bob');
+    const info = await iq(carol, 'get', roomJid('records'), xml('query', { xmlns: DISCO_INFO }));
+    const features = info
+      .getChild('query')
+      .getChildren('feature')
+      .map((f: Stanza) => f.attrs.var);
+    assert.ok(features.includes(MAM) && features.includes(SID), 'the room advertises its archive');
+    for (const n of [1, 2, 3]) await groupchat(alice, 'records', `a${n}`);
+    // A chat state is not archived; a stanza id the client forged for the room is dropped.
+    await alice.send(
+      xml(
+        'message',
+        { to: roomJid('records'), type: 'groupchat' },
+        xml('active', { xmlns: 'http://jabber.org/protocol/chatstates' }),
+      ),
+    );
+    // Bob speaks once Alice's messages went round, so the archive's order is known.
+    await alice.waitFor((s) => s.is('message') && s.getChild('active') !== undefined, 'chat state reflected');
+    await bob.send(
+      xml(
+        'message',
+        { to: roomJid('records'), type: 'groupchat' },
+        xml('body', {}, 'b1'),
+        xml('stanza-id', { xmlns: SID, by: roomJid('records'), id: 'forged' }),
+      ),
+    );
+    const live: Record<string, string> = {};
+    for (const body of ['a1', 'a2', 'a3', 'b1']) {
+      const m = await bob.waitFor(isBody('records', body), `live ${body}`);
+      const ids = m.getChildren('stanza-id', SID).filter((x: Stanza) => x.attrs.by === roomJid('records'));
+      assert.equal(ids.length, 1, `one stanza id by the room on ${body}`);
+      assert.notEqual(ids[0].attrs.id, 'forged');
+      live[body] = ids[0].attrs.id;
+    }
+    /** Runs a query as `c`; returns the forwarded messages and the <fin/>. */
+    const query = async (c: TestClient, ...children: Stanza[]) => {
+      const queryid = nextId();
+      const reply = await iq(
+        c,
+        'set',
+        roomJid('records'),
+        xml('query', { xmlns: MAM, queryid }, ...children),
+      );
+      const results = c.received.filter(
+        (s) => s.is('message') && s.getChild('result', MAM)?.attrs.queryid === queryid,
+      );
+      for (const r of results) c.received.splice(c.received.indexOf(r), 1);
+      return { reply, results, fin: reply.getChild('fin', MAM) };
+    };
+    const bodies = (rs: Stanza[]) =>
+      rs.map((r) => r.getChild('result', MAM).getChild('forwarded').getChild('message').getChildText('body'));
+    // Carol is not in the room, but it is public and open: she may read it.
+    const all = await query(carol);
+    assert.equal(all.reply.attrs.type, 'result', all.reply.toString());
+    assert.deepEqual(bodies(all.results), ['a1', 'a2', 'a3', 'b1']);
+    const first = all.results[0]!;
+    assert.equal(first.attrs.from, roomJid('records'));
+    assert.equal(
+      first.getChild('result', MAM).attrs.id,
+      live.a1,
+      'the archive id is the stanza id occupants saw',
+    );
+    const forwarded = first.getChild('result', MAM).getChild('forwarded');
+    assert.equal(forwarded.getChild('message').attrs.from, roomJid('records', 'Alice'));
+    assert.ok(forwarded.getChild('delay', 'urn:xmpp:delay')?.attrs.stamp);
+    assert.equal(all.fin.attrs.complete, 'true');
+    // Paging (RSM) and `with` an occupant.
+    const RSM = 'http://jabber.org/protocol/rsm';
+    const page1 = await query(carol, xml('set', { xmlns: RSM }, xml('max', {}, '2')));
+    assert.deepEqual(bodies(page1.results), ['a1', 'a2']);
+    assert.equal(page1.fin.attrs.complete, undefined);
+    const last = page1.fin.getChild('set', RSM).getChildText('last');
+    const page2 = await query(carol, xml('set', { xmlns: RSM }, xml('max', {}, '2'), xml('after', {}, last)));
+    assert.deepEqual(bodies(page2.results), ['a3', 'b1']);
+    const form = (fields: Record<string, string>) =>
+      xml(
+        'x',
+        { xmlns: 'jabber:x:data', type: 'submit' },
+        xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, MAM)),
+        ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))),
+      );
+    assert.deepEqual(bodies((await query(carol, form({ with: roomJid('records', 'Bob') }))).results), ['b1']);
+    // A members-only room's archive is for its members and occupants.
+    await iq(alice, 'set', roomJid('records'), configForm({ 'muc#roomconfig_membersonly': '1' }));
+    assert.equal(errorCondition((await query(carol)).reply), 'forbidden');
+    assert.equal((await query(alice)).results.length, 4);
+    // A room set not to archive says so and keeps nothing new.
+    await iq(alice, 'set', roomJid('records'), configForm({ 'muc#roomconfig_enablearchiving': '0' }));
+    await groupchat(alice, 'records', 'off the record');
+    await alice.waitFor(isBody('records', 'off the record'), 'reflected');
+    assert.equal(errorCondition((await query(alice)).reply), 'service-unavailable');
+  });
+
   it('answers bad requests with clear errors and keeps serving', async () => {
     const alice = await login('alice', 'bad');
     const bob = await login('bob', 'bad');
     const presenceError = async (c: TestClient, to: string, payload?: Stanza) => {
       await c.send(xml('presence', { to }, payload));
-      return c.waitFor((s) => s.is('presence') && s.attrs.type === 'error' && s.attrs.from === to, `error from ${to}`);
+      return c.waitFor(
+        (s) => s.is('presence') && s.attrs.type === 'error' && s.attrs.from === to,
+        `error from ${to}`,
+      );
     };
     const messageError = async (c: TestClient, attrs: Record<string, string>, ...children: Stanza[]) => {
       const id = nextId();
       await c.send(xml('message', { ...attrs, id }, ...children));
-      return c.waitFor((s) => s.is('message') && s.attrs.id === id && s.attrs.type === 'error', `message error ${id}`);
+      return c.waitFor(
+        (s) => s.is('message') && s.attrs.id === id && s.attrs.type === 'error',
+        `message error ${id}`,
+      );
     };
     assert.equal(errorCondition(await presenceError(alice, roomJid('nonick'))), 'jid-malformed');
     assert.equal(
-      errorCondition(await messageError(alice, { to: roomJid('nowhere'), type: 'groupchat' }, xml('body', {}, 'hi'))),
+      errorCondition(
+        await messageError(alice, { to: roomJid('nowhere'), type: 'groupchat' }, xml('body', {}, 'hi')),
+      ),
       'item-not-found',
     );
     await createRoom(alice, 'strict', 'Alice');
     // Garbage history attributes are ignored: the join still works.
-    await joined(bob, 'strict', 'Bob', xml('history', { maxstanzas: 'many', seconds: '-5', since: 'yesterday' }));
+    await joined(
+      bob,
+      'strict',
+      'Bob',
+      xml('history', { maxstanzas: 'many', seconds: '-5', since: 'yesterday' }),
+    );
     const badForms: Array<[Record<string, string>, string]> = [
       [{ 'muc#roomconfig_maxusers': 'lots' }, 'bad-request'],
       [{ 'muc#roomconfig_historylength': '1000' }, 'not-acceptable'],
@@ -690,28 +806,64 @@ describe('multi-user chat', () => {
       const reply = await iq(alice, 'set', roomJid('strict'), configForm(fields));
       assert.equal(errorCondition(reply), condition, JSON.stringify(fields));
     }
-    const admin = (c: TestClient, ...items: Stanza[]) => iq(c, 'set', roomJid('strict'), xml('query', { xmlns: MUC_ADMIN }, ...items));
-    assert.equal(errorCondition(await admin(alice, xml('item', { jid: 'bob@localhost', affiliation: 'king' }))), 'bad-request');
-    assert.equal(errorCondition(await admin(alice)), 'bad-request');
-    assert.equal(errorCondition(await admin(alice, xml('item', { jid: 'not a jid@', affiliation: 'member' }))), 'jid-malformed');
-    assert.equal(errorCondition(await admin(alice, xml('item', { nick: 'Nobody', role: 'none' }))), 'item-not-found');
-    // All or nothing: a valid change next to an invalid one does not happen.
+    const admin = (c: TestClient, ...items: Stanza[]) =>
+      iq(c, 'set', roomJid('strict'), xml('query', { xmlns: MUC_ADMIN }, ...items));
     assert.equal(
-      errorCondition(await admin(alice, xml('item', { jid: 'carol@localhost', affiliation: 'member' }), xml('item', { nick: 'Ghost', role: 'visitor' }))),
+      errorCondition(await admin(alice, xml('item', { jid: 'bob@localhost', affiliation: 'king' }))),
+      'bad-request',
+    );
+    assert.equal(errorCondition(await admin(alice)), 'bad-request');
+    assert.equal(
+      errorCondition(await admin(alice, xml('item', { jid: 'not a jid@', affiliation: 'member' }))),
+      'jid-malformed',
+    );
+    assert.equal(
+      errorCondition(await admin(alice, xml('item', { nick: 'Nobody', role: 'none' }))),
       'item-not-found',
     );
-    const members = await iq(alice, 'get', roomJid('strict'), xml('query', { xmlns: MUC_ADMIN }, xml('item', { affiliation: 'member' })));
+    // All or nothing: a valid change next to an invalid one does not happen.
+    assert.equal(
+      errorCondition(
+        await admin(
+          alice,
+          xml('item', { jid: 'carol@localhost', affiliation: 'member' }),
+          xml('item', { nick: 'Ghost', role: 'visitor' }),
+        ),
+      ),
+      'item-not-found',
+    );
+    const members = await iq(
+      alice,
+      'get',
+      roomJid('strict'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { affiliation: 'member' })),
+    );
     assert.deepEqual(members.getChild('query').getChildren('item'), []);
-    assert.equal(errorCondition(await iq(bob, 'get', roomJid('strict'), xml('query', { xmlns: MUC_OWNER }))), 'forbidden');
-    assert.equal(errorCondition(await iq(alice, 'set', roomJid('strict'), xml('query', { xmlns: MUC_OWNER }))), 'bad-request');
-    assert.equal(errorCondition(await iq(alice, 'get', roomJid('strict'), xml('query', { xmlns: 'jabber:iq:version' }))), 'service-unavailable');
+    assert.equal(
+      errorCondition(await iq(bob, 'get', roomJid('strict'), xml('query', { xmlns: MUC_OWNER }))),
+      'forbidden',
+    );
+    assert.equal(
+      errorCondition(await iq(alice, 'set', roomJid('strict'), xml('query', { xmlns: MUC_OWNER }))),
+      'bad-request',
+    );
+    assert.equal(
+      errorCondition(await iq(alice, 'get', roomJid('strict'), xml('query', { xmlns: 'jabber:iq:version' }))),
+      'service-unavailable',
+    );
     assert.equal(
       errorCondition(await messageError(bob, { to: roomJid('strict') }, xml('body', {}, 'not groupchat'))),
       'bad-request',
     );
     const carol = await login('carol', 'bad');
     assert.equal(
-      errorCondition(await messageError(carol, { to: roomJid('strict'), type: 'groupchat' }, xml('body', {}, 'from outside'))),
+      errorCondition(
+        await messageError(
+          carol,
+          { to: roomJid('strict'), type: 'groupchat' },
+          xml('body', {}, 'from outside'),
+        ),
+      ),
       'not-acceptable',
     );
     // Still serving: a message goes round.
@@ -778,6 +930,11 @@ describe('multi-user chat', () => {
     await groupchat(alice, 'forever', 'before the restart');
     await alice.waitFor(isBody('forever', 'before the restart'), 'reflected');
     for (const c of clients.splice(0)) await c.stop();
+    // The history snapshot of the clean shutdown is dropped: the room's archive has the messages anyway.
+    await ts.server.stop();
+    const backend = await LevelBackend.open(join(ts.dir, 'storage'));
+    await new MucRoomStore(backend).saveHistory(roomJid('forever'), []);
+    await backend.close();
     ts = await ts.restart();
     void bob;
     const bob2 = await login('bob', 'after');
@@ -789,7 +946,9 @@ describe('multi-user chat', () => {
       'subject',
     );
     assert.equal(subject.getChildText('subject'), 'kept');
-    assert.ok(bob2.received.some(isBody('forever', 'before the restart')), 'history survived');
+    const replayed = bob2.received.find(isBody('forever', 'before the restart'));
+    assert.ok(replayed, 'history survived (from the archive)');
+    assert.equal(replayed.getChild('delay', 'urn:xmpp:delay')?.attrs.from, roomJid('forever'));
     const carol = await login('carol', 'after');
     assert.equal(errorCondition(await enter(carol, 'forever', 'Carol')), 'forbidden');
     const dave = await login('dave', 'after');
