@@ -33,7 +33,7 @@ one table (figure × server, ratio, server CPU and load-generator CPU).
   --quick              a minute or two: 1 short run per figure, 2,000 idle connections, 200 fan-out contacts,
                        50 room messages
   --runs N             runs per figure (median reported; default 3, quick 1)
-  --figures LIST       comma-separated: logins,messages,fanout,muc,latency,memory,transport,archive,mamquery
+  --figures LIST       comma-separated: logins,messages,fanout,pep,muc,latency,memory,transport,archive,mamquery
                        (default: all)
   --archive-size N     messages in the archive of the mamquery figure (default 1000000, quick 200000)
   --servers LIST       jabberfly,prosody (default: both)
@@ -48,7 +48,7 @@ one table (figure × server, ratio, server CPU and load-generator CPU).
   --keep               keep the temp folder (configs, data, logs)
   --help               this text`;
 
-const FIGURES = ['logins', 'messages', 'fanout', 'muc', 'latency', 'memory', 'transport', 'archive', 'mamquery'] as const;
+const FIGURES = ['logins', 'messages', 'fanout', 'pep', 'muc', 'latency', 'memory', 'transport', 'archive', 'mamquery'] as const;
 type Figure = (typeof FIGURES)[number];
 
 const { values: opts } = parseArgs({
@@ -321,8 +321,16 @@ async function figMessages(s: BenchServer, t: Target): Promise<Sample[]> {
   return out;
 }
 
+/** Servers (by port) whose fan-out contacts are subscribed already, with the outcome. */
+const fanoutReady = new Map<number, string | null>();
+
 /** Subscribes every fan-out contact to the broadcaster over XMPP (once per server); false if that fails. */
 async function fanoutSetup(t: Target): Promise<string | null> {
+  if (!fanoutReady.has(t.port)) fanoutReady.set(t.port, await fanoutSubscribe(t));
+  return fanoutReady.get(t.port)!;
+}
+
+async function fanoutSubscribe(t: Target): Promise<string | null> {
   const c = await connectAll(t, FAN_CONTACTS, 50, 'setup');
   const sender = await call(0, t, {
     cmd: 'connect',
@@ -405,6 +413,56 @@ async function figFanout(s: BenchServer, t: Target): Promise<Sample[] | string> 
         genCpu: m.genCpu,
         note: total < want ? `${want - total} missing` : undefined,
       });
+    } finally {
+      await disconnectAll(t);
+    }
+  }
+  return out;
+}
+
+/**
+ * PEP fan-out (XEP-0163): the same 500 contacts, subscribed to the
+ * publisher's presence, each send it directed presence whose XEP-0115 caps
+ * ask for tune notifications (the server checks the hash with one disco#info
+ * query); then the publisher publishes items back to back to its tune node
+ * (default access model: presence). Deliveries per second = notifications
+ * received by the contacts ÷ time from the first publish to the last
+ * delivery.
+ */
+async function figPep(s: BenchServer, t: Target): Promise<Sample[] | string> {
+  const failed = await fanoutSetup(t);
+  if (failed) return failed;
+  const out: Sample[] = [];
+  const { updates } = settings.fanout;
+  for (let r = 0; r < settings.runs; r++) {
+    await settle(s);
+    await connectAll(t, FAN_CONTACTS, 50, `pep${r}`);
+    const sender = await call(0, t, { cmd: 'connect', users: [FAN_SENDER], concurrency: 1, offset: 99_000, resource: `pep${r}` });
+    if (sender.errors) throw new Error(`pep: the publisher could not log in: ${sender.firstError}`);
+    try {
+      const present = await each((w) =>
+        call(w, t, { cmd: 'pep-present', to: `${FAN_SENDER}@${DOMAIN}`, exclude: FAN_SENDER, feature: `urn:bench:run${r}`, timeoutMs: 10000 }),
+      );
+      if (present.reduce((a, p) => a + p.answered, 0) === 0) return 'the server never asked for the contacts\' caps';
+      await settle(s);
+      const expected = workers.map((_, w) => block(FAN_CONTACTS, w).length * updates);
+      const ready = workers.map(() => new Promise<void>((res) => readyWaiters.push(res)));
+      const counting = each((w) => call(w, t, { cmd: 'pep-count', expected: expected[w]!, exclude: FAN_SENDER, timeoutMs: 120000 }));
+      await Promise.all(ready);
+      const m = await measured(s, async () => {
+        const sent = await call(0, t, { cmd: 'pep-send', user: FAN_SENDER, updates });
+        const counts = await counting;
+        return { sent, counts };
+      });
+      const total = m.result.counts.reduce((a, x) => a + x.count, 0);
+      const lastAt = Math.max(...m.result.counts.map((x) => x.lastAt));
+      const seconds = (lastAt - m.result.sent.firstAt) / 1e6;
+      const want = FAN_CONTACTS.length * updates;
+      const value = total > 0 && seconds > 0 ? total / seconds : 0;
+      log(
+        `  pep run ${r + 1}: ${total}/${want} notifications in ${seconds.toFixed(2)} s = ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)`,
+      );
+      out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu, note: total < want ? `${want - total} missing` : undefined });
     } finally {
       await disconnectAll(t);
     }
@@ -639,6 +697,12 @@ const ROWS: Record<string, Row> = {
     unit: '',
     digits: 0,
   },
+  pep: {
+    figure: `PEP publish fan-out deliveries/s (${settings.fanout.contacts} contacts, +notify caps)`,
+    better: 'higher',
+    unit: '',
+    digits: 0,
+  },
   muc: {
     figure: `group chat fan-out deliveries/s (${settings.muc.occupants}-occupant room, ${settings.muc.messages} messages)`,
     better: 'higher',
@@ -776,7 +840,7 @@ async function benchServer(s: BenchServer): Promise<void> {
     for (let r = 0; r < settings.runs; r++) samples.push(await memoryRun(s, t, r));
     put('memory', s.name, samples);
   }
-  const main = (['logins', 'messages', 'fanout', 'muc', 'latency'] as const).filter((f) => figures.has(f));
+  const main = (['logins', 'messages', 'fanout', 'pep', 'muc', 'latency'] as const).filter((f) => figures.has(f));
   if (main.length) {
     await s.start();
     log(`${s.label} running (pid ${s.pid}, port ${s.port})`);
@@ -792,6 +856,11 @@ async function benchServer(s: BenchServer): Promise<void> {
         const f = await figFanout(s, t);
         put('fanout', s.name, typeof f === 'string' ? `n/a (${f})` : f);
         if (typeof f === 'string') log(`  fan-out: ${f}`);
+      }
+      if (figures.has('pep')) {
+        const f = await figPep(s, t);
+        put('pep', s.name, typeof f === 'string' ? `n/a (${f})` : f);
+        if (typeof f === 'string') log(`  pep: ${f}`);
       }
       if (figures.has('muc')) {
         const f = await figMuc(s, t);

@@ -2,6 +2,7 @@
 // connections and runs one command at a time from the parent over IPC; the
 // parent reads this process's CPU time from /proc to show whether the load
 // generator, rather than the server, was the limit.
+import { createHash } from 'node:crypto';
 import { Conn, Counter, localAddressFor, nowUs, type Target } from './client.ts';
 
 export type Command =
@@ -25,7 +26,10 @@ export type Command =
   | { cmd: 'muc-join'; room: string; exclude: string; timeoutMs: number }
   | { cmd: 'muc-count'; expected: number; exclude: string; timeoutMs: number }
   | { cmd: 'muc-send'; user: string; room: string; messages: number }
-  | { cmd: 'mam-query'; user: string; ids: string[]; correspondents: string[]; queries: number; page: number };
+  | { cmd: 'mam-query'; user: string; ids: string[]; correspondents: string[]; queries: number; page: number }
+  | { cmd: 'pep-present'; to: string; exclude: string; feature: string; timeoutMs: number }
+  | { cmd: 'pep-count'; expected: number; exclude: string; timeoutMs: number }
+  | { cmd: 'pep-send'; user: string; updates: number };
 
 export interface Request {
   id: number;
@@ -448,6 +452,99 @@ async function mamQuery(c: Extract<Command, { cmd: 'mam-query' }>) {
   return { samples, results };
 }
 
+const PEP_NODE = 'http://jabber.org/protocol/tune';
+const CAPS_NODE = 'https://jabberfly.org/bench';
+
+/**
+ * PEP interest: every held connection (but the publisher) sends the
+ * publisher directed presence with XEP-0115 caps claiming `<node>+notify`
+ * (plus a per-run feature, so the server asks afresh), and answers the
+ * server's disco#info query. Resolves once this worker answered one query
+ * (the server asks one entity per hash) or after the timeout.
+ */
+async function pepPresent(c: Extract<Command, { cmd: 'pep-present' }>) {
+  const features = ['http://jabber.org/protocol/caps', 'http://jabber.org/protocol/disco#info', `${PEP_NODE}+notify`, c.feature].sort();
+  const ver = createHash('sha1')
+    .update(`client/pc//bench<${features.map((f) => `${f}<`).join('')}`)
+    .digest('base64');
+  const query = `<query xmlns='http://jabber.org/protocol/disco#info' node='${CAPS_NODE}#${ver}'><identity category='client' type='pc' name='bench'/>${features.map((f) => `<feature var='${f}'/>`).join('')}</query>`;
+  let answered = 0;
+  const conns = [...held.values()].filter((k) => k.user !== c.exclude);
+  for (const k of conns) {
+    k.take();
+    let carry = '';
+    k.onData = (chunk) => {
+      const s = carry + chunk;
+      const re = /<iq\b[^>]*>/g;
+      let m: RegExpExecArray | null = re.exec(s);
+      let end = 0;
+      while (m) {
+        end = re.lastIndex;
+        const tag = m[0];
+        if (/type=["']get["']/.test(tag) && s.indexOf('disco#info', end) !== -1) {
+          const id = /\bid=["']([^"']+)/.exec(tag)?.[1];
+          const from = /\bfrom=["']([^"']+)/.exec(tag)?.[1];
+          k.write(`<iq type='result' id='${id}' to='${from}'>${query}</iq>`);
+          answered++;
+        }
+        m = re.exec(s);
+      }
+      carry = s.slice(end).slice(-4096);
+    };
+    k.write(`<presence to='${c.to}'><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='${CAPS_NODE}' ver='${ver}'/></presence>`);
+  }
+  const started = Date.now();
+  while (answered === 0 && Date.now() - started < c.timeoutMs) await sleep(5);
+  return { answered };
+}
+
+/** Counts PEP event notifications arriving at every held connection (the publisher excepted). */
+async function pepCount(c: Extract<Command, { cmd: 'pep-count' }>) {
+  let count = 0;
+  let lastAt = 0;
+  let lastProgress = Date.now();
+  const conns = [...held.values()].filter((k) => k.user !== c.exclude);
+  for (const k of conns) {
+    k.take();
+    const counter = new Counter('pubsub#event');
+    k.onData = (chunk) => {
+      const n = counter.feed(chunk);
+      if (n) {
+        count += n;
+        lastAt = nowUs();
+        lastProgress = Date.now();
+      }
+    };
+  }
+  process.send!({ ready: true });
+  const started = Date.now();
+  while (count < c.expected && Date.now() - started < c.timeoutMs) {
+    if (count > 0 && Date.now() - lastProgress > 15000) break;
+    await sleep(5);
+  }
+  for (const k of conns) k.onData = null;
+  return { count, lastAt };
+}
+
+/** The publisher publishes `updates` items to its tune node back to back (PEP, no 'to'). */
+async function pepSend(c: Extract<Command, { cmd: 'pep-send' }>) {
+  const u = conn(c.user);
+  u.onData = () => {};
+  const firstAt = nowUs();
+  let batch = '';
+  for (let i = 0; i < c.updates; i++) {
+    batch += `<iq type='set' id='pub${i}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='${PEP_NODE}'><item id='t${i}'><tune xmlns='${PEP_NODE}'><artist>Bench</artist><title>Update ${i}</title><length>${180 + i}</length></tune></item></publish></pubsub></iq>`;
+    if (batch.length > 8192) {
+      u.write(batch);
+      batch = '';
+    }
+  }
+  if (batch) u.write(batch);
+  await sleep(100);
+  if (u.closed) throw new Error(`${c.user}'s stream was closed by the server`);
+  return { firstAt };
+}
+
 async function run(req: Request): Promise<unknown> {
   const { target: t, command: c } = req;
   switch (c.cmd) {
@@ -479,6 +576,12 @@ async function run(req: Request): Promise<unknown> {
       return mucSend(c);
     case 'mam-query':
       return mamQuery(c);
+    case 'pep-present':
+      return pepPresent(c);
+    case 'pep-count':
+      return pepCount(c);
+    case 'pep-send':
+      return pepSend(c);
   }
 }
 

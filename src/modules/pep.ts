@@ -74,6 +74,9 @@ const PUBSUB_FEATURES = [
   'subscribe',
 ];
 
+/** Notifications sent per event-loop turn before a fan-out lets other work run. */
+const FANOUT_SLICE = 256;
+
 /** PEP's node defaults (XEP-0163 §5, as Prosody has them). */
 export function pepDefaults(): NodeConfig {
   return {
@@ -101,6 +104,7 @@ export type PepListener = (n: Notification) => void | Promise<void>;
 export class Pep {
   readonly store: PubsubStore;
   private readonly lock = new KeyedMutex();
+  private readonly fanouts = new KeyedMutex();
   private readonly listeners: PepListener[] = [];
   private readonly limits: ServiceLimits;
   private readonly caps: CapsCache;
@@ -166,6 +170,10 @@ export class Pep {
   /** Delivers a notification to everyone who wants it and may see it. */
   private async notify(n: Notification): Promise<void> {
     const user = n.service;
+    // One user's fan-outs run one after another, so every recipient sees
+    // that user's events in publication order even when a large fan-out
+    // yields to other work between slices.
+    if (n.deliver) await this.fanouts.run(user, () => this.fanOut(n));
     for (const l of this.listeners) {
       try {
         await l(n);
@@ -173,22 +181,31 @@ export class Pep {
         this.server.log.warn('pep listener failed', { user, node: n.node.name, error: String(err) });
       }
     }
-    if (!n.deliver) return;
+  }
+
+  private async fanOut(n: Notification): Promise<void> {
+    const user = n.service;
     const service = this.service(user);
     // One roster read per notification, then synchronous checks: a fan-out to
     // hundreds of contacts is one loop, not hundreds of awaits.
     const ctx = needsContext(n.node.config) ? await this.accessContext(user) : undefined;
     const want = `${n.node.name}+notify`;
     const notified = new Set<string>();
+    const to: string[] = [];
     for (const [entity, features] of this.caps.entities(user)) {
       if (!features.has(want) || !this.mayReceive(service, n.node, entity, ctx)) continue;
-      this.send(user, entity.toString(), n.node.config, n.event);
+      to.push(entity.toString());
       notified.add(entity.bare);
     }
     for (const sub of n.subscribers) {
       const jid = Jid.tryParse(sub);
       if (!jid || notified.has(jid.bare) || !this.mayReceive(service, n.node, jid, ctx)) continue;
-      this.send(user, jid.toString(), n.node.config, n.event);
+      to.push(jid.toString());
+    }
+    for (let i = 0; i < to.length; i++) {
+      // Thousands of recipients must not hold up everyone else's stanzas.
+      if (i > 0 && i % FANOUT_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
+      this.send(user, to[i]!, n.node.config, n.event);
     }
   }
 
