@@ -34,6 +34,7 @@ import { KeyedMutex } from '../util/keyed-mutex.ts';
 import type { DataForm } from '../xml/data-form.ts';
 import { type Element, el, firstChild } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
+import { Fanout } from '../xml/fanout.ts';
 import { NS } from '../xml/namespaces.ts';
 import { CapsCache, type InterestEvent } from './caps.ts';
 
@@ -202,10 +203,13 @@ export class Pep {
       if (!jid || notified.has(jid.bare) || !this.mayReceive(service, n.node, jid, ctx)) continue;
       to.push(jid.toString());
     }
+    if (to.length === 0) return;
+    // One message, copied per recipient with the event serialised once (xml/fanout.ts).
+    const fanout = new Fanout(this.notification(user, n.node.config, n.event));
     for (let i = 0; i < to.length; i++) {
       // Thousands of recipients must not hold up everyone else's stanzas.
       if (i > 0 && i % FANOUT_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
-      this.send(user, to[i]!, n.node.config, n.event);
+      this.server.router.route(fanout.to(to[i]!));
     }
   }
 
@@ -214,13 +218,19 @@ export class Pep {
     return service.checkRead(node, jid, ctx) === null;
   }
 
-  private send(from: string, to: string, config: NodeConfig, event: Element, delay?: number): void {
-    const message = el(
+  /** The notification message from the service (no `to` yet); `delay` marks a last item sent later. */
+  private notification(from: string, config: NodeConfig, event: Element, delay?: number): Element {
+    return el(
       'message',
-      { from, to, type: config.notificationType === 'headline' ? 'headline' : undefined, id: `pep-${++this.msgSeq}` },
+      { from, type: config.notificationType === 'headline' ? 'headline' : undefined, id: `pep-${++this.msgSeq}` },
       event,
       delay !== undefined ? el('delay', { xmlns: NS.delay, from, stamp: new Date(delay).toISOString() }) : null,
     );
+  }
+
+  private send(from: string, to: string, config: NodeConfig, event: Element, delay?: number): void {
+    const message = this.notification(from, config, event, delay);
+    message.attrs.to = to;
     this.server.router.route(message);
   }
 
