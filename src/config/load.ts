@@ -11,7 +11,7 @@ export class ConfigError extends Error {}
 type Plain = Record<string, unknown>;
 
 const PORT_KEYS = /(^|\.)(port|directTlsPort)$/;
-const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|fileMax|loginWait|requestTimeout)|^s2s\.(connect|idle)Timeout$|^transport\.reconnectMaxDelay$/;
+const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|fileMax|fileRetention|loginWait|requestTimeout)|^s2s\.(connect|idle)Timeout$|^transport\.reconnectMaxDelay$/;
 // The group chat service's limits (its own line: sections are added side by side).
 const MUC_POSITIVE_KEYS = /^muc\.(max|historyMax)/;
 const ACME_POSITIVE_KEYS = /^acme\.(renewDays|checkInterval)$/;

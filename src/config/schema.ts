@@ -79,6 +79,10 @@ export interface Config {
     servicesUrl: string;
     /** Seconds a request for an MSN contact (vCard) waits for the user's MSN login to finish. */
     loginWait: number;
+    /** Largest file (bytes) the transport takes from MSN or passes to MSN over MSNP2P. */
+    fileMaxBytes: number;
+    /** Hours a file received from MSN stays downloadable when the transport serves it itself. */
+    fileRetentionHours: number;
   };
   /** Multi-user chat (XEP-0045) at its own domain. */
   muc: {
@@ -219,6 +223,8 @@ export function defaultConfig(): Config {
       protocols: [...MSN_PROTOCOLS],
       servicesUrl: '',
       loginWait: 30,
+      fileMaxBytes: 10 * 1024 * 1024,
+      fileRetentionHours: 7 * 24,
     },
     muc: {
       enabled: true,

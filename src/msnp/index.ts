@@ -19,5 +19,6 @@ export { DEFAULT_FORMAT, MAX_MSG_PAYLOAD, splitText } from './messages.ts';
 export type { MsnObject } from './msnobject.ts';
 export { createMsnObject, parseMsnObject, serializeMsnObject, verifyData } from './msnobject.ts';
 export { DEFAULT_CLIENT_ID, MsnSession, SUPPORTED_PROTOCOLS } from './session.ts';
+export type { FileOffer } from './file-transfer.ts';
 export type { MsnTrace, MsnTraceEvent } from './trace.ts';
 export * from './types.ts';

@@ -36,6 +36,7 @@ import {
   slpAddress,
   slpBranch,
 } from './slp.ts';
+import { type FileOffer, FileTransfers } from './file-transfer.ts';
 import type { Switchboard } from './switchboard.ts';
 
 /** Refuse to buffer P2P messages larger than this (a display picture is a few KB). */
@@ -75,7 +76,9 @@ interface PartialMessage {
 }
 
 export class P2PManager {
-  private readonly myEmail: string;
+  readonly myEmail: string;
+  /** File transfers (MSNP2P AppID 2) on the same switchboards. */
+  readonly files: FileTransfers;
   private readonly getAvatar: () => OwnAvatar | undefined;
   private readonly timeout: number;
   private nextId = randomInt(1000, 0x7fff0000);
@@ -83,10 +86,17 @@ export class P2PManager {
   private readonly fetches = new Map<number, Fetch>();
   private readonly serves = new Map<number, Serve>();
 
-  constructor(opts: { myEmail: string; getAvatar: () => OwnAvatar | undefined; timeout: number }) {
+  constructor(opts: {
+    myEmail: string;
+    getAvatar: () => OwnAvatar | undefined;
+    timeout: number;
+    fileTimeout?: number;
+    onFileOffer?: (offer: FileOffer) => void;
+  }) {
     this.myEmail = opts.myEmail.toLowerCase();
     this.getAvatar = opts.getAvatar;
     this.timeout = opts.timeout;
+    this.files = new FileTransfers(this, opts.fileTimeout ?? opts.timeout, opts.onFileOffer);
   }
 
   /** Requests `peer`'s picture described by `object` over `sb`; resolves with data whose SHA1D matched. */
@@ -137,10 +147,12 @@ export class P2PManager {
         this.failFetch(f, new MsnProtocolError(`switchboard closed during transfer from ${f.peer}`));
     }
     for (const s of [...this.serves.values()]) if (s.sb === sb) this.endServe(s);
+    this.files.switchboardClosed(sb);
   }
 
   /** Cancels everything (logout). */
   shutdown(): void {
+    this.files.shutdown();
     for (const f of [...this.fetches.values()]) this.failFetch(f, new MsnProtocolError('session closed'));
     for (const s of [...this.serves.values()]) this.endServe(s);
     this.partials.clear();
@@ -156,9 +168,11 @@ export class P2PManager {
     }
     const { header, data, footer } = packet;
     if (header.flags & P2P_FLAGS.ACK) {
-      this.onAck(header);
+      if (!this.files.onAck(header)) this.onAck(header);
       return;
     }
+    // File data goes straight into its transfer's buffer (it acknowledges the whole at the end).
+    if (header.sessionId !== 0 && this.files.onData(from, header, data)) return;
     const whole = this.reassemble(from, header, data);
     if (!whole) return;
     void this.sendAck(sb, from, header);
@@ -197,15 +211,17 @@ export class P2PManager {
 
   private onSlp(sb: Switchboard, from: string, slp: SlpMessage): void {
     if (slp.method === 'INVITE') {
-      this.onInvite(sb, from, slp);
+      if (!this.files.onInvite(sb, from, slp)) this.onInvite(sb, from, slp);
       return;
     }
     const callId = slp.headers.get('call-id');
     if (slp.method === 'BYE') {
+      this.files.onBye(slp);
       for (const s of this.serves.values()) if (s.callId === callId) this.endServe(s);
       return;
     }
     if (slp.status !== undefined) {
+      if (this.files.onResponse(slp)) return;
       const f = [...this.fetches.values()].find((x) => x.callId === callId);
       if (f && slp.status !== 200) {
         this.failFetch(
@@ -334,7 +350,7 @@ export class P2PManager {
     if (this.serves.get(s.sessionId) === s) this.serves.delete(s.sessionId);
   }
 
-  private async sendAck(sb: Switchboard, to: string, received: P2PHeader): Promise<void> {
+  async sendAck(sb: Switchboard, to: string, received: P2PHeader): Promise<void> {
     const header = buildAckHeader(received, this.nextId++);
     await this.transmit(sb, to, encodeP2PPacket({ header, data: Buffer.alloc(0), footer: 0 })).catch(
       () => undefined,
@@ -342,7 +358,7 @@ export class P2PManager {
   }
 
   /** Sends one P2P message, split into chunks sharing an identifier; resolves with that identifier. */
-  private async sendMessage(
+  async sendMessage(
     sb: Switchboard,
     to: string,
     sessionId: number,

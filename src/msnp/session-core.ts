@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MsnConnection } from './connection.ts';
 import { MsnConnectionError, MsnProtocolError, MsnTimeoutError } from './errors.ts';
+import type { FileOffer } from './file-transfer.ts';
 import type { SecurityToken } from './soap/rst.ts';
 import type {
   MsnContact,
@@ -44,6 +45,7 @@ export class SessionCore {
     readonly emit: Emit,
     /** True when someone listens for 'error' (an unheard 'error' would throw). */
     private readonly hasErrorListener: () => boolean,
+    private readonly hasFileOfferListener: () => boolean = () => false,
   ) {
     const guid = opts.machineGuid ?? randomUUID();
     this.machineGuid = `{${guid.replace(/[{}]/g, '').toLowerCase()}}`;
@@ -77,6 +79,13 @@ export class SessionCore {
   requireOnline(): MsnConnection {
     if (this.state !== 'online' || !this.ns) throw new MsnConnectionError('not connected to MSN');
     return this.ns;
+  }
+
+  /** Hands a file offer to the listeners; false when there are none (the offer is then declined). */
+  emitFileOffer(offer: FileOffer): boolean {
+    if (!this.hasFileOfferListener()) return false;
+    this.emit('fileOffer', offer);
+    return true;
   }
 
   emitError(err: Error): void {

@@ -44,6 +44,7 @@ const DEFAULT_TIMEOUTS: MsnTimeouts = {
   login: 45_000,
   join: 30_000,
   transfer: 30_000,
+  fileTransfer: 300_000,
   switchboardIdle: 300_000,
   ping: 45_000,
   pong: 20_000,
@@ -105,6 +106,7 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
         (this.emit as (n: string, ...a: unknown[]) => boolean)(name, ...args);
       },
       () => this.listenerCount('error') > 0,
+      () => this.listenerCount('fileOffer') > 0,
     );
     this.reconnectOpts = { ...DEFAULT_RECONNECT, ...options.reconnect };
     this.protocols = options.protocols ?? SUPPORTED_PROTOCOLS;
@@ -518,6 +520,15 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
   /** Sends a nudge (datacast ID 1). */
   sendNudge(to: string): Promise<void> {
     return this.sbs.sendNudge(to);
+  }
+
+  /**
+   * Offers a file to a contact over MSNP2P through the switchboard. Resolves
+   * 'accepted' once the contact's client acknowledged every byte, 'declined'
+   * if it refused; rejects on errors and after `timeouts.fileTransfer`.
+   */
+  sendFile(to: string, name: string, data: Buffer): Promise<'accepted' | 'declined'> {
+    return this.sbs.sendFile(to, name, data);
   }
 
   /**

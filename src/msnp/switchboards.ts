@@ -33,7 +33,16 @@ export class Switchboards {
     private readonly core: SessionCore,
     getAvatar: () => OwnAvatar | undefined,
   ) {
-    this.p2p = new P2PManager({ myEmail: core.email, getAvatar, timeout: core.timeouts.transfer });
+    this.p2p = new P2PManager({
+      myEmail: core.email,
+      getAvatar,
+      timeout: core.timeouts.transfer,
+      fileTimeout: core.timeouts.fileTransfer,
+      // Offers are handed on as events; with nobody listening they are declined.
+      onFileOffer: (offer) => {
+        if (!core.emitFileOffer(offer)) offer.decline();
+      },
+    });
   }
 
   /** Multi-party conversations currently open. */
@@ -212,6 +221,13 @@ export class Switchboards {
     this.core.requireOnline();
     const sb = await this.chatWith(to);
     await sb.send(buildDatacast(1), 'N');
+  }
+
+  /** Offers a file over MSNP2P; 'accepted' once the contact has every byte, 'declined' if they refused. */
+  async sendFile(to: string, name: string, data: Buffer): Promise<'accepted' | 'declined'> {
+    this.core.requireOnline();
+    const sb = await this.chatWith(to);
+    return this.p2p.files.send(sb, to.toLowerCase(), name, data);
   }
 
   async fetchAvatar(email: string): Promise<Buffer> {

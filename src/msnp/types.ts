@@ -4,6 +4,7 @@
 import type { MsnError } from './errors.ts';
 import type { TextFormat } from './messages.ts';
 import type { MsnObject } from './msnobject.ts';
+import type { FileOffer } from './file-transfer.ts';
 import type { MsnTrace } from './trace.ts';
 
 /** Presence codes a user can set. HDN = appear offline. */
@@ -166,6 +167,8 @@ export interface MsnSessionEvents {
   offlineMessage: [OfflineMessageEvent];
   /** MSNP16+: the other places our account is signed in from changed. */
   endpoints: [{ endpoints: MsnEndpoint[] }];
+  /** A contact offers a file (MSNP2P): accept() or decline() it. Without listeners offers are declined. */
+  fileOffer: [FileOffer];
 }
 
 export interface OfflineMessageEvent {
@@ -197,6 +200,8 @@ export interface MsnTimeouts {
   join: number;
   /** Display picture transfer, ms. Default 30000. */
   transfer: number;
+  /** A whole file transfer (offer answered, every byte through), ms. Default 300000. */
+  fileTransfer: number;
   /** Close switchboards idle this long, ms. Default 300000. */
   switchboardIdle: number;
   /** Interval between PNGs, ms (QNG may shorten it). Default 45000. */

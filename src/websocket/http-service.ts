@@ -5,6 +5,7 @@
 //   /status                  public health information as JSON
 //   /                        the Converse.js web client (http.webClient)
 import { msnGatewayOf } from '../gateway/msn/gateway.ts';
+import { MSN_FILES_PATH } from '../gateway/msn/files.ts';
 import { msnTransportStatus } from '../gateway/msn/status.ts';
 import {
   createServer as createHttpServer,
@@ -129,6 +130,8 @@ export class HttpService implements Service {
       this.ports.https = bound.port;
       this.servers.push(...bound.servers);
     }
+    // The MSN transport serves the files it receives from here (when it has no upload service).
+    msnGatewayOf(this.server)?.files.setHttpsPort(this.ports.https);
     this.origins = new OriginPolicy(config.domain, config.listen, this.ports, config.http.allowedOrigins);
     this.pingTimer = setInterval(() => this.pingAll(), config.limits.websocketPingInterval * 1000);
     this.pingTimer.unref();
@@ -232,6 +235,13 @@ export class HttpService implements Service {
       return text(405, 'method not allowed');
     }
     const { config } = this.server;
+    const msnFiles = secure && path.startsWith(MSN_FILES_PATH) ? msnGatewayOf(this.server)?.files : undefined;
+    if (msnFiles) {
+      const file = await msnFiles.serve(path);
+      res.writeHead(file.status, { ...file.headers, 'Content-Length': file.body.length });
+      res.end(req.method === 'HEAD' ? undefined : file.body);
+      return null;
+    }
     const hostname = requestHostname(req.headers.host, config.domain);
     switch (path) {
       case WEBSOCKET_PATH:

@@ -24,8 +24,16 @@ export async function onContactMessage(gw: MsnGateway, e: StanzaEvent): Promise<
       throw new StanzaError(registered ? 'recipient-unavailable' : 'registration-required', 'you are not logged in to MSN');
     }
     const body = stanza.getChildText('body');
-    if (body !== null && body !== '') {
-      const delivered = await sendText(s.msn, email, body);
+    // A shared file (XEP-0066 OOB, or an XEP-0363 upload URL as the whole body):
+    // as an MSNP2P transfer where the contact takes one, else the text carries the link.
+    const url = fileUrl(stanza, body);
+    if (url && (await gw.files.sendAsTransfer(s.msn, email, url))) {
+      if (stanza.getChild('request', NS.receipts) && stanza.attrs.id) sendReceipt(gw, e, stanza.attrs.id);
+      return;
+    }
+    const text = body !== null && body !== '' ? body : url;
+    if (text) {
+      const delivered = await sendText(s.msn, email, text);
       // The switchboard ACKed every part: the contact's client has it. (An
       // offline message is only stored: no receipt until it is read, which MSN never says.)
       if (delivered && stanza.getChild('request', NS.receipts) && stanza.attrs.id) sendReceipt(gw, e, stanza.attrs.id);
@@ -35,7 +43,7 @@ export async function onContactMessage(gw: MsnGateway, e: StanzaEvent): Promise<
         throw new StanzaError(msnCondition(err), msnReason(err));
       });
     }
-    if ((body === null || body === '') && isComposing(stanza)) await s.msn.sendTyping(email).catch(() => {});
+    if (!text && isComposing(stanza)) await s.msn.sendTyping(email).catch(() => {});
   } catch (err) {
     // sapo:noerror: the sender asked not to hear about failures.
     if (noerror) return;
@@ -71,6 +79,14 @@ async function leaveOffline(msn: MsnSession, email: string, body: string): Promi
   await msn.sendOfflineMessage(email, body).catch((err) => {
     throw new StanzaError('recipient-unavailable', `the MSN contact is offline and MSN did not keep the message: ${(err as Error).message}`);
   });
+}
+
+/** The URL of a shared file: the XEP-0066 OOB URL, or a body that is nothing but an http(s) URL. */
+function fileUrl(stanza: Element, body: string | null): string | undefined {
+  const oob = stanza.getChild('x', NS.oob)?.getChildText('url')?.trim();
+  if (oob && /^https?:\/\/\S+$/.test(oob)) return oob;
+  const b = body?.trim();
+  return b && /^https:\/\/\S+$/.test(b) ? b : undefined;
 }
 
 /** XEP-0184: the contact's client has the message. */

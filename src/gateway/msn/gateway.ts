@@ -14,6 +14,7 @@ import type { Element } from '../../xml/element.ts';
 import { emailToJid, localToEmail } from './address.ts';
 import { AvatarCache } from './avatars.ts';
 import { ContactPep } from './contact-pep.ts';
+import { GatewayFiles } from './files.ts';
 import { SecretBox } from './secret-box.ts';
 import type { UserServer } from './user-server.ts';
 import type { MsnUserStatus } from './status.ts';
@@ -39,6 +40,8 @@ export class MsnGateway {
   readonly sessions = new Map<string, UserSession>();
   /** The users' rosters and vCards: in-process, or over stanzas. */
   readonly users: UserServer;
+  /** Files between MSN and the users (files.ts). */
+  readonly files: GatewayFiles;
   /** Bare JID → the transport state shown to operators; outlives the session (last error). */
   readonly userStatus = new Map<string, MsnUserStatus>();
   /** Contacts' pictures and names as XEP-0084/0172 PEP (contact-pep.ts). */
@@ -55,6 +58,7 @@ export class MsnGateway {
     this.avatars = new AvatarCache(this.server);
     this.users = users(this);
     this.contactPep = new ContactPep(this);
+    this.files = new GatewayFiles(this);
     gateways.set(this.server, this);
   }
 

@@ -178,6 +178,13 @@ export class UserSession {
         ),
       );
     });
+    // A contact's file: accepted (within limits) and stored outside the event
+    // chain, so a large transfer does not hold up messages.
+    m.on('fileOffer', (offer) => {
+      this.gw.files.onOffer(this.bare, this.gw.contactJid(offer.from), offer).catch((err) =>
+        this.gw.host.log.warn('msn file offer failed', { user: this.bare, error: String(err) }),
+      );
+    });
     m.on('endpoints', ({ endpoints }) => {
       const cur = this.gw.userStatus.get(this.bare);
       if (cur) cur.otherEndpoints = endpoints.map((e) => e.name ?? e.id);
