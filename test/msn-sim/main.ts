@@ -3,7 +3,9 @@
 //   MSN_SIM_ACCOUNTS="a@x.com:pw,b@x.com:pw" MSN_SIM_NS_PORT=1863 npm run msn-sim
 // Flags: --account email:password[:nickname] (repeatable), --friends (make all
 // accounts mutual contacts), --ns-port/--dispatch-port/--sb-port/--http-port N,
-// --verbose (print every command). Stops on SIGINT/SIGTERM.
+// --verbose (print every command), --protocols 11,10,9,8 (versions offered;
+// default 18 down to 8), --no-offline-messages (a server without OIM).
+// Stops on SIGINT/SIGTERM.
 
 import { parseArgs } from 'node:util';
 import { MsnSimulator } from './simulator.ts';
@@ -24,6 +26,8 @@ const { values } = parseArgs({
     'sb-port': { type: 'string' },
     'http-port': { type: 'string' },
     verbose: { type: 'boolean', default: false },
+    protocols: { type: 'string' },
+    'no-offline-messages': { type: 'boolean', default: false },
   },
 });
 
@@ -41,6 +45,12 @@ const sim = new MsnSimulator({
   dispatchPort: port(values['dispatch-port'] ?? env.MSN_SIM_DISPATCH_PORT),
   switchboardPort: port(values['sb-port'] ?? env.MSN_SIM_SB_PORT),
   httpPort: port(values['http-port'] ?? env.MSN_SIM_HTTP_PORT),
+  protocols: values.protocols?.split(',').map((v) => {
+    const n = Number(v.replace(/^MSNP/i, ''));
+    if (!Number.isInteger(n) || n < 8 || n > 18) throw new Error(`bad protocol version: ${v}`);
+    return n;
+  }),
+  offlineMessages: !values['no-offline-messages'],
   log: values.verbose
     ? (e) =>
         console.log(
