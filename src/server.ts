@@ -6,7 +6,7 @@ import { StatusSections } from './admin/status-sections.ts';
 import { loadServerSecret } from './auth/server-secret.ts';
 import { AuthThrottle } from './auth/throttle.ts';
 import { C2SListeners } from './c2s/listener.ts';
-import { servedDomains } from './config/domains.ts';
+import { servedDomains, uploadsServed } from './config/domains.ts';
 import type { Config } from './config/schema.ts';
 import type { ServerContext, StoreClass } from './host/context.ts';
 import { Host } from './host/host.ts';
@@ -22,7 +22,7 @@ import type { StorageBackend } from './storage/types.ts';
 import { Certificates } from './tls/certs.ts';
 import { VERSION } from './version.ts';
 import type { ParserLimits } from './xml/stream-parser.ts';
-import { componentHostModules, mucHostModules, userHostModules } from './modules/index.ts';
+import { componentHostModules, mucHostModules, uploadHostModules, userHostModules } from './modules/index.ts';
 
 export interface ServerOptions {
   /** Where log lines go (tests capture them); stderr by default. */
@@ -106,6 +106,13 @@ export class Server implements ServerContext {
       const muc = new Host(this.config.muc.domain, this, { userHost: false });
       this.hosts.set(muc.name, muc);
       await muc.load(mucHostModules);
+    }
+    if (this.config.upload.enabled && !uploadsServed(this.config)) {
+      this.log.info('file upload is off: it needs the https listener (https.port) or upload.url');
+    } else if (this.config.upload.enabled) {
+      const upload = new Host(this.config.upload.domain, this, { userHost: false });
+      this.hosts.set(upload.name, upload);
+      await upload.load(uploadHostModules);
     }
     await this.c2s.start();
     for (const make of serviceFactories) {

@@ -2,6 +2,7 @@
 // once for both places they run: inside the running server (reached through
 // the admin socket, so sessions are closed and contacts told), and directly
 // on the store when the server is stopped (the CLI opens it itself).
+import type { Config } from '../config/schema.ts';
 import type { ServerContext } from '../host/context.ts';
 import { Jid } from '../jid/jid.ts';
 import { removeAccount } from '../modules/account-removal.ts';
@@ -15,6 +16,8 @@ export class AdminError extends Error {}
 
 export interface AdminTarget {
   domain: string;
+  /** Account deletion finds the user's uploaded files through it (upload.path). */
+  config: Config;
   accounts: AccountStore;
   storage: StorageBackend;
   /** The running server, when the command runs inside it. */
@@ -76,7 +79,7 @@ export async function deleteUser(t: AdminTarget, user: string): Promise<AdminRes
   const jid = `${user}@${t.domain}`;
   if (!(await t.accounts.exists(user))) throw new AdminError(`${jid} does not exist`);
   if (!t.live) {
-    await deleteUserData(t.storage, jid);
+    await deleteUserData(t.storage, jid, t.config);
     await t.accounts.delete(user);
     return { jid, sessionsClosed: 0 };
   }

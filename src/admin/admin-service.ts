@@ -114,6 +114,7 @@ export class AdminService implements Service {
     const server = this.server;
     const target = {
       domain: server.config.domain,
+      config: server.config,
       accounts: server.accounts,
       storage: server.storage,
       live: server,

@@ -132,7 +132,7 @@ async function call<Op extends 'adduser' | 'passwd' | 'deluser' | 'users'>(
       continue;
     }
     try {
-      return await direct({ domain: config.domain, accounts: new AccountStore(backend), storage: backend });
+      return await direct({ domain: config.domain, config, accounts: new AccountStore(backend), storage: backend });
     } finally {
       await backend.close();
     }

@@ -10,13 +10,16 @@ export class ConfigError extends Error {}
 
 type Plain = Record<string, unknown>;
 
-const PORT_KEYS = /(^|\.)(port|directTlsPort)$/;
+const PORT_KEYS = /(^|\.)(port|directTlsPort|tlsPort)$/;
 const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|fileMax|fileRetention|loginWait|requestTimeout)|^s2s\.(connect|idle)Timeout$|^transport\.reconnectMaxDelay$/;
 // The group chat service's limits (its own line: sections are added side by side).
 const MUC_POSITIVE_KEYS = /^muc\.(max|historyMax)/;
 const ACME_POSITIVE_KEYS = /^acme\.(renewDays|checkInterval)$/;
 // The message archive's limits.
 const MAM_POSITIVE_KEYS = /^mam\.(expiryInterval|pageSize|maxPageSize)$/;
+// File upload and TURN limits (their own lines, likewise).
+const UPLOAD_POSITIVE_KEYS = /^upload\.(maxFileSize|quotaPerUser|slotLifetime|pendingSlotsPerUser)$|^turn\.credentialLifetime$/;
+const NON_NEGATIVE_KEYS = /^upload\.expireAfter$/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);
 const DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
@@ -77,8 +80,11 @@ function checkValue(name: string, def: unknown, value: unknown): unknown {
   if (typeof value !== typeof def) {
     throw new ConfigError(`'${name}' must be a ${typeof def}, got ${JSON.stringify(value)}`);
   }
-  if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name) || ACME_POSITIVE_KEYS.test(name) || MAM_POSITIVE_KEYS.test(name)) && !(value > 0)) {
+  if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name) || ACME_POSITIVE_KEYS.test(name) || MAM_POSITIVE_KEYS.test(name) || UPLOAD_POSITIVE_KEYS.test(name)) && !(value > 0)) {
     throw new ConfigError(`'${name}' must be a positive number`);
+  }
+  if (typeof value === 'number' && NON_NEGATIVE_KEYS.test(name) && !(value >= 0)) {
+    throw new ConfigError(`'${name}' must be zero or a positive number`);
   }
   return value;
 }
@@ -161,6 +167,8 @@ export function buildConfig(given: unknown = {}): Config {
     throw new ConfigError(`'mam.default' must be one of always, never, roster`);
   }
   if (!(cfg.mam.retention >= 0)) throw new ConfigError(`'mam.retention' must be 0 (keep forever) or a number of days`);
+  checkUpload(cfg);
+  checkTurn(cfg);
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(cfg.log.level)) {
     throw new ConfigError(`'log.level' must be one of debug, info, warn, error, silent`);
   }
@@ -170,6 +178,51 @@ export function buildConfig(given: unknown = {}): Config {
     if (served.includes(domain)) throw new ConfigError(`'components.${domain}': the domain is already served by this server`);
   }
   return cfg;
+}
+
+const DOMAIN_NAME = /^[a-z0-9.-]+$/i;
+
+function checkUpload(cfg: Config): void {
+  const u = cfg.upload;
+  u.domain = (u.domain || `upload.${cfg.domain}`).toLowerCase();
+  if (!DOMAIN_NAME.test(u.domain)) throw new ConfigError(`'upload.domain' is not a valid domain name: ${u.domain}`);
+  if (u.domain === cfg.domain || u.domain === cfg.msn.domain) {
+    throw new ConfigError(`'upload.domain' must differ from 'domain' and 'msn.domain'`);
+  }
+  if (u.url) {
+    let url: URL;
+    try {
+      url = new URL(u.url);
+    } catch {
+      throw new ConfigError(`'upload.url' must be an http(s) URL`);
+    }
+    if (!/^https?:$/.test(url.protocol) || url.search || url.hash) {
+      throw new ConfigError(`'upload.url' must be an http(s) URL without query or fragment`);
+    }
+    u.url = u.url.replace(/\/+$/, '');
+  }
+  for (const key of ['maxFileSize', 'quotaPerUser', 'expireAfter', 'slotLifetime', 'pendingSlotsPerUser'] as const) {
+    if (!Number.isSafeInteger(u[key])) throw new ConfigError(`'upload.${key}' must be a whole number`);
+  }
+  if (u.quotaPerUser < u.maxFileSize) throw new ConfigError(`'upload.quotaPerUser' must be at least 'upload.maxFileSize'`);
+}
+
+function checkTurn(cfg: Config): void {
+  const t = cfg.turn;
+  if (t.host && !DOMAIN_NAME.test(t.host) && !/^[0-9a-f:]+$/i.test(t.host)) {
+    throw new ConfigError(`'turn.host' must be a host name or an IP address: ${t.host}`);
+  }
+  if (t.host && t.port === 0) throw new ConfigError(`'turn.port' must be a port number (1-65535) or false`);
+  if (t.host && t.tlsPort === 0) throw new ConfigError(`'turn.tlsPort' must be a port number (1-65535) or false`);
+  for (const tr of t.transports) {
+    if (tr !== 'udp' && tr !== 'tcp') throw new ConfigError(`'turn.transports' may hold only 'udp' and 'tcp', got '${tr}'`);
+  }
+  for (const s of t.stun) {
+    if (!/^[a-z0-9.-]+(:\d{1,5})?$/i.test(s) || Number(s.split(':')[1] ?? 1) > 65535) {
+      throw new ConfigError(`'turn.stun' entries must be host or host:port, got '${s}'`);
+    }
+  }
+  if (!Number.isSafeInteger(t.credentialLifetime)) throw new ConfigError(`'turn.credentialLifetime' must be a whole number`);
 }
 
 export function loadConfigFile(file: string): Config {

@@ -145,6 +145,40 @@ export interface Config {
     pageSize: number;
     maxPageSize: number;
   };
+  /** XEP-0363 HTTP file upload at upload.<domain>, served by the https listener. */
+  upload: {
+    enabled: boolean;
+    domain: string;
+    /** Folder the uploaded files live in (never served as a folder). */
+    path: string;
+    /** Public base URL of the upload routes; derived from the domain and https.port when empty. */
+    url: string;
+    maxFileSize: number;
+    /** Bytes one user may have stored (and reserved by open slots) at once. */
+    quotaPerUser: number;
+    /** Seconds a file is kept; 0 keeps files until their owner's account is deleted. */
+    expireAfter: number;
+    /** Seconds a slot's PUT URL stays valid. */
+    slotLifetime: number;
+    /** Slots one user may hold open (requested, not yet uploaded) at once. */
+    pendingSlotsPerUser: number;
+  };
+  /** XEP-0215 external service discovery: STUN/TURN servers for calls. */
+  turn: {
+    /** TURN (and STUN) server host name; empty turns the TURN entries off. */
+    host: string;
+    port: Port;
+    /** TURN over TLS ('turns') port, or false. */
+    tlsPort: Port;
+    /** Transports offered for TURN on `port`. */
+    transports: string[];
+    /** coturn's static-auth-secret (TURN REST API credentials); empty: no TURN, STUN only. */
+    secret: string;
+    /** Seconds the time-limited TURN credentials stay valid. */
+    credentialLifetime: number;
+    /** Extra static STUN servers, `host` or `host:port`. */
+    stun: string[];
+  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
@@ -163,7 +197,7 @@ export interface ComponentConfig {
   privileges: Privileges;
 }
 
-/** Defaults; `msn.domain` and `muc.domain` are derived from `domain` when not given. */
+/** Defaults; `msn.domain`, `muc.domain` and `upload.domain` are derived from `domain` when not given. */
 export function defaultConfig(): Config {
   return {
     domain: 'localhost',
@@ -256,6 +290,26 @@ export function defaultConfig(): Config {
       expiryInterval: 3600,
       pageSize: 50,
       maxPageSize: 250,
+    },
+    upload: {
+      enabled: true,
+      domain: '',
+      path: './uploads',
+      url: '',
+      maxFileSize: 16 * 1024 * 1024,
+      quotaPerUser: 256 * 1024 * 1024,
+      expireAfter: 7 * 24 * 60 * 60,
+      slotLifetime: 300,
+      pendingSlotsPerUser: 20,
+    },
+    turn: {
+      host: '',
+      port: 3478,
+      tlsPort: false,
+      transports: ['udp', 'tcp'],
+      secret: '',
+      credentialLifetime: 24 * 60 * 60,
+      stun: [],
     },
     log: { level: 'info' },
   };

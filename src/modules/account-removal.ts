@@ -30,5 +30,5 @@ export async function removeAccount(server: ServerContext, bare: string): Promis
   // The blocklist and archiving preferences live in memory too: clear them through their stores.
   await server.store(BlocklistStore).unblock(bare, null);
   await server.store(MamPrefsStore).forget(bare);
-  await deleteUserData(server.storage, bare);
+  await deleteUserData(server.storage, bare, server.config);
 }

@@ -10,6 +10,8 @@ import { capsModule } from './caps.ts';
 import { carbonsModule } from './carbons.ts';
 import { discoModule } from './disco.ts';
 import { invisibleModule } from './invisible.ts';
+import { externalServicesModule } from './external-services.ts';
+import { httpUploadModule } from './http-upload.ts';
 import { lastModule } from './last.ts';
 import { mamModule } from './mam.ts';
 import { messageModule } from './message.ts';
@@ -48,6 +50,7 @@ export const userHostModules: Module[] = [
   privateModule,
   bookmarksModule,
   avatarModule,
+  externalServicesModule,
 ];
 
 /** Modules of the internal MSN transport domain. */
@@ -55,3 +58,6 @@ export const componentHostModules: Module[] = [msnGateway, msnRoomInvitations];
 
 /** Modules of the multi-user chat service domain (muc.domain). */
 export const mucHostModules: Module[] = [mucModule];
+
+/** Modules of the HTTP upload domain (upload.<domain>, XEP-0363). */
+export const uploadHostModules: Module[] = [httpUploadModule];

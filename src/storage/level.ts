@@ -7,7 +7,8 @@ import { ClassicLevel } from 'classic-level';
 import { seedArchiveIds } from './archive-id.ts';
 import { HIGH_WATER, LevelArchive } from './level-archive.ts';
 import { LevelPubsubStore, type PubsubSublevel } from './level-pubsub.ts';
-import type { ArchiveStore, KeyValueStore, ListStore, PubsubStore, StorageBackend } from './types.ts';
+import { LevelUploadRecords } from './level-upload-records.ts';
+import type { ArchiveStore, KeyValueStore, ListStore, PubsubStore, StorageBackend, UploadRecordStore } from './types.ts';
 
 type Db = ClassicLevel<string, unknown>;
 
@@ -124,6 +125,13 @@ export class LevelBackend implements StorageBackend {
       this.archives.set(name, a);
     }
     return a;
+  }
+
+  private uploads: LevelUploadRecords | null = null;
+
+  uploadRecords(): UploadRecordStore {
+    this.uploads ??= new LevelUploadRecords(this.db, this.writeOptions);
+    return this.uploads;
   }
 
   async close(): Promise<void> {

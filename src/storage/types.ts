@@ -74,6 +74,38 @@ export interface PubsubStore {
   trim(service: string, node: string, keep: number): Promise<string[]>;
 }
 
+/** One uploaded file (XEP-0363) or open upload slot; the bytes live on disk under upload.path. */
+export interface UploadRecord {
+  /** Random, URL-safe; names the file on disk and in its URL. */
+  id: string;
+  /** Bare JID whose quota the file counts against and whose account deletion removes it. */
+  owner: string;
+  filename: string;
+  size: number;
+  contentType: string;
+  /** Epoch ms the slot was issued. */
+  created: number;
+  /** 'pending': a slot waiting for its PUT; 'stored': the file is complete. */
+  state: 'pending' | 'stored';
+  /** Epoch ms after which it is removed (a slot's deadline while pending); null: never. */
+  expires: number | null;
+}
+
+/**
+ * Upload metadata. Shaped as one table with indexes on owner and expiry
+ * (PostgreSQL: `uploads(id primary key, owner, ..., expires)` with
+ * `index(owner)` and `index(expires)`).
+ */
+export interface UploadRecordStore {
+  get(id: string): Promise<UploadRecord | undefined>;
+  /** Inserts or replaces the record with this id. */
+  put(record: UploadRecord): Promise<void>;
+  delete(id: string): Promise<void>;
+  byOwner(owner: string): Promise<UploadRecord[]>;
+  /** Up to `limit` records with `expires` before `time`, soonest first. */
+  expiring(time: number, limit: number): Promise<UploadRecord[]>;
+}
+
 export interface StorageBackend {
   keyValue<T>(name: string): KeyValueStore<T>;
   list<T>(name: string): ListStore<T>;
@@ -81,6 +113,8 @@ export interface StorageBackend {
   pubsub(name: string): PubsubStore;
   /** A named set of archives (the user archive `mam`, room archives). */
   archive(name: string): ArchiveStore;
+  /** Upload metadata (XEP-0363). */
+  uploadRecords(): UploadRecordStore;
   close(): Promise<void>;
 }
 

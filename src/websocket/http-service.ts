@@ -4,6 +4,7 @@
 //   /.well-known/host-meta   XEP-0156 discovery (XRD, and .json)
 //   /status                  public health information as JSON
 //   /                        the Converse.js web client (http.webClient)
+//   /upload/                 XEP-0363 file upload and download (upload-routes.ts)
 import { msnGatewayOf } from '../gateway/msn/gateway.ts';
 import { MSN_FILES_PATH } from '../gateway/msn/files.ts';
 import { msnTransportStatus } from '../gateway/msn/status.ts';
@@ -22,10 +23,12 @@ import { C2SSession } from '../c2s/c2s-session.ts';
 import type { Logger } from '../log.ts';
 import type { Server } from '../server.ts';
 import type { Service } from '../services.ts';
+import { uploadServiceOf } from '../upload/upload-service.ts';
 import { closeAll, listenAll } from '../util/listen.ts';
 import { hostMetaJson, hostMetaXml, requestHostname, WEBSOCKET_PATH, websocketUrls } from './host-meta.ts';
 import { OriginPolicy, type OwnPorts } from './origin-policy.ts';
 import { StaticFiles } from './static-files.ts';
+import { UPLOAD_PREFIX, UploadRoutes } from './upload-routes.ts';
 import {
   CONVERSE_PREFIX,
   converseDistDir,
@@ -52,21 +55,25 @@ const COMMON_HEADERS = {
 };
 
 // Converse needs inline styles (lit) and WebAssembly (OMEMO); scripts come
-// only from us; 'self' covers same-origin ws:/wss: in CSP 3.
-const PAGE_CSP = [
-  "default-src 'self'",
-  "script-src 'self' 'wasm-unsafe-eval'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob: https:",
-  "media-src 'self' data: blob:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "worker-src 'self' blob:",
-  "object-src 'none'",
-  "base-uri 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
+// only from us; 'self' covers same-origin ws:/wss: in CSP 3. `files` is the
+// upload service's origin (upload.<domain>): Converse PUTs files there and plays media from it.
+function pageCsp(files: string | null): string {
+  const extra = files ? ` ${files}` : '';
+  return [
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob: https:",
+    `media-src 'self' data: blob:${extra}`,
+    "font-src 'self' data:",
+    `connect-src 'self'${extra}`,
+    "worker-src 'self' blob:",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 export class HttpService implements Service {
   /** Bound ports, null when disabled. */
@@ -83,6 +90,7 @@ export class HttpService implements Service {
   // Until the ports are known, only clients without an Origin get in.
   private origins = new OriginPolicy('', [], { http: null, https: null }, []);
   private converse: StaticFiles | null = null;
+  private uploads: UploadRoutes | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private readonly acmeTlsAlpn: boolean;
 
@@ -105,6 +113,8 @@ export class HttpService implements Service {
       if (dist) this.converse = new StaticFiles(dist);
       else this.log.warn('converse.js is not installed: the web client is disabled');
     }
+    const uploadService = uploadServiceOf(this.server);
+    if (uploadService) this.uploads = new UploadRoutes(uploadService, this.server.log.child('upload'));
     if (config.http.port !== false) {
       const make = () => {
         const s = this.attach(createHttpServer(), false);
@@ -133,6 +143,7 @@ export class HttpService implements Service {
     // The MSN transport serves the files it receives from here (when it has no upload service).
     msnGatewayOf(this.server)?.files.setHttpsPort(this.ports.https);
     this.origins = new OriginPolicy(config.domain, config.listen, this.ports, config.http.allowedOrigins);
+    uploadService?.setHttpsPort(this.ports.https);
     this.pingTimer = setInterval(() => this.pingAll(), config.limits.websocketPingInterval * 1000);
     this.pingTimer.unref();
     this.log.info('listening', { http: this.ports.http, https: this.ports.https });
@@ -141,10 +152,16 @@ export class HttpService implements Service {
   private attach<S extends ReturnType<typeof createHttpServer>>(s: S, secure: boolean): S {
     s.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.onRequest(req, res, secure).catch((err) => {
-        this.log.error('request failed', { url: req.url, error: String(err) });
+        // The path only: a query may carry an upload token.
+        this.log.error('request failed', { path: pathOf(req) ?? '', error: String(err) });
         if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal server error\n');
         else res.destroy();
       });
+    });
+    // Upload PUTs answer `Expect: 100-continue` once their checks pass; the rest at once.
+    s.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      if (!this.uploads || !UploadRoutes.isPut(req)) res.writeContinue();
+      s.emit('request', req, res);
     });
     s.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
       this.onUpgrade(req, socket, head, secure),
@@ -230,6 +247,10 @@ export class HttpService implements Service {
       const answer = this.server.acmeChallenges.httpAnswer(path.slice(ACME_CHALLENGE_PATH.length));
       return answer ? { status: 200, type: 'application/octet-stream', body: answer } : text(404, 'not found');
     }
+    if (this.uploads && path.startsWith(UPLOAD_PREFIX)) {
+      await this.uploads.handle(req, res, path, queryOf(req));
+      return null;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return text(405, 'method not allowed');
@@ -272,7 +293,7 @@ export class HttpService implements Service {
         res.setHeader('Location', `https://${hostname}:${this.ports.https}/`);
         return text(302, 'this chat needs HTTPS');
       }
-      res.setHeader('Content-Security-Policy', PAGE_CSP);
+      res.setHeader('Content-Security-Policy', pageCsp(uploadServiceOf(this.server)?.origin ?? null));
       res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
       res.setHeader('Cache-Control', 'no-cache');
       const page = webClientPage({
@@ -342,6 +363,13 @@ function pathOf(req: IncomingMessage): string | null {
   if (!target.startsWith('/')) return null;
   const q = target.search(/[?#]/);
   return q === -1 ? target : target.slice(0, q);
+}
+
+/** The request's query string, without the '?'. */
+function queryOf(req: IncomingMessage): string {
+  const target = req.url ?? '';
+  const q = target.indexOf('?');
+  return q === -1 ? '' : target.slice(q + 1).replace(/#.*$/, '');
 }
 
 interface Reply {

@@ -74,4 +74,6 @@ export const NS = {
   hints: 'urn:xmpp:hints',
   sm: 'urn:xmpp:sm:3',
   csi: 'urn:xmpp:csi:0',
+  httpUpload: 'urn:xmpp:http:upload:0',
+  extdisco: 'urn:xmpp:extdisco:2',
 } as const;

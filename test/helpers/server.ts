@@ -50,6 +50,7 @@ export async function startServer(overrides: DeepPartial<Config> = {}, dir?: str
     http: { port: false },
     https: { port: false },
     msn: { enabled: false },
+    upload: { path: join(root, 'uploads') },
     log: { level: 'debug' },
   };
   const config = buildConfig(merge(base, overrides as Record<string, unknown>));
