@@ -155,20 +155,25 @@ describe('MSN transport: operators, receipts, nudges, invisibility, early vCards
     assert.match(m.getChildText('body') ?? '', /Bobby sent you a nudge/);
   });
 
-  it('answers a contact vCard asked for while the MSN login is still running', async () => {
+  it('answers a contact vCard, and sends a message, asked for while the MSN login is still running', async () => {
     const romeo = await registeredUser(world, 'romeo', 'romeo@hotmail.com', 'romeopw');
     await romeo.stop();
     // Logged out of MSN once the last resource is gone.
     await nextEvent(bob, 'presence', (p) => p.email === 'romeo@hotmail.com' && p.status === 'FLN', 15000).catch(() => {});
     const again = await connect({ port: world.ts.port, username: 'romeo', password: 'pw', resource: 'phone' });
     try {
-      // Presence (which starts the MSN login) and the vCard request leave together.
+      // Presence (which starts the MSN login), the vCard request and a message leave together.
+      const early = nextEvent(bob, 'message', (m) => m.from === 'romeo@hotmail.com' && m.text === 'written at once', 30000);
       await again.send(xml('presence'));
       const id = 'early-vcard';
       await again.send(xml('iq', { type: 'get', to: BOB, id }, xml('vCard', { xmlns: 'vcard-temp' })));
+      await again.send(xml('message', { to: BOB, type: 'chat', id: 'early-msg' }, xml('body', {}, 'written at once')));
       const r = await again.waitFor((s) => s.attrs.id === id, 'vCard result', 30000);
       assert.equal(r.attrs.type, 'result', r.toString());
       assert.equal(r.getChild('vCard', 'vcard-temp').getChildText('NICKNAME'), 'Bobby');
+      // The message waited for the login too, instead of bouncing.
+      await early;
+      assert.equal(again.received.some((s) => s.attrs.id === 'early-msg' && s.attrs.type === 'error'), false);
     } finally {
       await again.stop();
     }

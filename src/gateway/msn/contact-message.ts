@@ -18,7 +18,9 @@ export async function onContactMessage(gw: MsnGateway, e: StanzaEvent): Promise<
   try {
     const email = gw.emailOf(e.to);
     if (!email) throw new StanzaError('item-not-found', 'not an MSN contact address');
-    const s = gw.sessions.get(e.from.bare);
+    // A message written while the MSN login is still finishing (contacts'
+    // presence arrives before it completes) waits for it, up to msn.loginWait.
+    const s = gw.sessions.get(e.from.bare)?.online ? gw.sessions.get(e.from.bare) : await gw.whenOnline(e.from.toBare());
     if (!s) {
       const registered = await gw.registrations.get(e.from.bare);
       throw new StanzaError(registered ? 'recipient-unavailable' : 'registration-required', 'you are not logged in to MSN');
