@@ -957,3 +957,24 @@ describe('multi-user chat', () => {
     assert.equal(info.getChild('query').getChild('identity').attrs.name, 'Forever');
   });
 });
+
+describe('multi-user chat turned off', () => {
+  it('serves no conference domain when muc.enabled is false', async () => {
+    const ts = await startServer({ muc: { enabled: false } });
+    try {
+      await ts.addUser('alice', 'pw');
+      const alice = await connect({ port: ts.port, username: 'alice', password: 'pw', resource: 'off' });
+      try {
+        const items = await iq(alice, 'get', 'localhost', xml('query', { xmlns: DISCO_ITEMS }));
+        assert.ok(!items.getChild('query').getChildren('item').some((i: Stanza) => i.attrs.jid === SERVICE));
+        await alice.send(xml('presence', { to: roomJid('any', 'Alice') }, xml('x', { xmlns: MUC })));
+        const err = await alice.waitFor((s) => s.is('presence') && s.attrs.type === 'error', 'no such server');
+        assert.equal(errorCondition(err), 'remote-server-not-found');
+      } finally {
+        await alice.stop();
+      }
+    } finally {
+      await ts.stop();
+    }
+  });
+});
