@@ -14,6 +14,8 @@ import type { ClientSession } from './host/session.ts';
 import { Logger } from './log.ts';
 import { Router } from './router/router.ts';
 import { SessionRegistry } from './router/session-registry.ts';
+import type { C2SSession } from './c2s/c2s-session.ts';
+import { ResumableSessions } from './c2s/stream-management.ts';
 import { serviceFactories, type Service } from './services.ts';
 import { AccountStore } from './storage/accounts.ts';
 import { LevelBackend } from './storage/level.ts';
@@ -33,6 +35,8 @@ export class Server implements ServerContext {
   readonly log: Logger;
   readonly hosts = new Map<string, Host>();
   readonly sessions = new SessionRegistry();
+  /** Stream-managed client sessions by SM-ID (XEP-0198 resumption). */
+  readonly smSessions = new ResumableSessions<C2SSession>();
   readonly router: Router;
   readonly accounts: AccountStore;
   readonly parserLimits: ParserLimits;
@@ -188,6 +192,8 @@ export class Server implements ServerContext {
     this.stopping ??= (async () => {
       for (const s of [...this.services].reverse()) await s.stop().catch((e) => this.log.error('stop failed', { error: String(e) }));
       await this.c2s.stop();
+      // Stanzas closed streams never acknowledged are stored or bounced before storage closes.
+      await this.smSessions.drain();
       for (const host of this.hosts.values()) await host.stop();
       await this.storage.close();
       this.log.info('stopped');

@@ -21,7 +21,9 @@ import {
 import { NS } from '../xml/namespaces.ts';
 import { DurabilityBarrier } from '../storage/durability.ts';
 import type { InboundStream } from '../stream/inbound-context.ts';
+import { ClientState } from './client-state.ts';
 import { createExchange, offeredMechanisms, type SaslExchange, type SaslStep } from './sasl.ts';
+import { failed, newSmId, readH, type SmSession, StreamManagement } from './stream-management.ts';
 
 type State = 'wait-open' | 'negotiating' | 'bound' | 'closed';
 
@@ -32,7 +34,7 @@ type Outgoing = Element | (() => void);
 // even if the storage never answers.
 const CLOSE_WAIT_MS = 10_000;
 
-export class C2SSession implements ClientSession, InboundStream {
+export class C2SSession implements ClientSession, InboundStream, SmSession {
   readonly kind = 'c2s' as const;
   readonly id = randomUUID();
   readonly data = new Map<string, unknown>();
@@ -41,8 +43,14 @@ export class C2SSession implements ClientSession, InboundStream {
    * stanzas is pending (storage/durability.ts); XEP-0198 counts on it.
    */
   readonly barrier = new DurabilityBarrier<Outgoing>((item) =>
-    typeof item === 'function' ? item() : this.framing.send(item),
+    typeof item === 'function' ? item() : this.deliver(item),
   );
+  /** XEP-0198 state, once the client enabled stream management. */
+  sm: StreamManagement | null = null;
+  /** XEP-0352: held back while the client says it is inactive. */
+  readonly csi: ClientState;
+  /** The transport is gone and the session waits to be resumed (XEP-0198). */
+  private hibernating = false;
   presence: Element | null = null;
   priority = 0;
   rosterRequested = false;
@@ -50,7 +58,7 @@ export class C2SSession implements ClientSession, InboundStream {
 
   private state: State = 'wait-open';
   private host: Host | null = null;
-  private user: string | null = null;
+  private account: string | null = null;
   private sasl: SaslExchange | null = null;
   private saslBusy = false;
   private authFailures = 0;
@@ -59,26 +67,28 @@ export class C2SSession implements ClientSession, InboundStream {
 
   constructor(
     private readonly server: Server,
-    private readonly framing: Framing,
+    private framing: Framing,
     onEnded: (s: C2SSession) => void,
   ) {
     this.onEnded = onEnded;
-    framing.setHandlers({
-      open: (attrs, name) => this.onOpen(attrs, name),
-      stanza: (s) => this.onStanza(s),
-      close: () => this.onClientClose(),
-      error: (condition, text) => this.close(condition, text),
-      end: () => {
-        this.barrier.end();
-        this.ended();
-      },
-    });
+    this.csi = new ClientState(server.config.csi.maxHeld, (stanza) => this.barrier.output(stanza));
+    this.attach(framing);
     // An unauthenticated connection may not linger (slowloris, idle scans).
     this.authTimer = setTimeout(
       () => this.close('connection-timeout', 'authentication took too long'),
       server.config.limits.authTimeout * 1000,
     );
     this.authTimer.unref();
+  }
+
+  private attach(framing: Framing): void {
+    framing.setHandlers({
+      open: (attrs, name) => this.onOpen(attrs, name),
+      stanza: (s) => this.onStanza(s),
+      close: () => this.onClientClose(),
+      error: (condition, text) => this.close(condition, text),
+      end: () => this.transportLost(),
+    });
   }
 
   get ip(): string {
@@ -91,14 +101,46 @@ export class C2SSession implements ClientSession, InboundStream {
     return this.framing.transport;
   }
   get authenticated(): boolean {
-    return this.user !== null;
+    return this.account !== null;
   }
   get bound(): boolean {
     return this.state === 'bound';
   }
 
   send(stanza: Element): void {
-    if (this.state !== 'closed') this.barrier.output(stanza);
+    if (this.state !== 'closed') this.csi.send(stanza);
+  }
+
+  /** The account's localpart once authenticated, and the host (for stream management). */
+  get user(): string | null {
+    return this.account;
+  }
+  get hostName(): string | null {
+    return this.host?.name ?? null;
+  }
+  get received(): number {
+    return this.barrier.received;
+  }
+  get durableThrough(): number {
+    return this.barrier.durableThrough;
+  }
+
+  /** Where a stanza leaves the durability barrier: counted for stream management, then written. */
+  private deliver(stanza: Element): void {
+    this.sm?.onStanzaOut(stanza);
+    if (!this.hibernating) this.framing.send(stanza);
+  }
+
+  writeStanza(stanza: Element): void {
+    if (!this.hibernating) this.framing.send(stanza);
+  }
+
+  writeNonza(nonza: Element): void {
+    if (!this.hibernating && this.state !== 'closed') this.framing.send(nonza);
+  }
+
+  queueNonza(make: () => Element): void {
+    this.barrier.output(() => this.writeNonza(make()));
   }
 
   whenDurable(): Promise<void> {
@@ -126,8 +168,15 @@ export class C2SSession implements ClientSession, InboundStream {
     if (this.state === 'bound' && (this.framing.lastWrite ?? before) < before) this.framing.keepalive?.();
   }
 
-  close(error?: StreamErrorName, text?: string): void {
+  close(error?: StreamErrorName, text?: string, extra?: Element): void {
     if (this.state === 'closed') return;
+    if (this.hibernating) {
+      // No transport to say it on: the session just ends (what it held is redelivered).
+      this.server.log.info('stream management session ended', { jid: this.jid.toString(), reason: text ?? error });
+      this.state = 'closed';
+      this.ended();
+      return;
+    }
     if (this.state === 'wait-open') {
       // A stream error needs a stream: open one to carry it (RFC 6120 §4.9.1.2).
       this.framing.openStream({
@@ -146,8 +195,31 @@ export class C2SSession implements ClientSession, InboundStream {
       });
     }
     this.state = 'closed';
-    this.endStream(error ? streamErrorElement(error, text) : null);
+    const streamError = error ? streamErrorElement(error, text) : null;
+    if (streamError && extra) streamError.cnode(extra);
+    this.endStream(streamError);
     this.ended();
+  }
+
+  /** The socket is gone. A resumable stream-managed session waits to be resumed; any other ends. */
+  private transportLost(): void {
+    if (this.state === 'bound' && this.sm?.resumable) {
+      this.hibernate();
+      return;
+    }
+    if (!this.sm) this.barrier.end();
+    this.ended();
+  }
+
+  private hibernate(): void {
+    this.hibernating = true;
+    const sm = this.sm!;
+    this.server.log.info('stream management session hibernating', { jid: this.jid.toString(), timeout: sm.resumeTimeout });
+    sm.hibernate(() => this.close('connection-timeout', 'not resumed in time'));
+    // A user may leave only so many sessions waiting: the oldest give way.
+    const waiting = this.server.smSessions.hibernating(this.account!, this.host!.name);
+    const cap = this.server.config.sm.maxHibernatingPerUser;
+    for (const old of waiting.slice(0, Math.max(0, waiting.length - cap))) old.close('resource-constraint', 'too many sessions waiting to be resumed');
   }
 
   /** Sends the end of the stream, after any output still waiting for storage. */
@@ -168,6 +240,123 @@ export class C2SSession implements ClientSession, InboundStream {
     this.ending = true;
     this.onEnded(this);
     if (this.jid && this.host) this.server.unbindSession(this, this.host);
+    if (this.sm) {
+      // Once everything queued for the client was written (or queued here),
+      // what it never acknowledged is handed back for delivery.
+      const sm = this.sm;
+      this.server.smSessions.track(this.barrier.whenSent().then(() => this.redeliver(sm)));
+    }
+  }
+
+  /** Stanzas the client never acknowledged fire delivery/failure on the user's host; unhandled ones bounce. */
+  private async redeliver(sm: StreamManagement): Promise<void> {
+    if (sm.id) this.server.smSessions.delete(sm.id, this);
+    const stanzas = sm.finish();
+    this.barrier.end();
+    const host = this.host!;
+    for (const stanza of stanzas) {
+      const from = Jid.tryParse(stanza.attrs.from) ?? Jid.of('', host.name);
+      const event = { stanza, origin: { kind: 'c2s' as const, session: this }, host, to: this.jid, from };
+      let result: ReturnType<typeof host.events.fire>;
+      try {
+        result = host.events.fire('delivery/failure', event);
+      } catch (err) {
+        result = Promise.reject(err);
+      }
+      if (result === false) {
+        const type = stanza.attrs.type;
+        if (type !== 'error' && type !== 'result' && stanza.name !== 'presence') {
+          this.server.router.bounce(stanza, 'recipient-unavailable', 'the client went away');
+        }
+      } else if (result instanceof Promise) {
+        await result.catch((err) => this.server.router.replyError(stanza, err));
+      }
+    }
+    if (stanzas.length) this.server.log.info('unacknowledged stanzas handed back', { jid: this.jid.toString(), count: stanzas.length });
+  }
+
+  /**
+   * XEP-0198 <enable/>, on the stream or inline (Bind2): returns the
+   * <enabled/> or <failed/> to send. From then on the stanzas written to
+   * the client are counted and kept until acknowledged.
+   */
+  enableStreamManagement(enable: Element): Element {
+    if (this.state !== 'bound' || this.sm) return failed('unexpected-request');
+    const { sm: cfg } = this.server.config;
+    const resume = enable.attrs.resume === 'true' || enable.attrs.resume === '1';
+    const asked = readH(enable.attrs.max);
+    const timeout = asked ? Math.min(asked, cfg.resumeTimeout) : cfg.resumeTimeout;
+    const id = resume ? newSmId() : null;
+    this.sm = new StreamManagement(this, id, timeout, cfg);
+    if (id) this.server.smSessions.add(id, this);
+    return el('enabled', { xmlns: NS.sm, id: id ?? undefined, resume: id ? 'true' : undefined, max: id ? timeout : undefined });
+  }
+
+  /**
+   * XEP-0198 <resume/> on this authenticated, unbound stream (or inline in
+   * SASL2): returns the <failed/> to send, or null when the old session took
+   * this stream's transport over — it then sent `<resumed/>` through
+   * `announce` (by default straight on the stream) and resent what the client
+   * had not acknowledged; this session is finished.
+   */
+  async resumeStream(resume: Element, announce?: (resumed: Element) => void): Promise<Element | null> {
+    if (!this.account || this.state === 'bound' || this.state === 'closed') return failed('unexpected-request');
+    const h = readH(resume.attrs.h);
+    if (h === null || !resume.attrs.previd) return failed('bad-request');
+    const old = this.server.smSessions.get(resume.attrs.previd);
+    // Another user's session is as unknown as an expired one.
+    if (!old || old.account !== this.account || old.host !== this.host || old.state === 'closed' || !old.sm) {
+      return failed('item-not-found');
+    }
+    if (!old.sm.acknowledge(h)) {
+      const answer = failed('undefined-condition', old.sm.handled, old.sm.tooHigh(h));
+      old.close('undefined-condition', 'a resumption acknowledged stanzas that were never sent');
+      return answer;
+    }
+    // Nothing this stream receives meanwhile may reach the wrong session.
+    this.framing.pause?.();
+    // <resumed h/> counts every stanza the old stream carried, once stored.
+    await old.whenDurable();
+    if ((this.state as State) === 'closed' || (old.state as State) === 'closed') {
+      this.framing.resume?.();
+      return failed('item-not-found');
+    }
+    old.takeOver(this.handOver(), announce);
+    return null;
+  }
+
+  /** Gives up this stream's transport to a session being resumed. */
+  private handOver(): Framing {
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    this.state = 'closed';
+    this.ending = true;
+    this.onEnded(this);
+    this.barrier.end();
+    return this.framing;
+  }
+
+  /** Continues this (resumed) session on another connection's transport. */
+  private takeOver(framing: Framing, announce?: (resumed: Element) => void): void {
+    const sm = this.sm!;
+    if (!this.hibernating) {
+      // The old connection is still open (its loss not yet noticed): it goes, the session stays.
+      const old = this.framing;
+      old.setHandlers({ open() {}, stanza() {}, close() {}, error() {}, end() {} });
+      old.send(streamErrorElement('conflict', 'the session was resumed on another connection'));
+      old.closeStream();
+    }
+    this.framing = framing;
+    this.attach(framing);
+    this.hibernating = false;
+    const resumed = el('resumed', { xmlns: NS.sm, previd: sm.id!, h: sm.handled });
+    if (announce) announce(resumed);
+    else framing.send(resumed);
+    sm.wake();
+    // A resumed stream starts active (XEP-0352 §6).
+    this.csi.setActive();
+    framing.resume?.();
+    this.server.log.info('stream management session resumed', { jid: this.jid.toString(), ip: this.ip, resent: sm.unacked.length });
   }
   private ending = false;
 
@@ -230,6 +419,8 @@ export class C2SSession implements ClientSession, InboundStream {
     } else {
       f.cnode(el('bind', { xmlns: NS.bind }));
       f.cnode(el('session', { xmlns: NS.session }, el('optional')));
+      f.cnode(el('sm', { xmlns: NS.sm }));
+      f.cnode(el('csi', { xmlns: NS.csi }));
     }
     const event = {
       session: { secure, authenticated: this.authenticated, ip: this.ip },
@@ -241,6 +432,41 @@ export class C2SSession implements ClientSession, InboundStream {
       if (!tlsRequired || this.authenticated) f.cnode(extra);
     }
     return f;
+  }
+
+  /** XEP-0198 and XEP-0352 elements on a bound stream. */
+  private onNonza(nonza: Element): void {
+    if (nonza.attrs.xmlns === NS.csi) {
+      if (nonza.name === 'inactive') this.csi.setInactive();
+      else if (nonza.name === 'active') this.csi.setActive();
+      else this.close('unsupported-stanza-type', `<${nonza.name}/> is not a client state`);
+      return;
+    }
+    const sm = this.sm;
+    switch (nonza.name) {
+      case 'enable':
+        if (sm) {
+          // XEP-0198 §3: one attempt only.
+          this.close('policy-violation', 'stream management is already enabled');
+          return;
+        }
+        this.writeNonza(this.enableStreamManagement(nonza));
+        return;
+      case 'r':
+        if (sm) sm.onRequest();
+        else this.writeNonza(failed('unexpected-request'));
+        return;
+      case 'a':
+        if (sm) sm.onAck(nonza);
+        else this.writeNonza(failed('unexpected-request'));
+        return;
+      case 'resume':
+        // The session is bound already: resumption is for a new stream.
+        this.writeNonza(failed('unexpected-request'));
+        return;
+      default:
+        this.close('unsupported-stanza-type', `<${nonza.name}/> is not a stream management element`);
+    }
   }
 
   private onClientClose(): void {
@@ -256,12 +482,29 @@ export class C2SSession implements ClientSession, InboundStream {
       this.close('not-well-formed', 'stanza before stream header');
       return;
     }
+    const ns = stanza.attrs.xmlns;
     if (this.state === 'bound') {
+      // Stream-level elements (XEP-0198, XEP-0352) are not stanzas: not numbered, not routed.
+      if (ns === NS.sm || ns === NS.csi) return this.onNonza(stanza);
       // Storage work its handling starts holds later output (durability barrier).
       this.barrier.run(this, () => this.routeStanza(stanza));
       return;
     }
-    const ns = stanza.attrs.xmlns;
+    if (ns === NS.sm && this.authenticated) {
+      if (stanza.name === 'resume') {
+        this.resumeStream(stanza).then(
+          (answer) => answer && this.framing.send(answer),
+          (err) => {
+            this.server.log.error('resumption failed', { error: String((err as Error)?.stack ?? err) });
+            this.framing.send(failed('internal-server-error'));
+          },
+        );
+      } else {
+        // <enable/> before binding (XEP-0198 §3), <r/> or <a/> without SM.
+        this.framing.send(failed('unexpected-request'));
+      }
+      return;
+    }
     if (stanza.name === 'starttls' && ns === NS.tls) {
       this.startTls();
       return;
@@ -400,7 +643,7 @@ export class C2SSession implements ClientSession, InboundStream {
       this.saslFailure(step.condition, step.text);
     } else {
       this.sasl = null;
-      this.user = step.user;
+      this.account = step.user;
       if (this.authTimer) clearTimeout(this.authTimer);
       this.authTimer = null;
       this.server.log.info('authenticated', { user: `${step.user}@${this.host!.name}`, ip: this.ip });
@@ -441,7 +684,7 @@ export class C2SSession implements ClientSession, InboundStream {
     const resource = requested || randomBytes(6).toString('hex');
     let jid: Jid;
     try {
-      jid = Jid.of(this.user!, this.host!.name, resource);
+      jid = Jid.of(this.account!, this.host!.name, resource);
     } catch (err) {
       if (err instanceof JidError) {
         this.send(errorReply(stanza, 'bad-request', err.message));

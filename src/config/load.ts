@@ -15,8 +15,8 @@ const POSITIVE_KEYS = /^limits\.|^registration\.perIpPerHour$|^msn\.(avatarMax|f
 // The group chat service's limits (its own line: sections are added side by side).
 const MUC_POSITIVE_KEYS = /^muc\.(max|historyMax)/;
 const ACME_POSITIVE_KEYS = /^acme\.(renewDays|checkInterval)$/;
-// The message archive's limits.
-const MAM_POSITIVE_KEYS = /^mam\.(expiryInterval|pageSize|maxPageSize)$/;
+// The message archive's, stream management's and client state's limits.
+const MAM_POSITIVE_KEYS = /^mam\.(expiryInterval|pageSize|maxPageSize)$|^sm\.|^csi\./;
 // File upload and TURN limits (their own lines, likewise).
 const UPLOAD_POSITIVE_KEYS = /^upload\.(maxFileSize|quotaPerUser|slotLifetime|pendingSlotsPerUser)$|^turn\.credentialLifetime$/;
 const NON_NEGATIVE_KEYS = /^upload\.expireAfter$/;

@@ -179,6 +179,20 @@ export interface Config {
     /** Extra static STUN servers, `host` or `host:port`. */
     stun: string[];
   };
+  /** Stream management (XEP-0198) of client streams. */
+  sm: {
+    /** Seconds a dropped stream-managed session waits to be resumed (a client may ask for less). */
+    resumeTimeout: number;
+    /** Stanzas kept for one client until it acknowledges them; more ends the stream (resource-constraint). */
+    maxUnacked: number;
+    /** Sessions of one user waiting to be resumed at once; the oldest give way. */
+    maxHibernatingPerUser: number;
+  };
+  /** Client state indication (XEP-0352). */
+  csi: {
+    /** Stanzas held back for an inactive client before they are flushed anyway. */
+    maxHeld: number;
+  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
@@ -311,6 +325,8 @@ export function defaultConfig(): Config {
       credentialLifetime: 24 * 60 * 60,
       stun: [],
     },
+    sm: { resumeTimeout: 300, maxUnacked: 500, maxHibernatingPerUser: 5 },
+    csi: { maxHeld: 100 },
     log: { level: 'info' },
   };
 }

@@ -55,6 +55,11 @@ export function receivedCarbon(event: StanzaEvent): Element | null {
   return carbon;
 }
 
+/** Whether this resource enabled carbons. */
+export function carbonsEnabled(session: ClientSession): boolean {
+  return session.data.get(ENABLED) === true;
+}
+
 /** Whether any of the user's resources (but `except`) enabled carbons. */
 function anyEnabled(server: ServerContext, user: string, except?: ClientSession): boolean {
   for (const s of server.sessions.resources(user)) if (s !== except && s.data.get(ENABLED)) return true;

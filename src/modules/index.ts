@@ -24,6 +24,7 @@ import { registerModule } from './register.ts';
 import { rosterModule } from './roster.ts';
 import { rosterSubsyncGuardModule } from './roster-subsync-guard.ts';
 import { timeModule } from './time.ts';
+import { unacknowledgedModule } from './unacknowledged.ts';
 import { vcardModule } from './vcard.ts';
 import { versionModule } from './version.ts';
 
@@ -34,6 +35,7 @@ export const userHostModules: Module[] = [
   invisibleModule,
   messageModule,
   offlineModule,
+  unacknowledgedModule,
   carbonsModule,
   mamModule,
   blockingModule,

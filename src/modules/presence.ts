@@ -29,6 +29,8 @@ import { itemFor, updateRoster } from './roster.ts';
 
 const SUBSCRIPTION_TYPES = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
 const DIRECTED = 'presence:directed';
+// The session took over the presence of the one it replaced (same full JID).
+const INHERITED = 'presence:inherited';
 
 /** RFC 6121 §4.7.2.3: an integer in -128..127; anything unreadable counts as 0. */
 function priorityOf(stanza: Element): number {
@@ -168,7 +170,8 @@ export const presenceModule: Module = (host: Host) => {
   }
 
   function available(session: ClientSession, stanza: Element): Promise<void> {
-    const initial = session.presence === null;
+    const initial = session.presence === null || session.data.get(INHERITED) === true;
+    session.data.delete(INHERITED);
     const presence = clone(stanza);
     presence.attrs.from = session.jid.toString();
     delete presence.attrs.to;
@@ -224,6 +227,18 @@ export const presenceModule: Module = (host: Host) => {
   host.sessionEvents.hook('resource-unbind', ({ session }) => {
     const hasDirected = (session.data.get(DIRECTED) as Set<string> | undefined)?.size;
     if (session.presence === null && !hasDirected) return;
+    // Replaced by a new session with the same full JID (a client that logged
+    // in again, or could not resume its stream): the new session carries the
+    // presence on, so contacts see no unavailable/available pair; its own
+    // first presence is still handled as an initial one.
+    const successor = server.sessions.get(session.jid);
+    if (successor && successor !== session && successor.presence === null) {
+      successor.presence = session.presence;
+      successor.priority = session.priority;
+      for (const jid of directedOf(session)) directedOf(successor).add(jid);
+      if (session.presence) successor.data.set(INHERITED, true);
+      return;
+    }
     unavailable(session, el('presence', { type: 'unavailable' }), false).catch((err) =>
       host.log.error('unavailable broadcast failed', { jid: session.jid.toString(), error: String(err) }),
     );

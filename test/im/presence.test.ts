@@ -90,7 +90,9 @@ describe('presence and subscriptions', () => {
   };
 
   before(async () => {
-    ts = await startServer();
+    // @xmpp/client enables stream management: a dropped socket's session
+    // waits sm.resumeTimeout to be resumed before it goes unavailable.
+    ts = await startServer({ sm: { resumeTimeout: 1 } });
     const users = [
       'alice',
       'bob',
@@ -207,7 +209,7 @@ describe('presence and subscriptions', () => {
     await erin.waitFor(isPresence('frank@localhost/slix'), "frank's initial presence reaches erin");
   });
 
-  it('a dropped socket sends unavailable to the contacts', async () => {
+  it('a dropped socket sends unavailable to the contacts (once it can no longer be resumed)', async () => {
     await befriend('hank', 'ivy');
     const hank = await online('hank');
     const ivy = await online('ivy');
