@@ -158,6 +158,8 @@ describe('message archive (XEP-0313)', () => {
       for (let i = 0; i < 8; i++) {
         await alice.send(xml('message', { to: 'erin@localhost/r', type: 'chat', id: `e${i}` }, xml('body', {}, `e${i}`)));
       }
+      // Two senders on two connections: bob's message is only later once alice's last one arrived.
+      await erin.waitFor((s) => s.attrs.id === 'e7', 'alice last message');
       await bob.send(xml('message', { to: 'erin@localhost', type: 'chat', id: 'fromBob' }, xml('body', {}, 'from bob')));
       await erin.waitFor((s) => s.attrs.id === 'fromBob', 'bob message');
       const everything = await query(erin);
