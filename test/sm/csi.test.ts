@@ -62,6 +62,8 @@ describe('client state indication (XEP-0352)', () => {
     await until(() => !session.csi.active, 'inactive');
     phone.events.length = 0;
     for (const show of ['away', 'dnd', 'xa']) await ann.send(xml('presence', {}, xml('show', {}, show)));
+    // Presence goes out after a roster read: once ann sees her own last one, the phone's copy was sent too.
+    await ann.waitFor((s) => s.is('presence') && s.attrs.from === 'ann@localhost/a' && s.getChildText('show') === 'xa', 'ann xa');
     await ben.send(xml('message', { to: 'phone@localhost', type: 'chat' }, xml('composing', { xmlns: 'http://jabber.org/protocol/chatstates' })));
     await ben.send(xml('message', { to: 'phone@localhost', type: 'chat' }, xml('paused', { xmlns: 'http://jabber.org/protocol/chatstates' })));
     // One presence (ann's latest) and one chat state (ben's latest) held.
