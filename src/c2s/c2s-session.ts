@@ -400,6 +400,14 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
       return;
     }
     this.host = host;
+    // A plain WebSocket cannot start TLS: with nothing it may do before
+    // authentication, it is told where to connect instead of being left
+    // with empty features.
+    if (this.server.config.c2s.requireTls && !this.framing.secure && !this.framing.canStartTls) {
+      const where = this.framing.secureAlternative ?? 'the wss:// address';
+      this.close('policy-violation', `this server accepts logins only over TLS: connect to ${where}`);
+      return;
+    }
     this.framing.send(this.features(host));
   }
 

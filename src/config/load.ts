@@ -2,6 +2,7 @@
 // schema: a key that is not in it is a typo, and a value must have the same
 // type as its default. Errors name the key, so a user can fix the file.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { servedDomains } from './domains.ts';
 import { type ComponentConfig, type Config, defaultConfig, MSN_PROTOCOLS, type Privileges } from './schema.ts';
@@ -156,6 +157,9 @@ export function buildConfig(given: unknown = {}): Config {
   }
   if (cfg.transport.component && !/^[^:\s]+:\d+$/.test(cfg.transport.component)) {
     throw new ConfigError(`'transport.component' must be host:port`);
+  }
+  for (const a of cfg.http.trustedProxies) {
+    if (!isIP(a)) throw new ConfigError(`'http.trustedProxies' lists IP addresses, not '${a}'`);
   }
   if (!/^https?:\/\//.test(cfg.acme.directory)) throw new ConfigError(`'acme.directory' must be an http(s) URL`);
   for (const c of cfg.acme.challenges) {

@@ -22,7 +22,19 @@ export interface Config {
     connectTimeout: number;
     idleTimeout: number;
   };
-  http: { port: Port; allowedOrigins: string[]; webClient: boolean };
+  http: {
+    port: Port;
+    allowedOrigins: string[];
+    webClient: boolean;
+    /** The web client page's name (its title and heading); the domain when empty. */
+    siteName: string;
+    /**
+     * Addresses of reverse proxies (nginx, Caddy) in front of the http
+     * port: from them, X-Forwarded-For names the client (limits, logs) and
+     * X-Forwarded-Proto/-Host say whether it came over TLS and by which name.
+     */
+    trustedProxies: string[];
+  };
   https: { port: Port };
   registration: { open: boolean; perIpPerHour: number };
   limits: {
@@ -230,7 +242,7 @@ export function defaultConfig(): Config {
       connectTimeout: 10,
       idleTimeout: 600,
     },
-    http: { port: 5280, allowedOrigins: [], webClient: true },
+    http: { port: 5280, allowedOrigins: [], webClient: true, siteName: '', trustedProxies: [] },
     https: { port: 5281 },
     registration: { open: false, perIpPerHour: 5 },
     limits: {

@@ -31,6 +31,8 @@ export interface Framing {
   readonly secure: boolean;
   /** Whether STARTTLS can be offered (TCP without TLS yet). */
   readonly canStartTls: boolean;
+  /** Where the same stream can be had over TLS (a wss:// URL), to tell a plain client that must use it. */
+  readonly secureAlternative?: string;
   setHandlers(h: FramingHandlers): void;
   openStream(header: StreamHeader): void;
   send(el: Element): void;

@@ -19,11 +19,25 @@ export function requestHostname(hostHeader: string | undefined, fallback: string
   }
 }
 
-/** wss:// first: XEP-0156 clients take the first usable link, and TLS is preferred. */
-export function websocketUrls(hostname: string, ports: OwnPorts): string[] {
+export interface UrlOptions {
+  /** Whether a plain ws:// login is allowed (c2s.requireTls is off). */
+  plain: boolean;
+  /** The client came through a trusted reverse proxy: its scheme, on the proxy's own port. */
+  proxied?: { secure: boolean } | null;
+}
+
+/**
+ * wss:// first: XEP-0156 clients take the first usable link, and TLS is
+ * preferred. ws:// only when a client could log in over it. Behind a
+ * trusted proxy, the one URL the client reached the proxy by.
+ */
+export function websocketUrls(hostname: string, ports: OwnPorts, o: UrlOptions): string[] {
+  if (o.proxied) {
+    return o.proxied.secure || o.plain ? [new URL(`${o.proxied.secure ? 'wss' : 'ws'}://${hostname}${WEBSOCKET_PATH}`).href] : [];
+  }
   const urls: string[] = [];
   if (ports.https !== null) urls.push(new URL(`wss://${hostname}:${ports.https}${WEBSOCKET_PATH}`).href);
-  if (ports.http !== null) urls.push(new URL(`ws://${hostname}:${ports.http}${WEBSOCKET_PATH}`).href);
+  if (ports.http !== null && o.plain) urls.push(new URL(`ws://${hostname}:${ports.http}${WEBSOCKET_PATH}`).href);
   return urls;
 }
 

@@ -20,12 +20,14 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { ACME_CHALLENGE_PATH } from '../acme/challenges.ts';
 import { tlsAlpnFront } from '../acme/tls-alpn-front.ts';
 import { C2SSession } from '../c2s/c2s-session.ts';
+import { servedDomains } from '../config/domains.ts';
 import type { Logger } from '../log.ts';
 import type { Server } from '../server.ts';
 import type { Service } from '../services.ts';
 import { uploadServiceOf } from '../upload/upload-service.ts';
 import { closeAll, listenAll } from '../util/listen.ts';
 import { hostMetaJson, hostMetaXml, requestHostname, WEBSOCKET_PATH, websocketUrls } from './host-meta.ts';
+import { type ClientAddress, clientAddress, plainIp } from './client-address.ts';
 import { OriginPolicy, type OwnPorts } from './origin-policy.ts';
 import { StaticFiles } from './static-files.ts';
 import { UPLOAD_PREFIX, UploadRoutes } from './upload-routes.ts';
@@ -63,7 +65,8 @@ function pageCsp(files: string | null): string {
     "default-src 'self'",
     "script-src 'self' 'wasm-unsafe-eval'",
     "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data: blob: https:",
+    // Nothing from other sites: pictures in messages from elsewhere stay links.
+    `img-src 'self' data: blob:${extra}`,
     `media-src 'self' data: blob:${extra}`,
     "font-src 'self' data:",
     `connect-src 'self'${extra}`,
@@ -93,9 +96,11 @@ export class HttpService implements Service {
   private uploads: UploadRoutes | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private readonly acmeTlsAlpn: boolean;
+  private readonly trustedProxies: ReadonlySet<string>;
 
   constructor(private readonly server: Server) {
     this.log = server.log.child('http');
+    this.trustedProxies = new Set(server.config.http.trustedProxies.map(plainIp));
     this.acmeTlsAlpn = server.config.acme.enabled && server.config.acme.challenges.includes('tls-alpn-01');
     this.wss = new WebSocketServer({
       noServer: true,
@@ -173,46 +178,57 @@ export class HttpService implements Service {
 
   private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, secure: boolean): void {
     socket.on('error', () => socket.destroy());
-    const refusal = this.refusal(req, socket);
+    const client = clientAddress(req, this.trustedProxies);
+    const refusal = this.refusal(req, client);
     if (refusal) {
       refuse(socket, refusal.status, refusal.text);
       return;
     }
-    const ip = socket.remoteAddress ?? 'unknown';
+    const ip = client.ip;
+    const tls = secure || client.proxied?.secure === true;
+    // For a plain client that must use TLS: the wss:// URL, by the name it used.
+    const hostname = client.proxied?.host
+      ? requestHostname(client.proxied.host, this.server.config.domain)
+      : requestHostname(req.headers.host, this.server.config.domain);
+    const alternative =
+      tls || this.ports.https === null
+        ? undefined
+        : client.proxied
+          ? `wss://${hostname}${WEBSOCKET_PATH}`
+          : `wss://${hostname}:${this.ports.https}${WEBSOCKET_PATH}`;
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     socket.once('close', () => {
       const n = (this.perIp.get(ip) ?? 1) - 1;
       if (n <= 0) this.perIp.delete(ip);
       else this.perIp.set(ip, n);
     });
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, secure));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, tls, alternative));
   }
 
   /** Why a WebSocket handshake is refused, or null to accept it. */
-  private refusal(req: IncomingMessage, socket: Socket): { status: number; text: string } | null {
+  private refusal(req: IncomingMessage, client: ClientAddress): { status: number; text: string } | null {
     if (pathOf(req) !== WEBSOCKET_PATH) return { status: 404, text: 'no WebSocket endpoint here' };
     const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',');
     if (!protocols.some((p) => p.trim() === 'xmpp')) {
       return { status: 400, text: "the 'xmpp' WebSocket subprotocol is required (RFC 7395)" };
     }
     const origin = req.headers.origin;
-    if (!this.origins.allows(origin)) {
+    if (!this.origins.allows(origin) && !sameOrigin(origin, client)) {
       // Logged at info so an admin sees which origin to add to http.allowedOrigins.
-      this.log.info('WebSocket origin refused', { origin, ip: socket.remoteAddress });
+      this.log.info('WebSocket origin refused', { origin, ip: client.ip });
       return { status: 403, text: 'pages from this origin may not connect' };
     }
-    const ip = socket.remoteAddress ?? 'unknown';
-    if ((this.perIp.get(ip) ?? 0) >= this.server.config.limits.maxConnectionsPerIp) {
+    if ((this.perIp.get(client.ip) ?? 0) >= this.server.config.limits.maxConnectionsPerIp) {
       return { status: 429, text: 'too many connections from your address' };
     }
     return null;
   }
 
-  private accept(ws: WebSocket, ip: string, secure: boolean): void {
+  private accept(ws: WebSocket, ip: string, secure: boolean, secureAlternative?: string): void {
     this.sockets.add(ws);
     ws.on('pong', () => this.awaitingPong.delete(ws));
     ws.on('close', () => this.sockets.delete(ws));
-    const framing = new WsFraming(ws, ip, secure, this.server.parserLimits);
+    const framing = new WsFraming(ws, ip, secure, this.server.parserLimits, secureAlternative);
     const session = new C2SSession(this.server, framing, (s) => this.sessions.delete(s));
     this.sessions.add(session);
   }
@@ -263,7 +279,11 @@ export class HttpService implements Service {
       res.end(req.method === 'HEAD' ? undefined : file.body);
       return null;
     }
-    const hostname = requestHostname(req.headers.host, config.domain);
+    const client = clientAddress(req, this.trustedProxies);
+    // Behind a trusted proxy: the name and scheme the client used there.
+    const hostname = requestHostname(client.proxied?.host ?? req.headers.host, config.domain);
+    const tls = secure || client.proxied?.secure === true;
+    const urls = websocketUrls(hostname, this.ports, { plain: !config.c2s.requireTls, proxied: client.proxied });
     switch (path) {
       case WEBSOCKET_PATH:
         res.setHeader('Upgrade', 'websocket');
@@ -273,23 +293,24 @@ export class HttpService implements Service {
         return {
           status: 200,
           type: 'application/xrd+xml; charset=utf-8',
-          body: hostMetaXml(websocketUrls(hostname, this.ports)),
+          body: hostMetaXml(urls),
         };
       case '/.well-known/host-meta.json':
         res.setHeader('Access-Control-Allow-Origin', '*');
-        return { status: 200, type: JSON_TYPE, body: hostMetaJson(websocketUrls(hostname, this.ports)) };
+        return { status: 200, type: JSON_TYPE, body: hostMetaJson(urls) };
       case '/status':
         res.setHeader('Cache-Control', 'no-store');
         return {
           status: 200,
           type: JSON_TYPE,
-          body: `${JSON.stringify(this.status(isLoopback(req.socket.remoteAddress)), null, 2)}\n`,
+          // The client's address, not a local proxy's: a visitor through nginx is no operator.
+          body: `${JSON.stringify(this.status(isLoopback(client.ip)), null, 2)}\n`,
         };
     }
     if (!this.converse) return text(404, 'not found');
     if (path === '/') {
       // Logins need TLS when c2s.requireTls is set: send browsers where they can log in.
-      if (!secure && config.c2s.requireTls && this.ports.https !== null) {
+      if (!tls && config.c2s.requireTls && this.ports.https !== null && !client.proxied) {
         res.setHeader('Location', `https://${hostname}:${this.ports.https}/`);
         return text(302, 'this chat needs HTTPS');
       }
@@ -298,6 +319,9 @@ export class HttpService implements Service {
       res.setHeader('Cache-Control', 'no-cache');
       const page = webClientPage({
         domain: config.domain,
+        siteName: config.http.siteName || config.domain,
+        msn: config.msn.enabled ? { domain: config.msn.domain, configured: config.msn.server !== '' } : undefined,
+        mediaDomains: servedDomains(config),
         registrationOpen: config.registration.open,
         mucDomain: config.muc.enabled ? config.muc.domain : undefined,
       });
@@ -350,6 +374,17 @@ export class HttpService implements Service {
     const done = closeAll(this.servers);
     for (const s of this.httpServers) s.closeAllConnections();
     await done;
+  }
+}
+
+/** The page a trusted proxy serves is our own: its Origin is the scheme and name the client used there. */
+function sameOrigin(origin: string | undefined, client: ClientAddress): boolean {
+  if (!origin || !client.proxied?.host) return false;
+  try {
+    const own = new URL(`${client.proxied.secure ? 'https' : 'http'}://${client.proxied.host}`).origin;
+    return new URL(origin).origin === own;
+  } catch {
+    return false;
   }
 }
 

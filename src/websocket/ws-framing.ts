@@ -33,6 +33,7 @@ export class WsFraming implements Framing {
     readonly remoteAddress: string,
     readonly secure: boolean,
     private readonly limits: ParserLimits,
+    readonly secureAlternative?: string,
   ) {
     this.parser = new XmlStreamParser(limits, {
       open: () => {},
