@@ -1,11 +1,12 @@
 // The built-in page is the site's own: its name, a footer about this server
 // that points MSN users at the transport, and not one request to another
-// site (the CSP allows images from the page's own origin, data: and blob:
-// only, and nothing was refused).
+// site (the CSP allows images from the page's own origin, data:, blob: and
+// this server's own domains only, and nothing was refused).
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
+import { servedDomains } from '../../src/config/domains.ts';
 import { HttpService } from '../../src/websocket/http-service.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
@@ -55,7 +56,12 @@ describe("the built-in page is the site's own", { timeout: 120_000 }, () => {
       if (m.type() === 'error') problems.push(m.text());
     });
     const response = await page.goto(`${origin}/`);
-    assert.match(response!.headers()['content-security-policy']!, /img-src 'self' data: blob:;/);
+    // Images only from the page itself, data:/blob: URLs, and this server's own domains (the upload service).
+    const imgSrc = /img-src ([^;]+)/.exec(response!.headers()['content-security-policy']!)![1]!.split(' ');
+    const own = servedDomains(ts.config);
+    for (const src of imgSrc) {
+      assert.ok(["'self'", 'data:', 'blob:'].includes(src) || own.includes(new URL(src).hostname), `img-src ${src}`);
+    }
     await page.locator('#converse-login-jid').waitFor({ timeout: 30_000 });
     assert.equal(await page.title(), 'Fern Street Chat');
     await page.locator('converse-brand-logo', { hasText: 'Fern Street Chat' }).waitFor({ timeout: 10_000 });
