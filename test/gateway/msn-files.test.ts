@@ -1,9 +1,10 @@
 // Files through the transport, both ways (@xmpp/client ⇄ jabberfly ⇄ MSN
 // simulator ⇄ MsnSession buddy): an MSN file offer arrives as a message with
-// an XEP-0066 OOB URL on the https service (bytes identical when fetched), a
-// file over msn.fileMaxBytes is declined and the user told, and a file the
-// user shares goes to the contact as an MSNP2P transfer when the contact
-// accepts it, or as a link otherwise.
+// an XEP-0066 OOB URL in the HTTP upload store (bytes identical when
+// fetched), a file over msn.fileMaxBytes is declined and the user told, and a
+// file the user shares goes to the contact as an MSNP2P transfer when the
+// contact accepts it, or as a link otherwise. Without the upload service the
+// transport keeps the files itself, served under /msn-files/.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:https';
@@ -68,13 +69,12 @@ describe('MSN transport: files both ways', () => {
     pictureUrl = oob.getChildText('url');
     assert.equal(oob.getChildText('desc'), 'holiday.png');
     assert.equal(m.getChildText('body'), pictureUrl, 'the URL is the body too (clients show it inline)');
-    assert.match(pictureUrl, /^https:\/\/localhost:\d+\/msn-files\/[A-Za-z0-9_-]+\/holiday\.png$/);
-    const got = await fetch(pictureUrl);
+    // In the user's upload store: their quota and expiry apply.
+    assert.match(pictureUrl, /^https:\/\/upload\.localhost:\d+\/upload\/[^/]+\/holiday\.png$/);
+    const got = await fetch(pictureUrl.replace('upload.localhost', '127.0.0.1'));
     assert.equal(got.status, 200);
     assert.equal(got.type, 'image/png');
     assert.ok(got.body.equals(picture));
-    assert.equal((await fetch(pictureUrl.replace('holiday.png', 'other.png'))).status, 404);
-    assert.equal((await fetch(pictureUrl.replace(/msn-files\/[^/]+/, 'msn-files/AAAAAAAAAAAAAAAAAAAAAAAA'))).status, 404);
   });
 
   it('declines a file larger than msn.fileMaxBytes and tells the user', async () => {
@@ -116,5 +116,47 @@ describe('MSN transport: files both ways', () => {
     const text = nextEvent(bob, 'message', (m) => m.text.includes(external), 15000);
     await juliet.send(xml('message', { to: BOB, type: 'chat' }, xml('body', {}, `the report: ${external}`), xml('x', { xmlns: OOB }, xml('url', {}, external))));
     await text;
+  });
+});
+
+describe('MSN transport: files without the upload service', () => {
+  let world: MsnWorld;
+  let juliet: TestClient;
+  let bob: MsnSession;
+
+  before(async () => {
+    world = await startMsnWorld(
+      (sim) => {
+        sim.addAccount('alice@hotmail.com', 'alicepw', { nickname: 'Alice' });
+        sim.addAccount('bob@hotmail.com', 'bobpw', { nickname: 'Bobby' });
+        sim.makeFriends('alice@hotmail.com', 'bob@hotmail.com');
+      },
+      { https: { port: 0 }, upload: { enabled: false } },
+    );
+    bob = await world.buddy('bob@hotmail.com', 'bobpw');
+    juliet = await registeredUser(world, 'juliet', 'alice@hotmail.com', 'alicepw');
+    await juliet.waitFor((s) => s.is('presence') && s.attrs.from === BOB && !s.attrs.type, 'Bob online', 15000);
+  });
+  after(async () => {
+    await juliet?.stop();
+    await world?.stop();
+  });
+
+  it('keeps the file itself and serves it from the https service under /msn-files/, and can pass it on', async () => {
+    const data = randomBytes(50_000);
+    const message = juliet.waitFor((s) => s.is('message') && s.attrs.from === BOB && !!s.getChild('x', OOB), 'file message', 20000);
+    assert.equal(await bob.sendFile('alice@hotmail.com', 'notes.txt', data), 'accepted');
+    const url = (await message).getChild('x', OOB).getChildText('url');
+    assert.match(url, /^https:\/\/localhost:\d+\/msn-files\/[A-Za-z0-9_-]+\/notes\.txt$/);
+    const local = url.replace('//localhost:', '//127.0.0.1:');
+    const got = await fetch(local);
+    assert.equal(got.status, 200);
+    assert.ok(got.body.equals(data));
+    assert.equal((await fetch(local.replace('notes.txt', 'other.txt'))).status, 404);
+    assert.equal((await fetch(local.replace(/msn-files\/[^/]+/, 'msn-files/AAAAAAAAAAAAAAAAAAAAAAAA'))).status, 404);
+    // Shared back with Bob: a transfer, the same bytes.
+    const offered = offerTo(bob);
+    await juliet.send(xml('message', { to: BOB, type: 'chat' }, xml('body', {}, url), xml('x', { xmlns: OOB }, xml('url', {}, url))));
+    assert.ok((await (await offered).accept()).equals(data));
   });
 });

@@ -1,19 +1,24 @@
 // Files between MSN and XMPP.
 //
 // MSN → XMPP: a contact's MSNP2P file offer is accepted when it fits
-// `msn.fileMaxBytes`, the bytes are stored for the user, and the user gets a
-// message from the contact with the URL (as the body, and as XEP-0066 OOB).
-// The store is the transport's own, served by the https service under
-// /msn-files/ for `msn.fileRetentionHours`; a file too large, or with
-// nowhere to serve it from, is declined and the user told why.
+// `msn.fileMaxBytes` (and the upload service's limit), the bytes are stored
+// for the user, and the user gets a message from the contact with the URL
+// (as the body, and as XEP-0066 OOB). The store is the HTTP upload service
+// (its in-process storeFile API: the user's quota, expiry and account
+// deletion apply) for local users when it runs; otherwise the transport's
+// own, served by the https service under /msn-files/ for
+// `msn.fileRetentionHours`. A file too large, or with nowhere to serve it
+// from, is declined and the user told why.
 //
 // XMPP → MSN: a message whose URL (XEP-0066 OOB, or a body that is just an
 // XEP-0363 upload URL) names a file this server holds goes to the contact as
 // an MSNP2P transfer when the contact's client can take one, and as a link
 // (the text) otherwise — or when the contact declines, or the file is too large.
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { FileOffer, MsnSession } from '../../msnp/index.ts';
 import { MsnFileStore } from '../../storage/msn-files.ts';
+import { UploadError, uploadServiceOf } from '../../upload/upload-service.ts';
 import { el } from '../../xml/element.ts';
 import { NS } from '../../xml/namespaces.ts';
 import type { MsnGateway } from './gateway.ts';
@@ -78,16 +83,48 @@ export class GatewayFiles {
     this.baseUrl = port === null ? null : `https://${this.gw.server.config.domain}:${port}`;
   }
 
+  /** The upload service, when it can hand out URLs. */
+  private upload() {
+    const u = uploadServiceOf(this.gw.server);
+    return u?.available ? u : undefined;
+  }
+
   get available(): boolean {
-    return this.baseUrl !== null;
+    return this.baseUrl !== null || this.upload() !== undefined;
+  }
+
+  /** Largest file taken from MSN for `owner` (the upload service's limit applies to its files too). */
+  private limitFor(owner?: string): number {
+    const own = this.gw.server.config.msn.fileMaxBytes;
+    const upload = this.upload();
+    return upload && owner !== undefined && this.isLocal(owner) ? Math.min(own, upload.maxFileSize) : own;
   }
 
   private get limit(): number {
     return this.gw.server.config.msn.fileMaxBytes;
   }
 
-  /** Keeps `data` for `owner`; resolves with its URL. */
+  private isLocal(bare: string): boolean {
+    return bare.endsWith(`@${this.gw.server.config.domain}`);
+  }
+
+  /** Keeps `data` for `owner`; resolves with its URL. Refusals of the upload service (quota) are thrown. */
   async put(owner: string, filename: string, data: Buffer): Promise<string> {
+    const upload = this.upload();
+    if (upload && this.isLocal(owner)) {
+      try {
+        const stored = await upload.storeFile({
+          owner,
+          filename: safeName(filename),
+          contentType: contentTypeOf(filename),
+          size: data.length,
+          source: Readable.from([data]),
+        });
+        return stored.url;
+      } catch (err) {
+        if (!(err instanceof UploadError && err.reason === 'unavailable')) throw err;
+      }
+    }
     if (!this.baseUrl) throw new Error('no https service to serve files from');
     const name = safeName(filename);
     const id = randomBytes(18).toString('base64url');
@@ -100,8 +137,25 @@ export class GatewayFiles {
     return `${this.baseUrl}${MSN_FILES_PATH}${id}/${encodeURIComponent(name)}`;
   }
 
-  /** The bytes behind a URL this server handed out, if it still holds them. */
+  /** The bytes behind a URL this server handed out (an upload, or a file kept here), if it still holds them. */
   async read(url: string): Promise<{ filename: string; data: Buffer } | undefined> {
+    const upload = this.upload();
+    if (upload?.origin && url.startsWith(`${upload.origin}/`)) {
+      // Upload URLs end in /<id>/<filename>; find() checks both.
+      const parts = new URL(url).pathname.split('/');
+      const [id = '', name = ''] = parts.slice(-2);
+      let filename = '';
+      try {
+        filename = decodeURIComponent(name);
+      } catch {
+        return undefined;
+      }
+      const record = await upload.find(id, filename);
+      if (!record || record.size > this.limit) return undefined;
+      const chunks: Buffer[] = [];
+      for await (const chunk of upload.files.read(record.id)) chunks.push(Buffer.from(chunk as Uint8Array));
+      return { filename: record.filename, data: Buffer.concat(chunks) };
+    }
     if (!this.baseUrl || !url.startsWith(`${this.baseUrl}${MSN_FILES_PATH}`)) return undefined;
     const id = url.slice(this.baseUrl.length + MSN_FILES_PATH.length).split('/')[0] ?? '';
     const f = await this.store.get(id);
@@ -139,9 +193,10 @@ export class GatewayFiles {
   /** A contact offers the user a file. */
   async onOffer(user: string, contactJid: string, offer: FileOffer): Promise<void> {
     const tell = (text: string) => this.gw.send(el('message', { type: 'chat', from: contactJid, to: user }, el('body', null, text)));
-    if (offer.size > this.limit) {
+    const limit = this.limitFor(user);
+    if (offer.size > limit) {
       offer.decline();
-      tell(`${offer.from} wanted to send you "${offer.name}" (${offer.size} bytes), larger than this server takes over MSN (${this.limit} bytes).`);
+      tell(`${offer.from} wanted to send you "${offer.name}" (${offer.size} bytes), larger than this server takes over MSN (${limit} bytes).`);
       return;
     }
     if (!this.available) {
@@ -151,12 +206,18 @@ export class GatewayFiles {
     }
     let data: Buffer;
     try {
-      data = await offer.accept(this.limit);
+      data = await offer.accept(limit);
     } catch (err) {
       tell(`The file "${offer.name}" from ${offer.from} did not arrive: ${(err as Error).message}`);
       return;
     }
-    const url = await this.put(user, offer.name, data);
+    let url: string;
+    try {
+      url = await this.put(user, offer.name, data);
+    } catch (err) {
+      tell(`The file "${offer.name}" from ${offer.from} could not be kept: ${(err as Error).message}`);
+      return;
+    }
     this.gw.host.log.debug('msn file received', { user, contact: offer.from, bytes: data.length });
     this.gw.send(
       el(
