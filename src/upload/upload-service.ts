@@ -303,6 +303,35 @@ export class UploadService {
     }
   }
 
+  /**
+   * A stored file behind a URL this service handed out (an upload's GET URL
+   * or a `storeFile` URL), with a way to stream its bytes; null for any
+   * other URL, or a file gone or expired. For features that pass a shared
+   * file on (e.g. to an MSN contact as a file transfer).
+   */
+  async fileForUrl(url: string): Promise<(StoredFile & { read(): Readable }) | null> {
+    if (this.baseUrl === null || !url.startsWith(`${this.baseUrl}/`)) return null;
+    const m = /^([A-Za-z0-9_-]{24})\/([^/?#]+)$/.exec(url.slice(this.baseUrl.length + 1));
+    if (!m) return null;
+    let filename: string;
+    try {
+      filename = decodeURIComponent(m[2]!);
+    } catch {
+      return null;
+    }
+    const r = await this.find(m[1]!, filename);
+    if (!r || (await this.files.size(r.id)) === null) return null;
+    return {
+      id: r.id,
+      url,
+      filename: r.filename,
+      size: r.size,
+      contentType: r.contentType,
+      expires: r.expires,
+      read: () => this.files.read(r.id),
+    };
+  }
+
   // --- expiry ----------------------------------------------------------------
 
   /** Called with each file or slot the sweeper removes (tests wait on it; logs). */

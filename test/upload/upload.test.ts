@@ -330,6 +330,14 @@ describe('HTTP file upload (XEP-0363)', { timeout: 120_000 }, () => {
     assert.equal(got.status, 200);
     assert.ok(got.body.equals(bytes));
     assert.equal(got.headers['content-type'], 'image/jpeg');
+    // And back from its URL, as the transport does to pass a shared file on.
+    const found = await uploads.fileForUrl(stored.url);
+    assert.equal(found?.filename, 'from msn.jpg');
+    const chunks: Buffer[] = [];
+    for await (const c of found!.read()) chunks.push(c as Buffer);
+    assert.ok(Buffer.concat(chunks).equals(bytes));
+    assert.equal(await uploads.fileForUrl(stored.url.replace('from%20msn', 'other')), null);
+    assert.equal(await uploads.fileForUrl('https://elsewhere.example/upload/x/y'), null);
     await assert.rejects(
       uploads.storeFile({ owner: 'alice@localhost', filename: 'big', source: Readable.from([Buffer.alloc(MAX + 1)]) }),
       { reason: 'too-large' },
