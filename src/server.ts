@@ -23,7 +23,7 @@ import { trackedBackend } from './storage/tracked-backend.ts';
 import type { StorageBackend } from './storage/types.ts';
 import { Certificates } from './tls/certs.ts';
 import { VERSION } from './version.ts';
-import type { ParserLimits } from './xml/stream-parser.ts';
+import { ParseBudget, type ParserLimits } from './xml/stream-parser.ts';
 import { componentHostModules, mucHostModules, uploadHostModules, userHostModules } from './modules/index.ts';
 
 export interface ServerOptions {
@@ -39,7 +39,11 @@ export class Server implements ServerContext {
   readonly smSessions = new ResumableSessions<C2SSession>();
   readonly router: Router;
   readonly accounts: AccountStore;
+  /** Parser limits for authenticated streams, and for streams before authentication. */
   readonly parserLimits: ParserLimits;
+  readonly preAuthLimits: ParserLimits;
+  /** What all streams' unfinished stanzas hold together. */
+  readonly parseBudget: ParseBudget;
   readonly authThrottle: AuthThrottle;
   readonly startedAt = Date.now();
   readonly c2s: C2SListeners;
@@ -70,7 +74,13 @@ export class Server implements ServerContext {
     );
     this.accounts = new AccountStore(storage);
     this.router = new Router(this.hosts, this.sessions, log.child('router'));
-    this.parserLimits = { maxStanzaSize: config.limits.maxStanzaSize, maxDepth: config.limits.maxDepth };
+    this.parseBudget = new ParseBudget(limits.parserMemoryBudget);
+    this.parserLimits = { maxStanzaSize: limits.maxStanzaSize, maxDepth: limits.maxDepth, budget: this.parseBudget };
+    this.preAuthLimits = {
+      maxStanzaSize: Math.min(limits.maxStanzaSizePreAuth, limits.maxStanzaSize),
+      maxDepth: limits.maxDepth,
+      budget: this.parseBudget,
+    };
     this.c2s = new C2SListeners(this);
     this.statusSections.add('server', () => this.serverStatus());
     this.statusSections.add('sessions', () => this.sessionStatus());

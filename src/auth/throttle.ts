@@ -16,6 +16,9 @@
 // the owner out from elsewhere. IPv6 addresses count per /64, the block a
 // single host usually controls.
 import type { Logger } from '../log.ts';
+import { addressKey } from '../util/address-limit.ts';
+
+export { addressKey };
 
 export interface ThrottleLimits {
   /** Failures answered without delay (per address and per account). */
@@ -155,18 +158,4 @@ function shown(user: string | null): string {
 
 function trim(map: Map<string, unknown>): void {
   while (map.size > MAX_ENTRIES) map.delete(map.keys().next().value!);
-}
-
-/** The unit an address is counted in: the address itself, or its /64 for IPv6. */
-export function addressKey(ip: string): string {
-  if (ip.startsWith('::ffff:') && ip.includes('.')) return ip.slice(7);
-  if (!ip.includes(':')) return ip;
-  const [head = '', tail = ''] = ip.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = ip.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
-  return `${groups
-    .slice(0, 4)
-    .map((g) => Number.parseInt(g || '0', 16).toString(16))
-    .join(':')}::/64`;
 }

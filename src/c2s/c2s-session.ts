@@ -659,6 +659,7 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
         el('success', { xmlns: NS.sasl }, step.data ? Buffer.from(step.data).toString('base64') : null),
       );
       this.state = 'wait-open';
+      this.framing.setLimits(this.server.parserLimits);
       this.framing.restart();
     }
   }

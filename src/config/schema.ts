@@ -39,9 +39,17 @@ export interface Config {
   registration: { open: boolean; perIpPerHour: number };
   limits: {
     maxStanzaSize: number;
+    /** Stanza size limit before the peer has authenticated (c2s, WebSocket, s2s). */
+    maxStanzaSizePreAuth: number;
+    /** Bytes all streams' unfinished stanzas may hold together (the parse budget). */
+    parserMemoryBudget: number;
     maxDepth: number;
     authTimeout: number;
     maxConnectionsPerIp: number;
+    /** Concurrent incoming server-to-server connections per address (IPv6: per /64). */
+    maxS2SConnectionsPerIp: number;
+    /** Seconds a TLS handshake may take (direct TLS, STARTTLS, HTTPS) before the connection is dropped. */
+    tlsHandshakeTimeout: number;
     maxAuthFailures: number;
     /** Failed logins (per address, per account, across connections) answered without delay. */
     authFreeFailures: number;
@@ -247,9 +255,13 @@ export function defaultConfig(): Config {
     registration: { open: false, perIpPerHour: 5 },
     limits: {
       maxStanzaSize: 256 * 1024,
+      maxStanzaSizePreAuth: 16 * 1024,
+      parserMemoryBudget: 64 * 1024 * 1024,
       maxDepth: 32,
       authTimeout: 30,
       maxConnectionsPerIp: 32,
+      maxS2SConnectionsPerIp: 32,
+      tlsHandshakeTimeout: 10,
       maxAuthFailures: 3,
       authFreeFailures: 3,
       authMaxDelay: 10,

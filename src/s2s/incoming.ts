@@ -249,6 +249,8 @@ export class IncomingStream {
 
   private authenticate(domain: string, method: string): void {
     this.authenticated.add(domain);
+    // Stanzas may now be as large as authenticated streams allow.
+    this.framing.setLimits(this.service.server.parserLimits);
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = null;
     this.touch();

@@ -187,8 +187,10 @@ export class OutgoingStream {
 
   private attach(socket: Socket): void {
     const framing = new TcpFraming(socket, {
-      limits: this.service.server.parserLimits,
+      // We only read features and dialback answers here, never stanzas.
+      limits: this.service.server.preAuthLimits,
       tlsClient: { servername: this.remote, secureContext: this.service.tls.context(this.local) },
+      handshakeTimeout: this.service.server.config.limits.tlsHandshakeTimeout * 1000,
     });
     this.framing = framing;
     framing.setHandlers({

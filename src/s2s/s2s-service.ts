@@ -17,6 +17,7 @@ import type { Server } from '../server.ts';
 import type { Service } from '../services.ts';
 import { detached } from '../stream/inbound-context.ts';
 import { TcpFraming } from '../stream/tcp-framing.ts';
+import { ConnectionsPerAddress } from '../util/address-limit.ts';
 import { closeAll, listenAll } from '../util/listen.ts';
 import { clone, type Element } from '../xml/element.ts';
 import { DialbackKeys } from './dialback-keys.ts';
@@ -37,6 +38,8 @@ export class S2SService implements Service, RemoteRoute {
   readonly links = new Map<string, OutgoingStream>();
   private readonly verifiers = new Map<string, OutgoingStream>();
   private readonly listeners: NetServer[] = [];
+  /** Incoming connections per address, counted from the TCP accept (before TLS). */
+  private readonly perAddress = new ConnectionsPerAddress(() => this.server.config.limits.maxS2SConnectionsPerIp);
   private stopped = false;
 
   constructor(readonly server: Server) {
@@ -57,7 +60,7 @@ export class S2SService implements Service, RemoteRoute {
     this.keys = await DialbackKeys.load(this.server.storage);
     if (config.s2s.port !== false) {
       const bound = await listenAll(
-        () => createTcpServer((s) => this.accept(s)),
+        () => createTcpServer((s) => this.accept(s, this.perAddress.admit(s))),
         config.s2s.port,
         config.listen,
       );
@@ -72,10 +75,16 @@ export class S2SService implements Service, RemoteRoute {
             requestCert: true,
             rejectUnauthorized: false, // an unverified peer may still use dialback
             ALPNProtocols: ['xmpp-server'],
+            handshakeTimeout: config.limits.tlsHandshakeTimeout * 1000,
           },
-          (socket) => this.accept(socket),
+          (socket) => this.accept(socket, true),
         );
-        s.on('tlsClientError', () => {});
+        s.on('connection', (raw: Socket) => {
+          if (!this.perAddress.admit(raw)) raw.destroy();
+        });
+        // A failed or timed-out handshake: Node reports it here but leaves the
+        // connection open (measured), so it is closed here.
+        s.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
         this.server.certs.onReload(() => s.setSecureContext(this.tls.serverOptions(config.domain)));
         return s;
       };
@@ -91,16 +100,18 @@ export class S2SService implements Service, RemoteRoute {
     });
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, withinLimit: boolean): void {
     socket.setKeepAlive(true, 60_000);
     const framing = new TcpFraming(socket, {
-      limits: this.server.parserLimits,
+      limits: this.server.preAuthLimits,
       secureContext: this.tls.context(this.server.config.domain),
       requestCert: true,
+      handshakeTimeout: this.server.config.limits.tlsHandshakeTimeout * 1000,
     });
     const stream = new IncomingStream(this, framing, (s) => this.incoming.delete(s));
     this.incoming.add(stream);
     if (this.stopped) stream.close('system-shutdown');
+    else if (!withinLimit) stream.close('policy-violation', 'too many connections from your address');
   }
 
   /** RemoteRoute: a stanza from one of our domains to a remote domain. */

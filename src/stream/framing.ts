@@ -51,6 +51,8 @@ export interface Framing {
    * Transports with keepalives of their own (WebSocket ping) leave it out.
    */
   keepalive?(): void;
+  /** Changes the parser limits (pre-authentication → authenticated). */
+  setLimits(limits: import('../xml/stream-parser.ts').ParserLimits): void;
   /** Stops reading input (backpressure: a stream this one feeds is full). */
   pause?(): void;
   resume?(): void;

@@ -15,6 +15,8 @@ export interface TcpFramingOptions {
   tlsClient?: { servername: string; secureContext: SecureContext };
   /** Request (but do not require) a client certificate on STARTTLS. */
   requestCert?: boolean;
+  /** Milliseconds a STARTTLS handshake may take before the connection is dropped. */
+  handshakeTimeout?: number;
 }
 
 export class TcpFraming implements Framing {
@@ -27,6 +29,8 @@ export class TcpFraming implements Framing {
   private tlsActive: boolean;
   lastWrite = Date.now();
   private pending: string[] | null = null;
+  /** Set after bad input: the peer's close will never be read, so ours does not wait for it. */
+  private inputAbandoned = false;
 
   constructor(
     socket: Socket,
@@ -39,7 +43,13 @@ export class TcpFraming implements Framing {
       open: (name, attrs) => this.handlers?.open(attrs, name),
       stanza: (el) => this.handlers?.stanza(el),
       close: () => this.handlers?.close(),
-      error: (c, t) => this.handlers?.error(c, t),
+      error: (c, t) => {
+        // The stream is over: nothing more from this peer is worth reading
+        // (or decrypting) while the stream error goes out.
+        this.inputAbandoned = true;
+        this.socket.pause();
+        this.handlers?.error(c, t);
+      },
     });
     this.attach(socket);
   }
@@ -74,6 +84,7 @@ export class TcpFraming implements Framing {
   private end(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.parser.release();
     this.handlers?.end(reason);
   }
 
@@ -130,7 +141,9 @@ export class TcpFraming implements Framing {
     if (this.closed) return;
     this.write('</stream:stream>');
     this.flush(this.socket);
-    this.socket.end();
+    const socket = this.socket;
+    if (this.inputAbandoned) socket.once('finish', () => socket.destroy());
+    socket.end();
     // A peer that never closes its side must not hold the socket forever.
     setTimeout(() => this.socket.destroy(), 5000).unref();
   }
@@ -161,11 +174,24 @@ export class TcpFraming implements Framing {
     this.parser.reset();
     let settled = false;
     const ready = this.options.tlsClient ? 'secureConnect' : 'secure';
+    // A peer that asks for TLS and then never completes it must not hold the connection.
+    const timer = this.options.handshakeTimeout
+      ? setTimeout(() => {
+          if (settled) return;
+          settled = true;
+          tls.destroy();
+          done(new Error('TLS handshake timed out'));
+        }, this.options.handshakeTimeout)
+      : null;
+    timer?.unref();
     tls.once(ready, () => {
+      if (timer) clearTimeout(timer);
+      if (settled) return;
       settled = true;
       done();
     });
     tls.once('error', (err) => {
+      if (timer) clearTimeout(timer);
       if (!settled) {
         settled = true;
         done(err);
@@ -176,6 +202,10 @@ export class TcpFraming implements Framing {
 
   restart(): void {
     this.parser.reset();
+  }
+
+  setLimits(limits: ParserLimits): void {
+    this.parser.setLimits(limits);
   }
 
   pause(): void {

@@ -25,6 +25,7 @@ import type { Logger } from '../log.ts';
 import type { Server } from '../server.ts';
 import type { Service } from '../services.ts';
 import { uploadServiceOf } from '../upload/upload-service.ts';
+import { ConnectionsPerAddress } from '../util/address-limit.ts';
 import { closeAll, listenAll } from '../util/listen.ts';
 import { hostMetaJson, hostMetaXml, requestHostname, WEBSOCKET_PATH, websocketUrls } from './host-meta.ts';
 import { type ClientAddress, clientAddress, plainIp } from './client-address.ts';
@@ -90,6 +91,13 @@ export class HttpService implements Service {
   private readonly sockets = new Set<WebSocket>();
   private readonly awaitingPong = new WeakSet<WebSocket>();
   private readonly perIp = new Map<string, number>();
+  /**
+   * Every HTTP(S) connection per address, counted from the TCP accept, so
+   * TLS handshakes that never finish and idle keep-alives count too. Twice
+   * the WebSocket limit: a browser holds page connections beside its
+   * WebSockets, and an address at its WebSocket limit still gets its 429.
+   */
+  private readonly connections = new ConnectionsPerAddress(() => 2 * this.server.config.limits.maxConnectionsPerIp);
   // Until the ports are known, only clients without an Origin get in.
   private origins = new OriginPolicy('', [], { http: null, https: null }, []);
   private converse: StaticFiles | null = null;
@@ -132,10 +140,14 @@ export class HttpService implements Service {
     }
     if (config.https.port !== false) {
       const make = () => {
-        const s = createHttpsServer(this.server.certs.serverOptions());
+        const s = createHttpsServer({
+          ...this.server.certs.serverOptions(),
+          handshakeTimeout: this.server.config.limits.tlsHandshakeTimeout * 1000,
+        });
         this.server.certs.onReload(() => s.setSecureContext(this.server.certs.serverOptions()));
-        // A failed handshake must not become an unhandled error.
-        s.on('tlsClientError', () => {});
+        // A failed or timed-out handshake: Node reports it here but leaves the
+        // connection open (measured), so it is closed here.
+        s.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
         this.attach(s, true);
         this.httpServers.push(s);
         // TLS-ALPN-01 validations are answered in front of the https server.
@@ -155,6 +167,9 @@ export class HttpService implements Service {
   }
 
   private attach<S extends ReturnType<typeof createHttpServer>>(s: S, secure: boolean): S {
+    s.on('connection', (socket: Socket) => {
+      if (!this.connections.admit(socket)) socket.destroy();
+    });
     s.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.onRequest(req, res, secure).catch((err) => {
         // The path only: a query may carry an upload token.
@@ -228,7 +243,7 @@ export class HttpService implements Service {
     this.sockets.add(ws);
     ws.on('pong', () => this.awaitingPong.delete(ws));
     ws.on('close', () => this.sockets.delete(ws));
-    const framing = new WsFraming(ws, ip, secure, this.server.parserLimits, secureAlternative);
+    const framing = new WsFraming(ws, ip, secure, this.server.preAuthLimits, secureAlternative);
     const session = new C2SSession(this.server, framing, (s) => this.sessions.delete(s));
     this.sessions.add(session);
   }

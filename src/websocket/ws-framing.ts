@@ -32,7 +32,7 @@ export class WsFraming implements Framing {
     private readonly ws: WebSocket,
     readonly remoteAddress: string,
     readonly secure: boolean,
-    private readonly limits: ParserLimits,
+    private limits: ParserLimits,
     readonly secureAlternative?: string,
   ) {
     this.parser = new XmlStreamParser(limits, {
@@ -91,6 +91,7 @@ export class WsFraming implements Framing {
   private end(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.parser.release();
     this.handlers?.end(reason);
   }
 
@@ -142,6 +143,11 @@ export class WsFraming implements Framing {
   restart(): void {
     // Each message is parsed on its own, so a restart needs no parser reset:
     // the client simply sends a new <open/>.
+  }
+
+  setLimits(limits: ParserLimits): void {
+    this.limits = limits;
+    this.parser.setLimits(limits);
   }
 
   pause(): void {

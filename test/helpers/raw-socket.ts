@@ -87,7 +87,8 @@ export class RawSocket {
 
   /** Waits for the socket to close. */
   waitClosed(ms = 5000): Promise<void> {
-    return this.waitFor(/$^/, ms).then(
+    // (?!) never matches: this waits for the close itself, whatever the input.
+    return this.waitFor(/(?!)/, ms).then(
       () => undefined,
       (err: Error) => {
         if (this.closed) return;
@@ -118,8 +119,8 @@ export const streamHeader = (to = 'localhost') =>
   `<?xml version='1.0'?><stream:stream to='${to}' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
 
 /** Opens a stream and upgrades it with STARTTLS: a secured, unauthenticated stream and its features. */
-export async function securedStream(port: number): Promise<{ s: RawSocket; features: string }> {
-  const s = await RawSocket.connect(port);
+export async function securedStream(port: number, localAddress?: string): Promise<{ s: RawSocket; features: string }> {
+  const s = localAddress ? await RawSocket.connectFrom(port, localAddress) : await RawSocket.connect(port);
   s.write(streamHeader());
   await s.waitFor(/<\/stream:features>/);
   s.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
@@ -131,8 +132,14 @@ export async function securedStream(port: number): Promise<{ s: RawSocket; featu
 }
 
 /** Opens a stream, STARTTLS, PLAIN auth, bind: a logged-in raw client. */
-export async function rawLogin(port: number, user: string, password: string, resource = 'raw'): Promise<RawSocket> {
-  const { s } = await securedStream(port);
+export async function rawLogin(
+  port: number,
+  user: string,
+  password: string,
+  resource = 'raw',
+  localAddress?: string,
+): Promise<RawSocket> {
+  const { s } = await securedStream(port, localAddress);
   const auth = Buffer.from(`\0${user}\0${password}`).toString('base64');
   s.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${auth}</auth>`);
   await s.waitFor(/<success/);
