@@ -51,10 +51,11 @@ describe('durability: acknowledged offline messages across kill -9', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it(`loses no acknowledged message in ${ROUNDS} rounds`, async () => {
-    const acknowledged = new Set<string>();
-    let sentTotal = 0;
-    for (let round = 0; round < ROUNDS; round++) {
+  // One test per round (each well inside the per-test timeout on a loaded
+  // machine); what was acknowledged accumulates across rounds.
+  const acknowledged = new Set<string>();
+  for (let round = 0; round < ROUNDS; round++) {
+    it(`round ${round + 1} of ${ROUNDS}: every acknowledged message is in the store after kill -9`, async () => {
       const started = await startCli(['--config', config]);
       child = started.child;
       const port = Number(/c2s=(\d+)/.exec(started.output())![1]);
@@ -97,7 +98,6 @@ describe('durability: acknowledged offline messages across kill -9', () => {
       });
       await exited(child);
       alice.destroy();
-      sentTotal += next;
       // Read the store as the next start would find it.
       const backend = await LevelBackend.open(join(dir, 'storage'));
       const stored = new Set(
@@ -106,7 +106,11 @@ describe('durability: acknowledged offline messages across kill -9', () => {
       await backend.close();
       const lost = [...acknowledged].filter((id) => !stored.has(id));
       assert.deepEqual(lost, [], `round ${round}: acknowledged messages missing from the store after kill -9`);
-    }
-    assert.ok(acknowledged.size >= ROUNDS * 60, `enough acknowledged messages (${acknowledged.size} of ${sentTotal})`);
+      assert.ok(stored.size >= acknowledged.size, 'the store holds at least every acknowledged message');
+    });
+  }
+
+  it('acknowledged enough messages to mean something', () => {
+    assert.ok(acknowledged.size >= ROUNDS * 60, `${acknowledged.size} acknowledged messages`);
   });
 });

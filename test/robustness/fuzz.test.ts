@@ -20,6 +20,7 @@ import { assertCleanLogs, assertStillServing, nextId, Peer, witnesses } from './
 // Fixed by default; FUZZ_SEED=n explores other inputs (a failure names its seed).
 const SEED = Number(process.env.FUZZ_SEED ?? 0x6a6266);
 const MUTATIONS = 500;
+const MIN_MUTATIONS = 100;
 const TIME_BUDGET_MS = 8000;
 
 /** mulberry32: a tiny seeded PRNG, so every run sends the same bytes. */
@@ -191,7 +192,8 @@ describe('robustness: fuzzed stanzas', () => {
       peers.push(peer);
     };
     let done = 0;
-    for (; done < MUTATIONS && Date.now() - started < TIME_BUDGET_MS; done++) {
+    // At least MIN_MUTATIONS whatever the machine's speed, then as many as the time budget allows.
+    for (; done < MUTATIONS && (done < MIN_MUTATIONS || Date.now() - started < TIME_BUDGET_MS); done++) {
       const template = CORPUS[Math.floor(rand() * CORPUS.length)]!;
       const valid = template.replaceAll('{id}', nextId()).replaceAll('{carol}', carol.jid);
       const { bytes } = mutate(rand, valid);
@@ -236,8 +238,6 @@ describe('robustness: fuzzed stanzas', () => {
       peer.stanzas.length = 0;
       if (done % 100 === 99) await assertStillServing(ts, w);
     }
-    // A loaded machine (the suite runs beside other work) gets through fewer.
-    assert.ok(done >= 100, `only ${done} mutations ran in the time budget`);
     // Each kind of outcome was exercised.
     assert.ok(tally.complete > 20 && tally.broken > 20 && tally.open > 0, JSON.stringify(tally));
 
