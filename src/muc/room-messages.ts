@@ -6,6 +6,7 @@
 import { Jid } from '../jid/jid.ts';
 import { type Element, el } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
+import { buildForm, type DataForm, findForm, parseBoolean } from '../xml/data-form.ts';
 import { NS } from '../xml/namespaces.ts';
 import type { Occupant } from './occupant.ts';
 import { affiliationRank, roleRank } from './permissions.ts';
@@ -33,8 +34,50 @@ export async function roomMessage(
     const invites = x.getChildren('invite');
     if (invites.length) return invite(room, from, invites, x.getChildText('password'), invitees);
   }
+  const form = type !== 'groupchat' ? findForm(stanza) : undefined;
+  if (form?.formType === NS.mucRequest) return voiceRequest(room, from, form);
   if (type !== 'groupchat') throw new StanzaError('bad-request', 'messages to a room are of type groupchat');
   groupchat(room, from, stanza);
+}
+
+/**
+ * §7.13 and §8.6: a visitor asks for voice with a muc#request form; the
+ * room passes it to the moderators as an approval form, and a moderator's
+ * submitted approval grants it. One request per visitor is passed on until
+ * their role changes, so asking again does not flood the moderators.
+ */
+function voiceRequest(room: Room, from: Jid, form: DataForm): void {
+  const sender = room.occupantOf(from.toString());
+  if (!sender) throw new StanzaError('not-acceptable', 'you are not in this room');
+  const value = (name: string) => form.fields.get(name)?.values[0];
+  if (form.fields.has('muc#request_allow')) {
+    if (sender.role !== 'moderator')
+      throw new StanzaError('forbidden', 'only moderators approve voice requests');
+    if (parseBoolean(value('muc#request_allow')) !== true) return;
+    const nick = value('muc#roomnick');
+    const target = nick !== undefined ? room.occupants.get(nick) : undefined;
+    if (!target) throw new StanzaError('item-not-found', `nobody is called ${nick ?? ''} in this room`);
+    if (target.role === 'visitor') room.setRole(target, 'participant', sender.nick);
+    return;
+  }
+  if (value('muc#role') !== 'participant')
+    throw new StanzaError('bad-request', 'a voice request asks for the participant role');
+  if (sender.role !== 'visitor' || room.voiceRequested.has(sender)) return;
+  room.voiceRequested.add(sender);
+  const approval = el(
+    'message',
+    { from: room.jid },
+    buildForm('form', NS.mucRequest, [
+      { var: 'muc#role', type: 'list-single', label: 'Requested role', values: ['participant'] },
+      { var: 'muc#jid', type: 'jid-single', label: 'User ID', values: [sender.primary] },
+      { var: 'muc#roomnick', type: 'text-single', label: 'Room Nickname', values: [sender.nick] },
+      { var: 'muc#request_allow', type: 'boolean', label: 'Grant voice to this person?', values: ['false'] },
+    ]),
+    el('body', null, `${sender.nick} asks for voice in ${room.jid}`),
+  );
+  for (const occupant of room.occupants.values()) {
+    if (occupant.role === 'moderator') room.sendToOccupant(occupant, approval);
+  }
 }
 
 function groupchat(room: Room, from: Jid, stanza: Element): void {

@@ -78,6 +78,8 @@ export class Room {
   readonly occupants = new Map<string, Occupant>();
   /** Real full JID → occupant. */
   private readonly bySession = new Map<string, Occupant>();
+  /** Visitors whose voice request went to the moderators (until their role changes or they leave). */
+  readonly voiceRequested = new Set<Occupant>();
   destroyedAlready = false;
 
   constructor(
@@ -287,6 +289,7 @@ export class Room {
     this.bySession.delete(session);
     if (occupant.sessions.size > 0) return false;
     this.occupants.delete(occupant.nick);
+    this.voiceRequested.delete(occupant);
     return true;
   }
 
@@ -297,6 +300,7 @@ export class Room {
     this.sendToOccupant(occupant, this.occupantPresence(occupant, occupant, { unavailable: notice }));
     for (const session of [...occupant.sessions.keys()]) this.bySession.delete(session);
     this.occupants.delete(occupant.nick);
+    this.voiceRequested.delete(occupant);
     for (const other of this.occupants.values()) {
       this.sendToOccupant(other, this.occupantPresence(occupant, other, { unavailable: notice }));
     }
@@ -319,6 +323,7 @@ export class Room {
 
   /** Sets an occupant's role; `none` removes it (kick, §8.2). */
   setRole(occupant: Occupant, role: Role, actor?: string, reason?: string): void {
+    this.voiceRequested.delete(occupant);
     if (role === 'none') {
       this.removeOccupant(occupant, { codes: [STATUS.kicked], actor, reason });
       return;
@@ -336,6 +341,7 @@ export class Room {
     if (affiliation === 'none') this.affiliations.delete(bare);
     else this.affiliations.set(bare, { affiliation, reason: reason || undefined });
     for (const occupant of this.occupantsOf(bare)) {
+      this.voiceRequested.delete(occupant);
       if (affiliation === 'outcast') {
         this.removeOccupant(occupant, { codes: [STATUS.banned], actor, reason });
       } else if (affiliation === 'none' && this.config.membersOnly) {
@@ -384,6 +390,7 @@ export class Room {
     }
     this.occupants.clear();
     this.bySession.clear();
+    this.voiceRequested.clear();
     this.history.clear();
     this.ctx.destroyed(this);
   }

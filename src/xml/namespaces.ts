@@ -40,6 +40,7 @@ export const NS = {
   mucOwner: 'http://jabber.org/protocol/muc#owner',
   mucRoomConfig: 'http://jabber.org/protocol/muc#roomconfig',
   mucRoomInfo: 'http://jabber.org/protocol/muc#roominfo',
+  mucRequest: 'http://jabber.org/protocol/muc#request',
   mucSelfPing: 'http://jabber.org/protocol/muc#self-ping-optimization',
   mucStableId: 'http://jabber.org/protocol/muc#stable_id',
   occupantId: 'urn:xmpp:occupant-id:0',

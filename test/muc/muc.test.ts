@@ -433,6 +433,66 @@ describe('multi-user chat', () => {
     await groupchat(bob, 'stage', 'may I?');
     const silenced = await bob.waitFor((s) => s.is('message') && s.attrs.type === 'error', 'no voice');
     assert.equal(errorCondition(silenced), 'forbidden');
+    // Bob asks for voice (§7.13): Alice, the moderator, gets an approval form and approves it.
+    const request = (extra: Stanza[] = []) =>
+      xml(
+        'message',
+        { to: roomJid('stage') },
+        xml(
+          'x',
+          { xmlns: 'jabber:x:data', type: 'submit' },
+          xml('field', { var: 'FORM_TYPE' }, xml('value', {}, `${MUC}#request`)),
+          xml('field', { var: 'muc#role' }, xml('value', {}, 'participant')),
+          ...extra,
+        ),
+      );
+    await bob.send(request());
+    const approval = await alice.waitFor(
+      (s) => s.is('message') && s.getChild('x', 'jabber:x:data')?.attrs.type === 'form',
+      'voice approval form',
+    );
+    const fields = Object.fromEntries(
+      approval
+        .getChild('x', 'jabber:x:data')
+        .getChildren('field')
+        .map((f: Stanza) => [f.attrs.var, f.getChildText('value')]),
+    );
+    assert.equal(fields['muc#roomnick'], 'Bob');
+    assert.equal(fields['muc#jid'], bob.jid);
+    // Bob cannot approve his own request.
+    await bob.send(
+      request([
+        xml('field', { var: 'muc#roomnick' }, xml('value', {}, 'Bob')),
+        xml('field', { var: 'muc#request_allow' }, xml('value', {}, 'true')),
+      ]),
+    );
+    const notModerator = await bob.waitFor(
+      (s) => s.is('message') && s.attrs.type === 'error',
+      'approval refused',
+    );
+    assert.equal(errorCondition(notModerator), 'forbidden');
+    await alice.send(
+      request([
+        xml('field', { var: 'muc#roomnick' }, xml('value', {}, 'Bob')),
+        xml('field', { var: 'muc#request_allow' }, xml('value', {}, 'true')),
+      ]),
+    );
+    await bob.waitFor(
+      (s) => s.is('presence') && s.attrs.from === roomJid('stage', 'Bob') && item(s).role === 'participant',
+      'voice granted on request',
+    );
+    // Revoked and granted again with admin iqs.
+    const revoke = await iq(
+      alice,
+      'set',
+      roomJid('stage'),
+      xml('query', { xmlns: MUC_ADMIN }, xml('item', { nick: 'Bob', role: 'visitor' })),
+    );
+    assert.equal(revoke.attrs.type, 'result');
+    await bob.waitFor(
+      (s) => s.is('presence') && s.attrs.from === roomJid('stage', 'Bob') && item(s).role === 'visitor',
+      'voice revoked',
+    );
     const voice = await iq(
       alice,
       'set',
@@ -966,9 +1026,17 @@ describe('multi-user chat turned off', () => {
       const alice = await connect({ port: ts.port, username: 'alice', password: 'pw', resource: 'off' });
       try {
         const items = await iq(alice, 'get', 'localhost', xml('query', { xmlns: DISCO_ITEMS }));
-        assert.ok(!items.getChild('query').getChildren('item').some((i: Stanza) => i.attrs.jid === SERVICE));
+        assert.ok(
+          !items
+            .getChild('query')
+            .getChildren('item')
+            .some((i: Stanza) => i.attrs.jid === SERVICE),
+        );
         await alice.send(xml('presence', { to: roomJid('any', 'Alice') }, xml('x', { xmlns: MUC })));
-        const err = await alice.waitFor((s) => s.is('presence') && s.attrs.type === 'error', 'no such server');
+        const err = await alice.waitFor(
+          (s) => s.is('presence') && s.attrs.type === 'error',
+          'no such server',
+        );
         assert.equal(errorCondition(err), 'remote-server-not-found');
       } finally {
         await alice.stop();
