@@ -13,6 +13,7 @@ import { PromptError } from './cli/password-prompt.ts';
 import { servedDomains } from './config/domains.ts';
 import { buildConfig, ConfigError, loadConfigFile } from './config/load.ts';
 import type { Config } from './config/schema.ts';
+import { insideExecutable } from './runtime/bundled-assets.ts';
 import { S2SService } from './s2s/s2s-service.ts';
 import { Server } from './server.ts';
 import { certInfo } from './tls/certs.ts';
@@ -66,6 +67,8 @@ function loadConfig(file: string | null): Config {
 
 /** How the person at the terminal runs us, for the hints we print. */
 function cliName(): string {
+  // The single executable, as it was typed ("./jabberfly", "/usr/local/bin/jabberfly").
+  if (insideExecutable()) return process.argv0;
   if (process.env.npm_lifecycle_event || process.env.npm_execpath) return 'npx jabberfly';
   return 'jabberfly';
 }

@@ -119,6 +119,8 @@ describe('single executable', { timeout: 300_000 }, () => {
       server!.once('exit', (code) => reject(new Error(`exited with ${code}: ${output}`)));
     });
     assert.doesNotMatch(output, /Warning/);
+    // The first step names the executable as it was run.
+    assert.ok(output.includes(`${exe} adduser alice@localhost`), output);
     const added = await run(exe, ['adduser', 'juliet@localhost', '--password', 'pw'], { cwd: folder, env });
     assert.equal(added.code, 0, added.stderr);
     const https = Number(/web client +https:\/\/localhost:(\d+)\//.exec(output)![1]);
