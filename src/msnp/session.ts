@@ -33,6 +33,7 @@ import type {
   MsnSessionEvents,
   MsnSessionOptions,
   MsnSessionState,
+  MsnStatus,
   MsnTimeouts,
   SettableStatus,
 } from './types.ts';
@@ -159,6 +160,11 @@ export class MsnSession extends EventEmitter<MsnSessionEvents> {
 
   get groups(): MsnGroup[] {
     return this.lists.groupSnapshot();
+  }
+
+  /** A contact's status without copying the whole contact (hot path: every message sent). */
+  contactStatus(email: string): MsnStatus | undefined {
+    return this.core.contacts.get(email.toLowerCase())?.status;
   }
 
   getContact(email: string): MsnContact | undefined {

@@ -59,8 +59,7 @@ export async function onContactMessage(gw: MsnGateway, e: StanzaEvent): Promise<
  * when delivered live, false when left offline; a failure is a StanzaError.
  */
 async function sendText(msn: MsnSession, email: string, body: string): Promise<boolean> {
-  const known = msn.getContact(email);
-  if (known?.status === 'FLN' && msn.offlineMessagesSupported) {
+  if (msn.contactStatus(email) === 'FLN' && msn.offlineMessagesSupported) {
     await leaveOffline(msn, email, body);
     return false;
   }
