@@ -5,6 +5,7 @@ import type { Host } from '../host/host.ts';
 import type { Jid } from '../jid/jid.ts';
 import type { Logger } from '../log.ts';
 import { MucRoomStore } from '../storage/muc-rooms.ts';
+import { detached } from '../stream/inbound-context.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import type { Element } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
@@ -52,8 +53,16 @@ export class MucService implements RoomContext, InviteeCheck {
     if (this.rooms.size) this.log.info('persistent rooms loaded', { rooms: this.rooms.size });
   }
 
+  /**
+   * Sends from the room, outside the inbound context of whichever stanza
+   * made the room speak: a slow occupant's full queue must not pause the
+   * sender's stream (backpressure would let one occupant that stops reading
+   * stall everyone who speaks in its rooms); a slow consumer is dealt with
+   * on its own (closed at its queue limits). Durability is unaffected: each
+   * session holds its own output until its own stanzas' storage work is done.
+   */
   route(stanza: Element): void {
-    this.host.server.router.route(stanza);
+    detached(() => this.host.server.router.route(stanza));
   }
 
   /** Whether a JID belongs to a user of this server (not a remote user, not a gateway contact). */
