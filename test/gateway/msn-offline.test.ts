@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
+import { msnGatewayOf } from '../../src/gateway/msn/gateway.ts';
 import { msnTransportStatus } from '../../src/gateway/msn/status.ts';
 import type { MsnSession } from '../../src/msnp/index.ts';
 import type { TestClient } from '../helpers/xmpp-client.ts';
@@ -110,6 +111,24 @@ describe('MSN transport on MSNP18: offline messages and the address book', () =>
     assert.equal(err.attrs.id, 'loud', 'the quiet one failed silently');
     assert.ok(err.getChild('error').getChild('recipient-unavailable', 'urn:ietf:params:xml:ns:xmpp-stanzas'));
     assert.match(err.getChild('error').getChildText('text', 'urn:ietf:params:xml:ns:xmpp-stanzas') ?? '', /did not keep the message/);
+  });
+
+  it('stays signed in when the user also signs in to MSN elsewhere (MPOP), and shows the other endpoint', async () => {
+    const mine = msnGatewayOf(world.ts.server)!.sessions.get('juliet@localhost')!.msn;
+    const status = () => msnTransportStatus(world.ts.server)?.users.find((x) => x.user === 'juliet@localhost');
+    // First the endpoint itself, then (once it sent UUX) its name.
+    const seen = nextEvent(mine, 'endpoints', (e) => e.endpoints.length === 1 && e.endpoints[0]?.name === 'jabberfly');
+    const elsewhere = await world.buddy('alice@hotmail.com', 'alicepw');
+    await seen;
+    // (The gateway's own listener ran first: the status already says so.)
+    assert.deepEqual(status()?.otherEndpoints, ['jabberfly']);
+    assert.equal(status()?.state, 'online');
+    assert.equal(mine.connected, true);
+    assert.equal(juliet.received.some((s) => /another place/.test(s.getChildText('body') ?? '')), false);
+    const gone = nextEvent(mine, 'endpoints', (e) => e.endpoints.length === 0);
+    await elsewhere.logout();
+    await gone;
+    assert.deepEqual(status()?.otherEndpoints, []);
   });
 
   it('keeps the contact list in the address book: subscribe, an add request, approval, unsubscribe', async () => {
