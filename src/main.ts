@@ -9,6 +9,7 @@ import { runAdminCommand } from './cli/admin-commands.ts';
 import { banner } from './cli/banner.ts';
 import { certImport } from './cli/cert-import.ts';
 import { runCheck } from './cli/check.ts';
+import { MigrateError, migrateStorage } from './cli/migrate-storage.ts';
 import { PromptError } from './cli/password-prompt.ts';
 import { servedDomains } from './config/domains.ts';
 import { buildConfig, ConfigError, loadConfigFile } from './config/load.ts';
@@ -33,6 +34,10 @@ Usage:
   jabberfly kick JID                  disconnect a user (bare JID) or one session (full JID)
   jabberfly check                     check configuration, certificates, DNS, ports and store (exit 1 on problems)
   jabberfly cert import DIR...        take certificates from certbot (e.g. /etc/letsencrypt/live) or another ACME client
+  jabberfly migrate-storage --from level --to postgres
+                                      copy every store to the other backend and verify the counts
+                                      (server stopped; LevelDB at storage.path or --path,
+                                      PostgreSQL at storage.url or --url)
   jabberfly transport --component HOST:PORT --secret S --domain msn.example.org
                                       run only the MSN transport, as an XEP-0114 component of
                                       another server (Prosody, ejabberd); see docs/transport.md
@@ -50,7 +55,9 @@ Options:
   --component HOST:PORT    transport: the server's component port (or transport.component)
   --secret S               transport: the component secret (or $JABBERFLY_COMPONENT_SECRET,
                            or transport.secret: both keep it out of 'ps')
-  --domain D               transport: its domain, e.g. msn.example.org (or msn.domain)`;
+  --domain D               transport: its domain, e.g. msn.example.org (or msn.domain)
+  --from, --to KIND        migrate-storage: level or postgres
+  --path DIR, --url URL    migrate-storage: the LevelDB folder and the postgres:// URL`;
 
 class CliError extends Error {}
 
@@ -87,6 +94,10 @@ async function main(argv: string[]): Promise<number> {
       component: { type: 'string' },
       secret: { type: 'string' },
       domain: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      path: { type: 'string' },
+      url: { type: 'string' },
     },
   });
   const [command, arg, ...rest] = positionals;
@@ -128,6 +139,8 @@ async function main(argv: string[]): Promise<number> {
         json: values.json,
         print: (line) => console.log(line),
       });
+    case 'migrate-storage':
+      return migrateStorage(config, { from: values.from, to: values.to, path: values.path, url: values.url, print: (line) => console.log(line) });
     case 'cert':
       if (arg !== 'import') throw new CliError(`unknown cert command '${arg ?? ''}' (jabberfly cert import DIR)`);
       return certImport(config, rest, (line) => console.log(line));
@@ -211,6 +224,7 @@ main(process.argv.slice(2)).then(
       err instanceof ConfigError ||
       err instanceof AdminError ||
       err instanceof PromptError ||
+      err instanceof MigrateError ||
       (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     console.error(`jabberfly: ${known ? (err as Error).message : ((err as Error).message ?? err)}`);
     process.exit(1);

@@ -18,7 +18,7 @@ import type { C2SSession } from './c2s/c2s-session.ts';
 import { ResumableSessions } from './c2s/stream-management.ts';
 import { serviceFactories, type Service } from './services.ts';
 import { AccountStore } from './storage/accounts.ts';
-import { LevelBackend } from './storage/level.ts';
+import { openBackend } from './storage/open.ts';
 import { trackedBackend } from './storage/tracked-backend.ts';
 import type { StorageBackend } from './storage/types.ts';
 import { Certificates } from './tls/certs.ts';
@@ -91,7 +91,7 @@ export class Server implements ServerContext {
     const log = new Logger(config.log.level, 'server', options.logSink);
     // Every operation counts toward the durability barrier of the client
     // stanza that caused it (storage/durability.ts).
-    const storage = trackedBackend(await LevelBackend.open(config.storage.path, config.storage.sync));
+    const storage = trackedBackend(await openBackend(config.storage, log.child('storage')));
     let server: Server | undefined;
     try {
       const alt = servedDomains(config).slice(1);

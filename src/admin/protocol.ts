@@ -40,9 +40,15 @@ export type AdminResponse = { ok: true; result: unknown } | { ok: false; error: 
 /** Longest request line accepted (a password is at most a few KiB). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
-/** Where the admin socket lives: admin.socket, or admin.sock in the store's folder. */
+/**
+ * Where the admin socket lives: admin.socket, or admin.sock in the store's
+ * folder; a cluster node's is named after the node (workers on one machine
+ * share the folder), admin-<node>.sock.
+ */
 export function adminSocketPath(config: Config): string {
-  return resolve(config.admin.socket || join(config.storage.path, 'admin.sock'));
+  if (config.admin.socket) return resolve(config.admin.socket);
+  const name = config.cluster.redis && config.cluster.node ? `admin-${config.cluster.node}.sock` : 'admin.sock';
+  return resolve(join(config.storage.path, name));
 }
 
 /** Linux refuses longer Unix socket paths (sun_path is 108 bytes with its NUL). */

@@ -10,10 +10,7 @@ const STORE = 'server-secrets';
 /** The secret named `name`, created (32 random bytes) when missing. */
 export async function loadServerSecret(storage: StorageBackend, name: string): Promise<Buffer> {
   const kv = storage.keyValue<string>(STORE);
-  let hex = await kv.get(name);
-  if (!hex) {
-    hex = randomBytes(32).toString('hex');
-    await kv.set(name, hex);
-  }
+  // `add`: cluster nodes starting together on a fresh database agree on one secret.
+  const hex = (await kv.get(name)) ?? (await kv.add(name, randomBytes(32).toString('hex')));
   return Buffer.from(hex, 'hex');
 }

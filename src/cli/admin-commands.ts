@@ -17,7 +17,9 @@ import { type AdminRequest, type AdminResults, adminSocketPath } from '../admin/
 import type { StatusValue } from '../admin/status-sections.ts';
 import type { Config } from '../config/schema.ts';
 import { AccountStore } from '../storage/accounts.ts';
-import { LevelBackend, StorageLockedError } from '../storage/level.ts';
+import { StorageLockedError } from '../storage/level.ts';
+import { openBackend } from '../storage/open.ts';
+import type { StorageBackend } from '../storage/types.ts';
 import { readNewPassword } from './password-prompt.ts';
 
 /** Exit code of `status` when no server runs (as systemctl and LSB scripts). */
@@ -115,9 +117,9 @@ async function call<Op extends 'adduser' | 'passwd' | 'deluser' | 'users'>(
       const live = await adminCall(path, req);
       if (live !== null) return live;
     }
-    let backend: LevelBackend;
+    let backend: StorageBackend;
     try {
-      backend = await LevelBackend.open(config.storage.path, config.storage.sync);
+      backend = await openBackend(config.storage);
     } catch (err) {
       if (!(err instanceof StorageLockedError)) throw err;
       if (!config.admin.enabled || Date.now() > deadline) {

@@ -13,6 +13,7 @@ import { servedDomains } from '../config/domains.ts';
 import type { Config, Port } from '../config/schema.ts';
 import { AccountStore } from '../storage/accounts.ts';
 import { LevelBackend, StorageLockedError } from '../storage/level.ts';
+import { describeStore, openBackend } from '../storage/open.ts';
 import { certInfo, type CertInfo, nameCovers } from '../tls/certs.ts';
 
 type Level = 'ok' | 'warn' | 'fail';
@@ -311,6 +312,7 @@ function bindable(host: string, port: number): Promise<boolean> {
 }
 
 async function checkStore(config: Config, running: unknown, add: Add): Promise<void> {
+  if (config.storage.backend === 'postgres') return checkDatabase(config, add);
   const path = resolve(config.storage.path);
   if (running) {
     const server = (running as { server?: { pid?: number } }).server;
@@ -345,4 +347,21 @@ async function checkStore(config: Config, running: unknown, add: Add): Promise<v
       'warn',
       `${path} can be read by other users (mode ${(statSync(path).mode & 0o777).toString(8)}): chmod 700 it`,
     );
+}
+
+/** PostgreSQL: connects (and brings the schema up to date, as a start would) and reads the accounts. */
+async function checkDatabase(config: Config, add: Add): Promise<void> {
+  const where = describeStore(config.storage);
+  try {
+    const backend = await openBackend(config.storage);
+    try {
+      let n = 0;
+      for await (const _ of new AccountStore(backend).users()) n++;
+      add('store', 'ok', `${where} opens and reads (${n} account${n === 1 ? '' : 's'})`);
+    } finally {
+      await backend.close();
+    }
+  } catch (err) {
+    add('store', 'fail', `${where}: ${(err as Error).message}`);
+  }
 }

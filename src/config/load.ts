@@ -20,6 +20,8 @@ const ACME_POSITIVE_KEYS = /^acme\.(renewDays|checkInterval)$/;
 const MAM_POSITIVE_KEYS = /^mam\.(expiryInterval|pageSize|maxPageSize)$|^sm\.|^csi\./;
 // File upload and TURN limits (their own lines, likewise).
 const UPLOAD_POSITIVE_KEYS = /^upload\.(maxFileSize|quotaPerUser|slotLifetime|pendingSlotsPerUser)$|^turn\.credentialLifetime$/;
+// Storage pool and cluster timing.
+const SCALE_POSITIVE_KEYS = /^storage\.poolSize$|^cluster\.(heartbeat|nodeTimeout)$/;
 const NON_NEGATIVE_KEYS = /^upload\.expireAfter$/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);
@@ -81,7 +83,7 @@ function checkValue(name: string, def: unknown, value: unknown): unknown {
   if (typeof value !== typeof def) {
     throw new ConfigError(`'${name}' must be a ${typeof def}, got ${JSON.stringify(value)}`);
   }
-  if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name) || ACME_POSITIVE_KEYS.test(name) || MAM_POSITIVE_KEYS.test(name) || UPLOAD_POSITIVE_KEYS.test(name)) && !(value > 0)) {
+  if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name) || ACME_POSITIVE_KEYS.test(name) || MAM_POSITIVE_KEYS.test(name) || UPLOAD_POSITIVE_KEYS.test(name) || SCALE_POSITIVE_KEYS.test(name)) && !(value > 0)) {
     throw new ConfigError(`'${name}' must be a positive number`);
   }
   if (typeof value === 'number' && NON_NEGATIVE_KEYS.test(name) && !(value >= 0)) {
@@ -173,6 +175,7 @@ export function buildConfig(given: unknown = {}): Config {
   if (!(cfg.mam.retention >= 0)) throw new ConfigError(`'mam.retention' must be 0 (keep forever) or a number of days`);
   checkUpload(cfg);
   checkTurn(cfg);
+  checkScale(cfg);
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(cfg.log.level)) {
     throw new ConfigError(`'log.level' must be one of debug, info, warn, error, silent`);
   }
@@ -209,6 +212,31 @@ function checkUpload(cfg: Config): void {
     if (!Number.isSafeInteger(u[key])) throw new ConfigError(`'upload.${key}' must be a whole number`);
   }
   if (u.quotaPerUser < u.maxFileSize) throw new ConfigError(`'upload.quotaPerUser' must be at least 'upload.maxFileSize'`);
+}
+
+function checkScale(cfg: Config): void {
+  const { storage, cluster } = cfg;
+  if (storage.backend !== 'level' && storage.backend !== 'postgres') {
+    throw new ConfigError(`'storage.backend' must be 'level' or 'postgres'`);
+  }
+  // The environment keeps a database password out of the file (and out of 'ps').
+  if (!storage.url && process.env.JABBERFLY_STORAGE_URL) storage.url = process.env.JABBERFLY_STORAGE_URL;
+  if (storage.backend === 'postgres' && !/^postgres(ql)?:\/\//.test(storage.url)) {
+    throw new ConfigError(`'storage.url' must be a postgres:// URL when storage.backend is postgres`);
+  }
+  if (!Number.isInteger(storage.poolSize)) throw new ConfigError(`'storage.poolSize' must be a whole number`);
+  if (cluster.redis) {
+    if (!/^rediss?:\/\//.test(cluster.redis)) throw new ConfigError(`'cluster.redis' must be a redis:// URL`);
+    if (storage.backend !== 'postgres') {
+      throw new ConfigError(`cluster mode (cluster.redis) needs shared storage: set storage.backend to postgres`);
+    }
+    if (cluster.node && !/^[A-Za-z0-9_.-]{1,64}$/.test(cluster.node)) {
+      throw new ConfigError(`'cluster.node' may hold letters, digits, '.', '_' and '-' (at most 64)`);
+    }
+    if (cluster.nodeTimeout < 2 * cluster.heartbeat) {
+      throw new ConfigError(`'cluster.nodeTimeout' must be at least twice 'cluster.heartbeat'`);
+    }
+  }
 }
 
 function checkTurn(cfg: Config): void {

@@ -7,7 +7,32 @@ export interface Config {
   domain: string;
   /** Addresses to bind; empty means every interface. */
   listen: string[];
-  storage: { path: string; sync: boolean };
+  storage: {
+    /** 'level': an embedded LevelDB under `path` (the default); 'postgres': the database at `url`. */
+    backend: 'level' | 'postgres';
+    path: string;
+    /** LevelDB only: fsync every write (PostgreSQL commits are durable by its own settings). */
+    sync: boolean;
+    /** postgres://user:password@host:port/database (or $JABBERFLY_STORAGE_URL, which keeps the password out of the file). */
+    url: string;
+    /** Connections the PostgreSQL pool may open. */
+    poolSize: number;
+  };
+  /**
+   * Cluster mode: several processes share PostgreSQL storage and use Redis
+   * for the session registry and for routing between them (docs/scaling.md).
+   * Off while `redis` is empty.
+   */
+  cluster: {
+    /** redis://host:port/db; '' = no cluster (one process). */
+    redis: string;
+    /** This node's name, unique in the cluster; '' = the host name and process id. */
+    node: string;
+    /** Seconds between a node's heartbeats. */
+    heartbeat: number;
+    /** Seconds without a heartbeat after which a node's sessions are dropped from the registry. */
+    nodeTimeout: number;
+  };
   /** The local admin channel (a Unix socket) the CLI uses while the server runs. */
   admin: { enabled: boolean; socket: string };
   tls: { dir: string };
@@ -236,7 +261,8 @@ export function defaultConfig(): Config {
   return {
     domain: 'localhost',
     listen: [],
-    storage: { path: './storage', sync: false },
+    storage: { backend: 'level', path: './storage', sync: false, url: '', poolSize: 10 },
+    cluster: { redis: '', node: '', heartbeat: 2, nodeTimeout: 10 },
     // '' = admin.sock inside storage.path (the store's folder, 0700).
     admin: { enabled: true, socket: '' },
     tls: { dir: './certs' },

@@ -4,11 +4,13 @@
 // process; `storage.sync: true` also survives power loss (fsync per write).
 import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
+import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { seedArchiveIds } from './archive-id.ts';
 import { HIGH_WATER, LevelArchive } from './level-archive.ts';
 import { LevelPubsubStore, type PubsubSublevel } from './level-pubsub.ts';
+import { LevelExport } from './level-export.ts';
 import { LevelUploadRecords } from './level-upload-records.ts';
-import type { ArchiveStore, KeyValueStore, ListStore, PubsubStore, StorageBackend, UploadRecordStore } from './types.ts';
+import type { ArchiveStore, KeyValueStore, ListStore, PubsubStore, StorageBackend, StorageExport, UploadRecordStore } from './types.ts';
 
 type Db = ClassicLevel<string, unknown>;
 
@@ -62,15 +64,27 @@ export class LevelBackend implements StorageBackend {
     return this.db.sublevel<string, unknown>(name, { valueEncoding: 'json' }) as unknown as Sub;
   }
 
+  /** Serialises `add` per key (one process holds a LevelDB store, so this is enough). */
+  private readonly adding = new KeyedMutex();
+
   keyValue<T>(name: string): KeyValueStore<T> {
     const sub = this.sub(name);
     const opts = this.writeOptions;
+    const adding = this.adding;
     return {
       async get(key) {
         return (await sub.get(key)) as T | undefined;
       },
       async set(key, value) {
         await sub.put(key, value, opts);
+      },
+      add(key, value) {
+        return adding.run(`${name}\0${key}`, async () => {
+          const had = (await sub.get(key)) as T | undefined;
+          if (had !== undefined) return had;
+          await sub.put(key, value, opts);
+          return value;
+        });
       },
       async delete(key) {
         await sub.del(key, opts);
@@ -132,6 +146,15 @@ export class LevelBackend implements StorageBackend {
   uploadRecords(): UploadRecordStore {
     this.uploads ??= new LevelUploadRecords(this.db, this.writeOptions);
     return this.uploads;
+  }
+
+  /** No multi-store transactions in LevelDB: each change is durable as made (see types.ts). */
+  transaction<T>(fn: (tx: StorageBackend) => Promise<T>): Promise<T> {
+    return fn(this);
+  }
+
+  exporter(): StorageExport {
+    return new LevelExport(this.db);
   }
 
   async close(): Promise<void> {

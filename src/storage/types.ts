@@ -5,6 +5,12 @@
 export interface KeyValueStore<T> {
   get(key: string): Promise<T | undefined>;
   set(key: string, value: T): Promise<void>;
+  /**
+   * Stores `value` unless the key already has one; returns what is stored
+   * then. Atomic across every process sharing the backend (a secret made
+   * on first start by several cluster nodes at once ends up one secret).
+   */
+  add(key: string, value: T): Promise<T>;
   delete(key: string): Promise<void>;
   keys(): AsyncIterable<string>;
 }
@@ -115,7 +121,40 @@ export interface StorageBackend {
   archive(name: string): ArchiveStore;
   /** Upload metadata (XEP-0363). */
   uploadRecords(): UploadRecordStore;
+  /**
+   * Runs `fn` with a view of this backend whose changes commit together or
+   * not at all (PostgreSQL: one transaction; account deletion spans
+   * stores). LevelDB has no multi-store transaction over async work: there
+   * `fn` runs on the backend itself and each change is durable as made.
+   */
+  transaction<T>(fn: (tx: StorageBackend) => Promise<T>): Promise<T>;
+  /** Reads the whole backend store by store (copying it elsewhere: `migrate-storage`). */
+  exporter(): StorageExport;
   close(): Promise<void>;
+}
+
+/** A named store of one kind, as found in a backend. */
+export interface StoreRef {
+  kind: 'keyValue' | 'list' | 'pubsub' | 'archive' | 'uploads';
+  name: string;
+}
+
+/**
+ * What the stores' own interfaces do not list: which stores hold data and
+ * the keys of those that are read by key. Slow paths, for whole-backend
+ * copies only; each streams, so no store is read into memory at once.
+ */
+export interface StorageExport {
+  /** Every store that holds data. */
+  stores(): Promise<StoreRef[]>;
+  /** The keys of a list store that have items. */
+  listKeys(name: string): AsyncIterable<string>;
+  /** The services of a pubsub store that have nodes or items. */
+  pubsubServices(name: string): AsyncIterable<string>;
+  /** The owners of an archive that have entries. */
+  archiveOwners(name: string): AsyncIterable<string>;
+  /** Every upload record. */
+  uploads(): AsyncIterable<UploadRecord>;
 }
 
 /**

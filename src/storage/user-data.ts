@@ -15,10 +15,13 @@ export const PER_USER_PUBSUB = new Set<string>(['pep']);
 /** Archives whose owner is a bare JID (the user's message archive). */
 export const PER_USER_ARCHIVES = new Set<string>(['mam']);
 
-export async function deleteUserData(backend: StorageBackend, bareJid: string, config: Config): Promise<void> {
-  for (const name of PER_USER_KEY_VALUE) await backend.keyValue(name).delete(bareJid);
-  for (const name of PER_USER_LISTS) await backend.list(name).shift(bareJid);
-  for (const name of PER_USER_PUBSUB) await backend.pubsub(name).deleteService(bareJid);
-  for (const name of PER_USER_ARCHIVES) await backend.archive(name).removeOwner(bareJid);
-  await deleteUserUploads(backend, config.upload.path, bareJid);
+/** In one transaction where the backend has them (PostgreSQL): all of it goes, or none. */
+export function deleteUserData(backend: StorageBackend, bareJid: string, config: Config): Promise<void> {
+  return backend.transaction(async (tx) => {
+    for (const name of PER_USER_KEY_VALUE) await tx.keyValue(name).delete(bareJid);
+    for (const name of PER_USER_LISTS) await tx.list(name).shift(bareJid);
+    for (const name of PER_USER_PUBSUB) await tx.pubsub(name).deleteService(bareJid);
+    for (const name of PER_USER_ARCHIVES) await tx.archive(name).removeOwner(bareJid);
+    await deleteUserUploads(tx, config.upload.path, bareJid);
+  });
 }

@@ -25,7 +25,7 @@ import { Logger } from '../log.ts';
 import { Router } from '../router/router.ts';
 import { SessionRegistry } from '../router/session-registry.ts';
 import { AccountStore } from '../storage/accounts.ts';
-import { LevelBackend } from '../storage/level.ts';
+import { openBackend } from '../storage/open.ts';
 import type { StorageBackend } from '../storage/types.ts';
 import { el } from '../xml/element.ts';
 
@@ -93,7 +93,7 @@ export class TransportServer implements ServerContext {
   /** Opens storage, loads the gateway and connects; rejects if the server refuses the component. */
   static async start(config: Config, options: TransportOptions = {}): Promise<TransportServer> {
     const log = new Logger(config.log.level, 'transport', options.logSink);
-    const storage = await LevelBackend.open(config.storage.path, config.storage.sync);
+    const storage = await openBackend(config.storage, log.child('storage'));
     let t: TransportServer | undefined;
     try {
       const secret = await loadServerSecret(storage, 'auth');

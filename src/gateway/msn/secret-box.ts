@@ -13,7 +13,12 @@ export class SecretBox {
   static open(dir: string): SecretBox {
     const file = join(dir, 'transport.key');
     if (!existsSync(file)) {
-      writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+      try {
+        writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        // Another worker sharing this folder made it first: use theirs.
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
     }
     chmodSync(file, 0o600);
     const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
