@@ -23,6 +23,7 @@ import { DurabilityBarrier } from '../storage/durability.ts';
 import type { InboundStream } from '../stream/inbound-context.ts';
 import { ClientState } from './client-state.ts';
 import { createExchange, offeredMechanisms, type SaslExchange, type SaslStep } from './sasl.ts';
+import { SlowConsumerGuard } from './slow-consumer.ts';
 import { failed, newSmId, readH, type SmSession, StreamManagement } from './stream-management.ts';
 
 type State = 'wait-open' | 'negotiating' | 'bound' | 'closed';
@@ -49,6 +50,10 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
   sm: StreamManagement | null = null;
   /** XEP-0352: held back while the client says it is inactive. */
   readonly csi: ClientState;
+  /** Bounds what waits for a client that does not read (c2s/slow-consumer.ts). */
+  private readonly outbound: SlowConsumerGuard;
+  /** How many congested sessions have asked this one to stop reading. */
+  private pausedBy = 0;
   /** The transport is gone and the session waits to be resumed (XEP-0198). */
   private hibernating = false;
   presence: Element | null = null;
@@ -72,6 +77,16 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
   ) {
     this.onEnded = onEnded;
     this.csi = new ClientState(server.config.csi.maxHeld, (stanza) => this.barrier.output(stanza));
+    const { limits } = server.config;
+    this.outbound = new SlowConsumerGuard(
+      () => (this.hibernating || this.state === 'closed' ? null : this.framing),
+      {
+        queueSize: limits.outboundQueueSize,
+        maxQueueSize: limits.outboundQueueMaxSize,
+        timeoutMs: limits.slowConsumerTimeout * 1000,
+      },
+      (why) => this.tooSlow(why),
+    );
     this.attach(framing);
     // An unauthenticated connection may not linger (slowloris, idle scans).
     this.authTimer = setTimeout(
@@ -128,15 +143,33 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
   /** Where a stanza leaves the durability barrier: counted for stream management, then written. */
   private deliver(stanza: Element): void {
     this.sm?.onStanzaOut(stanza);
-    if (!this.hibernating) this.framing.send(stanza);
+    if (!this.hibernating) {
+      this.framing.send(stanza);
+      this.outbound.afterWrite();
+    }
   }
 
   writeStanza(stanza: Element): void {
-    if (!this.hibernating) this.framing.send(stanza);
+    if (!this.hibernating) {
+      this.framing.send(stanza);
+      this.outbound.afterWrite();
+    }
   }
 
   writeNonza(nonza: Element): void {
     if (!this.hibernating && this.state !== 'closed') this.framing.send(nonza);
+  }
+
+  /**
+   * The client does not read what it is sent: the stream error goes out
+   * (if it can) and the transport is dropped at once, with what was waiting
+   * for it (slow-consumer.ts).
+   */
+  private tooSlow(why: string): void {
+    if (this.state === 'closed' || this.hibernating) return;
+    this.server.log.warn('closing a client that does not read', { ip: this.ip, jid: this.jid?.toString(), why });
+    this.framing.send(streamErrorElement('policy-violation', 'you do not read what you are sent'));
+    this.framing.destroy();
   }
 
   queueNonza(make: () => Element): void {
@@ -151,16 +184,26 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
     return this.barrier.whenSent();
   }
 
+  whenWritable(): Promise<boolean> {
+    if (this.state === 'closed') return Promise.resolve(false);
+    // Hibernating (stream management): what is sent waits in its queue.
+    if (this.hibernating || this.framing.unsentBytes <= this.server.config.limits.outboundQueueSize) {
+      return Promise.resolve(true);
+    }
+    const framing = this.framing;
+    return new Promise<void>((resolve) => framing.onceDrained(resolve)).then(() => this.whenWritable());
+  }
+
   get closed(): boolean {
     return this.state === 'closed';
   }
 
   pauseReading(): void {
-    this.framing.pause?.();
+    if (this.pausedBy++ === 0) this.framing.pause?.();
   }
 
   resumeReading(): void {
-    this.framing.resume?.();
+    if (this.pausedBy > 0 && --this.pausedBy === 0) this.framing.resume?.();
   }
 
   /** Sends a keepalive when the stream has been quiet since `before` (ms). */
@@ -233,6 +276,7 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
   }
 
   private ended(): void {
+    this.outbound.stop();
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = null;
     this.state = 'closed';

@@ -71,6 +71,12 @@ export interface Config {
     maxDepth: number;
     authTimeout: number;
     maxConnectionsPerIp: number;
+    /** Bytes waiting to be written to a client above which the senders feeding it stop being read. */
+    outboundQueueSize: number;
+    /** Bytes waiting to be written to a client above which it is closed at once (policy-violation). */
+    outboundQueueMaxSize: number;
+    /** Seconds a client may stay over outboundQueueSize before it is closed (policy-violation). */
+    slowConsumerTimeout: number;
     /** Concurrent incoming server-to-server connections per address (IPv6: per /64). */
     maxS2SConnectionsPerIp: number;
     /** Seconds a TLS handshake may take (direct TLS, STARTTLS, HTTPS) before the connection is dropped. */
@@ -287,6 +293,9 @@ export function defaultConfig(): Config {
       authTimeout: 30,
       maxConnectionsPerIp: 32,
       maxS2SConnectionsPerIp: 32,
+      outboundQueueSize: 1024 * 1024,
+      outboundQueueMaxSize: 8 * 1024 * 1024,
+      slowConsumerTimeout: 30,
       tlsHandshakeTimeout: 10,
       maxAuthFailures: 3,
       authFreeFailures: 3,

@@ -26,6 +26,13 @@ export interface ClientSession {
   whenDurable(): Promise<void>;
   /** Resolves true once everything sent so far reached the transport, false if the stream ended first. */
   whenSent(): Promise<boolean>;
+  /**
+   * Resolves true once the client has read enough that less than
+   * `limits.outboundQueueSize` waits for it (at once if so), false if the
+   * stream ended first: for senders of large amounts (offline messages,
+   * archives) to go at the reader's pace.
+   */
+  whenWritable(): Promise<boolean>;
 }
 
 /** Where a stanza came from, for routing decisions and reply paths. */

@@ -56,17 +56,25 @@ export const offlineModule: Module = (host) => {
   );
 
   // Messages are removed only once they reached the client's transport
-  // (after whatever the session's earlier stanzas wait for). Runs outside
-  // the stanza's context: it waits for the session's own output, so it must
-  // not be part of what that output waits for.
+  // (after whatever the session's earlier stanzas wait for), a batch at a
+  // time, each once the client has read enough of the previous one: a big
+  // backlog never piles up in memory for a slow reader. Runs outside the
+  // stanza's context: it waits for the session's own output, so it must not
+  // be part of what that output waits for.
+  const batchBytes = host.server.config.limits.outboundQueueSize / 2;
   const flush = (session: ClientSession) =>
     detached(() => {
+      const current = () => host.server.sessions.get(session.jid) === session;
       store
-        .drain(session.jid.bare, async (messages) => {
-          if (host.server.sessions.get(session.jid) !== session) return false;
-          for (const m of messages) session.send(m);
-          return (await session.whenSent()) && host.server.sessions.get(session.jid) === session;
-        })
+        .drain(
+          session.jid.bare,
+          async (messages) => {
+            if (!current()) return false;
+            for (const m of messages) session.send(m);
+            return (await session.whenSent()) && (await session.whenWritable()) && current();
+          },
+          batchBytes,
+        )
         .catch((err) =>
           host.log.error('offline delivery failed', { user: session.jid.bare, error: String(err) }),
         );

@@ -8,6 +8,7 @@
 import { answerStartTls } from '../stream/starttls.ts';
 import { randomBytes } from 'node:crypto';
 import { Jid } from '../jid/jid.ts';
+import { type InboundStream, runInbound } from '../stream/inbound-context.ts';
 import type { TcpFraming } from '../stream/tcp-framing.ts';
 import { type Element, el } from '../xml/element.ts';
 import { type StreamErrorName, streamErrorElement } from '../xml/errors.ts';
@@ -17,7 +18,7 @@ import { domainAttr, isDialback, isStanza, isStreamElement } from './stanza-name
 
 type State = 'wait-open' | 'open' | 'closed';
 
-export class IncomingStream {
+export class IncomingStream implements InboundStream {
   /** Remote domains that proved who they are on this stream. */
   readonly authenticated = new Set<string>();
   private state: State = 'wait-open';
@@ -55,6 +56,20 @@ export class IncomingStream {
 
   get ip(): string {
     return this.framing.remoteAddress;
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  // A local client this link feeds is not reading: stop reading the link
+  // until it catches up (c2s/slow-consumer.ts).
+  private pausedBy = 0;
+  pauseReading(): void {
+    if (this.pausedBy++ === 0) this.framing.pause();
+  }
+  resumeReading(): void {
+    if (this.pausedBy > 0 && --this.pausedBy === 0) this.framing.resume();
   }
 
   private get log() {
@@ -379,7 +394,10 @@ export class IncomingStream {
       return;
     }
     this.touch();
-    this.service.server.router.route(stanza, { kind: 's2s', domains: this.authenticated });
+    // Handled as this link's stanza, so a client it floods can slow it down.
+    runInbound({ stream: this, barrier: null, seq: 0 }, () =>
+      this.service.server.router.route(stanza, { kind: 's2s', domains: this.authenticated }),
+    );
   }
 
   /** Restarts the idle timer: a quiet authenticated stream is closed after s2s.idleTimeout. */

@@ -34,15 +34,27 @@ export class OfflineStore {
   }
 
   /**
-   * Hands the stored messages to `deliver` and removes them once it
-   * resolves true (a session that went away meanwhile keeps them for the
-   * next one).
+   * Hands the stored messages to `deliver`, in batches of about
+   * `batchBytes` (at least one message each), and removes each batch once
+   * `deliver` resolves true; a false stops there (a session that went away
+   * keeps the rest for the next one). Batches let a slow reader take a big
+   * backlog at its own pace.
    */
-  drain(user: string, deliver: (messages: Element[]) => Promise<boolean>): Promise<void> {
+  drain(
+    user: string,
+    deliver: (messages: Element[]) => Promise<boolean>,
+    batchBytes = Number.POSITIVE_INFINITY,
+  ): Promise<void> {
     return this.draining.run(user, async () => {
       const stored = await this.list.list(user);
-      if (stored.length === 0) return;
-      if (await deliver(stored.map((xml) => parse(xml)))) await this.list.shift(user, stored.length);
+      for (let start = 0; start < stored.length; ) {
+        let end = start + 1;
+        let size = stored[start]!.length;
+        while (end < stored.length && size + stored[end]!.length <= batchBytes) size += stored[end++]!.length;
+        if (!(await deliver(stored.slice(start, end).map((xml) => parse(xml))))) return;
+        await this.list.shift(user, end - start);
+        start = end;
+      }
     });
   }
 }

@@ -53,6 +53,10 @@ export interface Framing {
   keepalive?(): void;
   /** Changes the parser limits (pre-authentication → authenticated). */
   setLimits(limits: import('../xml/stream-parser.ts').ParserLimits): void;
+  /** Bytes accepted for sending but not yet handed to the operating system. */
+  readonly unsentBytes: number;
+  /** Calls `fn` once nothing is left unsent (at once if nothing is). */
+  onceDrained(fn: () => void): void;
   /** Stops reading input (backpressure: a stream this one feeds is full). */
   pause?(): void;
   resume?(): void;

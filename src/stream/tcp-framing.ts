@@ -29,6 +29,8 @@ export class TcpFraming implements Framing {
   private tlsActive: boolean;
   lastWrite = Date.now();
   private pending: string[] | null = null;
+  /** Characters in `pending` (about its bytes). */
+  private pendingLength = 0;
   /** Set after bad input: the peer's close will never be read, so ours does not wait for it. */
   private inputAbandoned = false;
 
@@ -85,6 +87,7 @@ export class TcpFraming implements Framing {
     if (this.closed) return;
     this.closed = true;
     this.parser.release();
+    this.wakeDrainWaiters();
     this.handlers?.end(reason);
   }
 
@@ -116,6 +119,7 @@ export class TcpFraming implements Framing {
     // ~14 KiB more memory per idle TLS connection.
     if (this.pending) {
       this.pending.push(s);
+      this.pendingLength += s.length;
       return;
     }
     this.socket.write(s);
@@ -129,8 +133,33 @@ export class TcpFraming implements Framing {
     const batch = this.pending;
     if (!batch) return;
     this.pending = null;
+    this.pendingLength = 0;
     if (batch.length && socket.writable) socket.write(batch.length === 1 ? batch[0]! : batch.join(''));
   }
+
+  get unsentBytes(): number {
+    return this.socket.writableLength + this.pendingLength;
+  }
+
+  private drainWaiters: Array<() => void> = [];
+
+  onceDrained(fn: () => void): void {
+    // A socket over its high-water mark (16 KiB; callers ask only far above
+    // it) emits 'drain' once its buffer is empty; a socket that ends first
+    // wakes its waiters too (end()).
+    if (this.unsentBytes === 0 || this.closed) {
+      setImmediate(fn);
+      return;
+    }
+    if (this.drainWaiters.length === 0) this.socket.once('drain', this.wakeDrainWaiters);
+    this.drainWaiters.push(fn);
+  }
+
+  private readonly wakeDrainWaiters = (): void => {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const fn of waiters) fn();
+  };
 
   /** RFC 6120 §4.6.1: a single space keeps NATs open and exposes dead peers. */
   keepalive(): void {

@@ -92,6 +92,9 @@ export class WsFraming implements Framing {
     if (this.closed) return;
     this.closed = true;
     this.parser.release();
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const fn of waiters) fn();
     this.handlers?.end(reason);
   }
 
@@ -125,7 +128,26 @@ export class WsFraming implements Framing {
   }
 
   private write(e: Element): void {
-    if (!this.closed && this.ws.readyState === this.ws.OPEN) this.ws.send(e.toString());
+    if (!this.closed && this.ws.readyState === this.ws.OPEN) this.ws.send(e.toString(), this.written);
+  }
+
+  private drainWaiters: Array<() => void> = [];
+  /** After each frame is written out: wakes drain waiters once nothing is left. */
+  private readonly written = (): void => {
+    if (this.drainWaiters.length && this.unsentBytes === 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const fn of waiters) fn();
+    }
+  };
+
+  get unsentBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  onceDrained(fn: () => void): void {
+    if (this.unsentBytes === 0 || this.closed) setImmediate(fn);
+    else this.drainWaiters.push(fn);
   }
 
   closeStream(): void {

@@ -55,6 +55,20 @@ export class RawSocket {
     };
   }
 
+  /** Stops reading (the server's writes pile up in the kernel, then in the server). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Bytes written by the test that the kernel has not taken yet. */
+  get unsent(): number {
+    return this.socket.writableLength;
+  }
+
   write(data: string | Buffer): void {
     this.socket.write(data);
   }

@@ -141,4 +141,45 @@ describe('memory under attack (server in its own process)', () => {
     const after = await rawLogin(server.c2s, 'bob', 'pw', 'after', '127.0.1.201');
     sockets.push(after);
   });
+
+  it('a client that never reads while another floods it: RSS grows less than 100 MB and the server keeps serving', async () => {
+    const server = await startServerProcess(
+      ['c2s: { port: 0, directTlsPort: false }', 's2s: { port: false }', 'limits: { slowConsumerTimeout: 10 }'],
+      ['reader', 'flooder', 'watcher'],
+    );
+    servers.push(server);
+    const reader = await rawLogin(server.c2s, 'reader', 'pw', 'r');
+    const flooder = await rawLogin(server.c2s, 'flooder', 'pw', 'f');
+    const watcher = await rawLogin(server.c2s, 'watcher', 'pw', 'w');
+    sockets.push(reader, flooder, watcher);
+    reader.pause();
+    const base = server.rss();
+    const pings = pinger(watcher);
+    const closed = /closing a client that does not read .*jid=reader@localhost\/r/;
+    const chunk = Array.from({ length: 100 }, (_, i) => `<message to='reader@localhost/r' id='f${i}'><body>${'x'.repeat(4000)}</body></message>`).join('');
+    let written = 0;
+    const flood = (async () => {
+      // As fast as the server takes it, until it closes the reader.
+      while (!closed.test(server.output())) {
+        if (flooder.unsent < 4 * MB) {
+          flooder.write(chunk);
+          written += chunk.length;
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    const peak = await peakRss(server, flood);
+    const { worst, count } = await pings.stop();
+    console.log(
+      `never-reading client flooded with ${Math.round(written / MB)} MB: RSS ${Math.round(base / MB)} MB → peak ${Math.round(peak / MB)} MB (+${Math.round((peak - base) / MB)} MB); ` +
+        `${count} pings meanwhile, slowest ${Math.round(worst)} ms`,
+    );
+    assert.ok(peak - base < 100 * MB, `RSS grew by ${Math.round((peak - base) / MB)} MB`);
+    assert.ok(count > 0 && worst < 10_000, 'other users were served meanwhile');
+    // The flooder was only slowed: once the reader is gone, it is answered again.
+    flooder.input = '';
+    flooder.write(`<iq type='get' id='after' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await flooder.waitFor(/id="after"/, 60_000);
+    assert.ok(server.alive());
+  });
 });
