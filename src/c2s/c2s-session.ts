@@ -161,15 +161,20 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
   }
 
   /**
-   * The client does not read what it is sent: the stream error goes out
-   * (if it can) and the transport is dropped at once, with what was waiting
-   * for it (slow-consumer.ts).
+   * The client does not read what it is sent: the session lets go of its
+   * transport at once (nothing more is queued for it; with stream management
+   * it may be resumed), and the transport ends after what is queued with a
+   * policy-violation stream error, dropped with its queue if still unread
+   * after the framing's close grace (5 s) (slow-consumer.ts).
    */
   private tooSlow(why: string): void {
     if (this.state === 'closed' || this.hibernating) return;
     this.server.log.warn('closing a client that does not read', { ip: this.ip, jid: this.jid?.toString(), why });
-    this.framing.send(streamErrorElement('policy-violation', 'you do not read what you are sent'));
-    this.framing.destroy();
+    const old = this.framing;
+    old.setHandlers({ open() {}, stanza() {}, close() {}, error() {}, end() {} });
+    old.send(streamErrorElement('policy-violation', 'you do not read what you are sent'));
+    old.closeStream();
+    this.transportLost();
   }
 
   queueNonza(make: () => Element): void {

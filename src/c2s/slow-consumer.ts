@@ -12,9 +12,11 @@
 //   2. A session congested for `limits.slowConsumerTimeout` (30 s), or
 //      with more than `limits.outboundQueueMaxSize` (8 MiB) waiting (output
 //      no sender can be paused for: offline delivery, the transport), is
-//      closed with a policy-violation stream error; what it had not read is
-//      dropped with its socket (and, with stream management, handed back
-//      for delivery elsewhere or bounced). Its senders are read again.
+//      closed with a policy-violation stream error, sent after what is
+//      queued; a connection still unread after the 5 s close grace is
+//      dropped with its queue (with stream management, what it never
+//      acknowledged is handed back for delivery elsewhere or bounced). Its
+//      senders are read again.
 // Prosody and ejabberd bound the same thing (ejabberd's max_fsm_queue).
 import { currentInbound, type InboundStream } from '../stream/inbound-context.ts';
 import type { Framing } from '../stream/framing.ts';

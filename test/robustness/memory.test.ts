@@ -159,8 +159,10 @@ describe('memory under attack (server in its own process)', () => {
     const chunk = Array.from({ length: 100 }, (_, i) => `<message to='reader@localhost/r' id='f${i}'><body>${'x'.repeat(4000)}</body></message>`).join('');
     let written = 0;
     const flood = (async () => {
-      // As fast as the server takes it, until it closes the reader.
-      while (!closed.test(server.output())) {
+      // As fast as the server takes it, until it closes the reader (bounded:
+      // a server that never closes it fails below instead of hanging here).
+      const until = Date.now() + 120_000;
+      while (!closed.test(server.output()) && written < 1024 * MB && Date.now() < until) {
         if (flooder.unsent < 4 * MB) {
           flooder.write(chunk);
           written += chunk.length;
@@ -169,6 +171,11 @@ describe('memory under attack (server in its own process)', () => {
       }
     })();
     const peak = await peakRss(server, flood);
+    assert.match(server.output(), closed, `the reader was not closed after ${Math.round(written / MB)} MB`);
+    // The reader, reading again within the close grace, gets the policy-violation stream error and the end of its stream.
+    reader.resume();
+    await reader.waitFor(/<stream:error><policy-violation xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>.*<\/stream:stream>$/s, 30_000);
+    await reader.waitClosed(30_000);
     const { worst, count } = await pings.stop();
     console.log(
       `never-reading client flooded with ${Math.round(written / MB)} MB: RSS ${Math.round(base / MB)} MB → peak ${Math.round(peak / MB)} MB (+${Math.round((peak - base) / MB)} MB); ` +
