@@ -168,6 +168,9 @@ export class HttpService implements Service {
 
   private attach<S extends ReturnType<typeof createHttpServer>>(s: S, secure: boolean): S {
     s.on('connection', (socket: Socket) => {
+      // A trusted reverse proxy carries many clients on its connections:
+      // they are counted by their forwarded address (WebSocket limit, 429).
+      if (this.trustedProxies.has(plainIp(socket.remoteAddress))) return;
       if (!this.connections.admit(socket)) socket.destroy();
     });
     s.on('request', (req: IncomingMessage, res: ServerResponse) => {
