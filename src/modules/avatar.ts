@@ -16,6 +16,7 @@ import type { ServerContext } from '../host/context.ts';
 import type { Module, StanzaEvent } from '../host/host.ts';
 import { Jid } from '../jid/jid.ts';
 import { sha1Hex } from '../storage/avatars.ts';
+import { detached } from '../stream/inbound-context.ts';
 import type { StorageBackend } from '../storage/types.ts';
 import { VcardStore } from '../storage/vcard.ts';
 import { type Element, el } from '../xml/element.ts';
@@ -190,8 +191,10 @@ export const avatarModule: Module = (host) => {
   const pep = server.store(Pep);
   host.accountFeatures.add('urn:xmpp:pep-vcard-conversion:0');
 
+  // A cache warm-up, not part of the bind: outside the stanza's context, so
+  // the bind result does not wait for it (storage/durability.ts).
   host.sessionEvents.hook('resource-bind', ({ session }) => {
-    void avatars.load(session.jid.bare);
+    void detached(() => avatars.load(session.jid.bare));
   });
   host.sessionEvents.hook('resource-unbind', ({ session }) => {
     const user = session.jid.bare;

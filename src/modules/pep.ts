@@ -30,6 +30,7 @@ import {
 import { BlocklistStore } from '../storage/blocklist.ts';
 import { RosterStore } from '../storage/roster.ts';
 import type { PubsubStore, StorageBackend } from '../storage/types.ts';
+import { detached } from '../stream/inbound-context.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import type { DataForm } from '../xml/data-form.ts';
 import { type Element, el, firstChild } from '../xml/element.ts';
@@ -269,8 +270,12 @@ export const pepModule: Module = (host) => {
   host.accountFeatures.add(NS.pubsub);
   for (const f of PUBSUB_FEATURES) host.accountFeatures.add(`${NS.pubsub}#${f}`);
 
+  // Work of the service, not of the presence that revealed the interest:
+  // outside that stanza's context, so its sender's stream does not wait for it.
   caps.onInterest((e) => {
-    pep.sendLastItems(e).catch((err) => host.log.warn('sending last PEP items failed', { user: e.user, error: String(err) }));
+    detached(() => pep.sendLastItems(e)).catch((err) =>
+      host.log.warn('sending last PEP items failed', { user: e.user, error: String(err) }),
+    );
   });
 
   const handle = async (event: StanzaEvent) => {

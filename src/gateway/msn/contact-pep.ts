@@ -11,6 +11,7 @@ import type { StanzaEvent } from '../../host/host.ts';
 import { sendResult } from '../../host/iq-result.ts';
 import type { Jid } from '../../jid/jid.ts';
 import { CapsCache } from '../../modules/caps.ts';
+import { detached } from '../../stream/inbound-context.ts';
 import { type Element, el, firstChild } from '../../xml/element.ts';
 import { StanzaError } from '../../xml/errors.ts';
 import { NS } from '../../xml/namespaces.ts';
@@ -31,7 +32,7 @@ export class ContactPep {
     this.caps.onInterest((e) => {
       if (e.entity.bare !== e.user || !e.features.has(WANT) || e.previous?.has(WANT)) return;
       const s = gw.sessions.get(e.user);
-      if (s?.online) void this.announceAll(s, e.entity.toString());
+      if (s?.online) void detached(() => this.announceAll(s, e.entity.toString()));
     });
   }
 
