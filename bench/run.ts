@@ -632,8 +632,12 @@ async function figMamQuery(dir: string, cert: { crt: string; key: string }): Pro
       const a50 = percentile(all, 50) / 1000;
       const a99 = percentile(all, 99) / 1000;
       const note = perPage < c.page * 0.9 ? `only ${perPage.toFixed(1)} results per page` : undefined;
+      const kinds = (m.result.byKind as number[][]).map((xs, k) => {
+        const sorted = new Float64Array(xs).sort();
+        return `${['after id', 'before id', 'last page with'][k]} p50 ${(percentile(sorted, 50) / 1000).toFixed(2)} / p99 ${(percentile(sorted, 99) / 1000).toFixed(2)}`;
+      });
       log(
-        `  MAM query run ${r + 1}: p50 ${a50.toFixed(2)} ms, p99 ${a99.toFixed(2)} ms over ${all.length} queries, ${perPage.toFixed(1)} results per page (server CPU ${m.serverCpu.toFixed(0)}%)`,
+        `  MAM query run ${r + 1}: p50 ${a50.toFixed(2)} ms, p99 ${a99.toFixed(2)} ms over ${all.length} queries, ${perPage.toFixed(1)} results per page (server CPU ${m.serverCpu.toFixed(0)}%); ${kinds.join('; ')}`,
       );
       p50.push({ value: a50, serverCpu: m.serverCpu, genCpu: m.genCpu, note });
       p99.push({ value: a99, serverCpu: m.serverCpu, genCpu: m.genCpu, note });

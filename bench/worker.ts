@@ -423,6 +423,7 @@ async function mucSend(c: Extract<Command, { cmd: 'muc-send' }>) {
 async function mamQuery(c: Extract<Command, { cmd: 'mam-query' }>) {
   const u = conn(c.user);
   const samples: number[] = [];
+  const byKind: number[][] = [[], [], []];
   let results = 0;
   for (let i = 0; i < c.queries; i++) {
     const id = c.ids[(i * 7919) % c.ids.length]!;
@@ -446,10 +447,11 @@ async function mamQuery(c: Extract<Command, { cmd: 'mam-query' }>) {
     );
     await got;
     samples.push(nowUs() - t0);
+    byKind[kind]!.push(nowUs() - t0);
     results += buf.split('<result ').length - 1;
   }
   u.onData = null;
-  return { samples, results };
+  return { samples, results, byKind };
 }
 
 const PEP_NODE = 'http://jabber.org/protocol/tune';

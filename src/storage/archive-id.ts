@@ -16,14 +16,22 @@ let pool = Buffer.alloc(0);
 let poolAt = 0;
 
 function encodeTime(micros: number): string {
-  let out = '';
-  let n = micros;
-  for (let i = 0; i < TIME_CHARS; i++) {
-    out = DIGITS[n % 32]! + out;
-    n = Math.floor(n / 32);
+  // All but the last character change only every 32 µs: kept from the previous call.
+  const high = Math.floor(micros / 32);
+  if (high !== cachedHigh) {
+    let out = '';
+    let n = high;
+    for (let i = 1; i < TIME_CHARS; i++) {
+      out = DIGITS[n % 32]! + out;
+      n = Math.floor(n / 32);
+    }
+    cachedHigh = high;
+    cachedPrefix = out;
   }
-  return out;
+  return cachedPrefix + DIGITS[micros % 32]!;
 }
+let cachedHigh = -1;
+let cachedPrefix = '';
 
 function randomSuffix(): string {
   if (poolAt + RANDOM_CHARS > pool.length) {

@@ -1,6 +1,6 @@
 // Archives on LevelDB, as ordered keys in two sublevels:
 //   <name>          "<owner>\0<first id>"          → a segment: up to SEGMENT entries (binary)
-//   <name>-by-with  "<owner>\0<with>\0<first id>"  → the ids of that segment's entries with <with>
+//   <name>-by-with  "<owner>\0<with>\0<first id>"  → the segment's key id, then the ids of its entries with <with>
 // Ids sort in time order (archive-id.ts), so time ranges are key ranges.
 // Appends are group-committed: every append of an event-loop turn, and
 // those that arrive while a batch is being written, go into one LevelDB
@@ -30,6 +30,8 @@ const END = '~';
 /** Entries per segment: big enough to make writes cheap, small enough to read one for a few entries. */
 const SEGMENT = 32;
 const DELETE_CHUNK = 200;
+/** Entries looked up together in a "with" query (a page's worth). */
+const BATCH_READ = 64;
 /**
  * How long appends gather before they are written (ms), unless many are
  * already waiting. A few milliseconds of gathering turn a burst into full
@@ -77,11 +79,20 @@ export class LevelArchive implements ArchiveStore {
     return promise;
   }
 
-  /** Turns a filled segment into its puts: the segment and its per-correspondent id lists. */
+  /**
+   * Turns a filled segment into its puts: the segment, and per correspondent
+   * the segment's key and its entries' ids (so a page "with" someone reads
+   * its segments directly, many in one call).
+   */
   private seal(owner: string, w: SegmentWriter): void {
     this.ops.push({ type: 'put', sublevel: this.segments, key: owner + SEP + w.firstId, value: w.bytes() });
     for (const [withJid, ids] of w.byWith) {
-      this.ops.push({ type: 'put', sublevel: this.byWith, key: owner + SEP + withJid + SEP + ids.slice(0, ARCHIVE_ID_LENGTH), value: ids });
+      this.ops.push({
+        type: 'put',
+        sublevel: this.byWith,
+        key: owner + SEP + withJid + SEP + ids.slice(0, ARCHIVE_ID_LENGTH),
+        value: w.firstId + ids,
+      });
     }
   }
 
@@ -118,7 +129,11 @@ export class LevelArchive implements ArchiveStore {
     );
     void this.inFlight.then(() => {
       this.inFlight = null;
-      if (this.next) this.flush();
+      // What came meanwhile gathers a while longer (a batch right away would be a small one).
+      if (this.next) {
+        if (this.ops.length >= GATHER_OPS) this.flush();
+        else this.timer = setTimeout(() => this.flush(), GATHER_MS);
+      }
     });
   }
 
@@ -163,18 +178,38 @@ export class LevelArchive implements ArchiveStore {
       }
       return;
     }
-    // The correspondent index gives ids; their entries come from the segments.
-    const lookup = new SegmentLookup(this.segments, owner);
+    // The correspondent index gives ids and their segments; those are read
+    // a batch at a time (one call for up to a page's worth).
     const prefix = owner + SEP + r.with + SEP;
+    let wanted: Array<{ id: string; segment: string }> = [];
+    const resolve = async (): Promise<ArchiveEntry[]> => {
+      const keys = [...new Set(wanted.map((w) => w.segment))];
+      const values = (await this.segments.getMany(keys.map((k) => owner + SEP + k))) as Array<Buffer | undefined>;
+      const byKey = new Map(keys.map((k, i) => [k, values[i]]));
+      const found: ArchiveEntry[] = [];
+      for (const w of wanted) {
+        const segment = byKey.get(w.segment);
+        const e = segment && findEntry(segment, w.id);
+        if (e) found.push(e);
+      }
+      wanted = [];
+      return found;
+    };
     for await (const v of this.scan(this.byWith, prefix, lower, upper, r.reverse ?? false)) {
       const value = v as string;
+      const segment = value.slice(0, ARCHIVE_ID_LENGTH);
       const ids: string[] = [];
-      for (let i = 0; i < value.length; i += ARCHIVE_ID_LENGTH) ids.push(value.slice(i, i + ARCHIVE_ID_LENGTH));
+      for (let i = ARCHIVE_ID_LENGTH; i < value.length; i += ARCHIVE_ID_LENGTH) ids.push(value.slice(i, i + ARCHIVE_ID_LENGTH));
       if (r.reverse) ids.reverse();
-      for (const id of ids) {
-        if (!inRange(id)) continue;
-        const e = await lookup.get(id);
-        if (!e) continue;
+      for (const id of ids) if (inRange(id)) wanted.push({ id, segment });
+      if (wanted.length < Math.min(left, BATCH_READ)) continue;
+      for (const e of await resolve()) {
+        yield e;
+        if (--left === 0) return;
+      }
+    }
+    if (wanted.length) {
+      for (const e of await resolve()) {
         yield e;
         if (--left === 0) return;
       }
@@ -245,21 +280,26 @@ export class LevelArchive implements ArchiveStore {
   private async trim(owner: string, bound: string): Promise<number> {
     let removed = 0;
     // Segments wholly below the bound go; the one straddling it is rewritten without its old entries.
+    let after = owner;
     for (;;) {
       const old = (await this.segments
-        .iterator({ gte: owner + SEP, lt: owner + SEP + bound, limit: DELETE_CHUNK } as never)
+        .iterator({ gt: after, lt: owner + SEP + bound, limit: DELETE_CHUNK } as never)
         .all()) as Array<[string, Buffer]>;
       if (old.length === 0) break;
+      after = old[old.length - 1]![0];
       const ops: Op[] = [];
       for (const [key, value] of old) {
         const entries = decode(value);
         const keep = entries.filter((e) => e.id >= bound);
         removed += entries.length - keep.length;
-        ops.push({ type: 'del', sublevel: this.segments, key });
+        // A cut segment keeps its key (all its entries still sort after it): the
+        // correspondent index names segments by key.
         if (keep.length) {
           const w = new SegmentWriter();
           for (const e of keep) w.add(e);
-          ops.push({ type: 'put', sublevel: this.segments, key: owner + SEP + w.firstId, value: w.bytes() });
+          ops.push({ type: 'put', sublevel: this.segments, key, value: w.bytes() });
+        } else {
+          ops.push({ type: 'del', sublevel: this.segments, key });
         }
       }
       await this.db.batch(ops as never, this.writeOptions);
@@ -275,16 +315,17 @@ export class LevelArchive implements ArchiveStore {
       const values = (await this.byWith.getMany(old)) as Array<string | undefined>;
       const ops: Op[] = [];
       old.forEach((key, i) => {
-        const ids = values[i] ?? '';
+        const value = values[i] ?? '';
         let keep = '';
-        for (let j = 0; j < ids.length; j += ARCHIVE_ID_LENGTH) {
-          const id = ids.slice(j, j + ARCHIVE_ID_LENGTH);
+        for (let j = ARCHIVE_ID_LENGTH; j < value.length; j += ARCHIVE_ID_LENGTH) {
+          const id = value.slice(j, j + ARCHIVE_ID_LENGTH);
           if (id >= bound) keep += id;
         }
         ops.push({ type: 'del', sublevel: this.byWith, key });
         if (keep) {
           const w = key.slice(0, key.length - ARCHIVE_ID_LENGTH);
-          ops.push({ type: 'put', sublevel: this.byWith, key: w + keep.slice(0, ARCHIVE_ID_LENGTH), value: keep });
+          const segment = value.slice(0, ARCHIVE_ID_LENGTH);
+          ops.push({ type: 'put', sublevel: this.byWith, key: w + keep.slice(0, ARCHIVE_ID_LENGTH), value: segment + keep });
         }
       });
       await this.db.batch(ops as never, this.writeOptions);
@@ -320,7 +361,7 @@ class SegmentLookup {
 // A segment: for each entry, its id (16 ASCII bytes), then its
 // correspondent and its XML, each as a 32-bit length and UTF-8 bytes.
 class SegmentWriter {
-  private buf = Buffer.allocUnsafe(4096);
+  private buf = Buffer.allocUnsafe(1024);
   private used = 0;
   count = 0;
   firstId = '';
@@ -353,6 +394,22 @@ class SegmentWriter {
   bytes(): Buffer {
     return this.buf.subarray(0, this.used);
   }
+}
+
+/** One entry of a segment, found by id without decoding the others. */
+function findEntry(value: Buffer, id: string): ArchiveEntry | undefined {
+  let at = 0;
+  while (at < value.length) {
+    const w = value.readUInt32BE(at + ARCHIVE_ID_LENGTH);
+    const x = value.readUInt32BE(at + ARCHIVE_ID_LENGTH + 4 + w);
+    if (value.toString('latin1', at, at + ARCHIVE_ID_LENGTH) === id) {
+      const withJid = value.toString('utf8', at + ARCHIVE_ID_LENGTH + 4, at + ARCHIVE_ID_LENGTH + 4 + w);
+      const from = at + ARCHIVE_ID_LENGTH + 8 + w;
+      return { id, when: archiveIdTime(id), with: withJid, xml: value.toString('utf8', from, from + x) };
+    }
+    at += ARCHIVE_ID_LENGTH + 8 + w + x;
+  }
+  return undefined;
 }
 
 function decode(value: Buffer): ArchiveEntry[] {
