@@ -45,6 +45,10 @@ export function userArchiveWith(jid: Jid): WithSelection {
 export async function serveQuery(o: ServeOptions): Promise<Element> {
   const q = o.query;
   const limit = Math.min(q.max ?? o.pageSize.default, o.pageSize.max);
+  // Each named id is a lookup: no more of them than a page may hold.
+  if (q.ids && q.ids.length > o.pageSize.max) {
+    throw new StanzaError('policy-violation', `at most ${o.pageSize.max} ids per query`);
+  }
   const ids = [q.after, q.before || undefined, q.afterId, q.beforeId, ...(q.ids ?? [])].filter(
     (id): id is string => id !== undefined,
   );

@@ -219,6 +219,8 @@ describe('message archive (XEP-0313)', () => {
     assert.equal(errorOf((await query(alice, { with: 'not a jid@@' })).reply), 'jid-malformed');
     const other = await iq(alice, 'set', xml('query', { xmlns: MAM }), 'bob@localhost');
     assert.equal(errorOf(other), 'forbidden', "another user's archive is private");
+    const manyIds = Array.from({ length: ts.config.mam.maxPageSize + 1 }, (_, i) => `id${i}`);
+    assert.equal(errorOf((await query(alice, { ids: manyIds })).reply), 'policy-violation');
     const big = await query(alice, {}, { max: 1_000_000 });
     assert.ok(big.results.length <= ts.config.mam.maxPageSize, 'the page size is capped');
   });
