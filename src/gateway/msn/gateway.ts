@@ -30,6 +30,14 @@ export function msnGatewayOf(server: ServerContext): MsnGateway | undefined {
   return gateways.get(server);
 }
 
+/** How long a request waits for a login that the user's initial presence has yet to start. */
+const PRESENCE_GRACE_MS = 2000;
+
+interface LoginWaiter {
+  done(session: UserSession | undefined): void;
+  extend(): void;
+}
+
 export class MsnGateway {
   readonly domain: string;
   readonly server: ServerContext;
@@ -131,7 +139,7 @@ export class MsnGateway {
     return { domain: this.domain, sessions: this.sessions.size, online };
   }
 
-  private readonly onlineWaiters = new Map<string, Set<(s: UserSession | undefined) => void>>();
+  private readonly onlineWaiters = new Map<string, Set<LoginWaiter>>();
 
   /**
    * The user's session once it is logged in to MSN: at once when it is,
@@ -139,16 +147,24 @@ export class MsnGateway {
    * registered, and the presence that logs in is on its way) otherwise.
    * Undefined when there is nothing to wait for, the login fails, or
    * `msn.loginWait` passes first.
+   *
+   * A request may also overtake the user's initial presence on its way here
+   * (a client sends presence and a request together; the presence reaches
+   * the transport after a roster read). For a registered user with a bound
+   * resource but no presence yet, the wait is short (PRESENCE_GRACE_MS)
+   * unless a login starts meanwhile (loginStarted), then up to loginWait.
    */
   async whenOnline(user: Jid): Promise<UserSession | undefined> {
     const bare = user.bare;
     const s = this.sessions.get(bare);
     if (s?.online) return s;
+    let wait = this.server.config.msn.loginWait * 1000;
     if (!s) {
-      const starting = this.isLocalUser(user) && this.server.sessions.available(bare).length > 0;
-      if (!starting || !(await this.registrations.get(bare))) return undefined;
+      if (!this.isLocalUser(user) || !this.server.sessions.has(bare)) return undefined;
+      if (!(await this.registrations.get(bare))) return undefined;
       const now = this.sessions.get(bare);
       if (now?.online) return now;
+      if (!now && this.server.sessions.available(bare).length === 0) wait = Math.min(wait, PRESENCE_GRACE_MS);
     }
     return new Promise((resolve) => {
       let waiters = this.onlineWaiters.get(bare);
@@ -157,20 +173,31 @@ export class MsnGateway {
         this.onlineWaiters.set(bare, waiters);
       }
       const set = waiters;
-      const done = (session: UserSession | undefined) => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0 && this.onlineWaiters.get(bare) === set) this.onlineWaiters.delete(bare);
-        resolve(session);
+      let timer = setTimeout(() => waiter.done(undefined), wait);
+      const waiter: LoginWaiter = {
+        done: (session) => {
+          clearTimeout(timer);
+          set.delete(waiter);
+          if (set.size === 0 && this.onlineWaiters.get(bare) === set) this.onlineWaiters.delete(bare);
+          resolve(session);
+        },
+        extend: () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => waiter.done(undefined), this.server.config.msn.loginWait * 1000);
+        },
       };
-      const timer = setTimeout(() => done(undefined), this.server.config.msn.loginWait * 1000);
-      set.add(done);
+      set.add(waiter);
     });
+  }
+
+  /** A login began: requests waiting for the user's presence now wait for the login (up to loginWait). */
+  loginStarted(bare: string): void {
+    for (const w of this.onlineWaiters.get(bare) ?? []) w.extend();
   }
 
   /** A session logged in (or closed: `session` undefined): wakes whoever waits for it. */
   settle(bare: string, session: UserSession | undefined): void {
-    for (const done of [...(this.onlineWaiters.get(bare) ?? [])]) done(session);
+    for (const w of [...(this.onlineWaiters.get(bare) ?? [])]) w.done(session);
   }
 
   /** Per-user transport state for operators (see status.ts). */

@@ -144,6 +144,7 @@ export const msnGatewayModule = (users: UserServerFactory): Module => (host) => 
       if (!s) {
         s = new UserSession(gw, user, reg);
         gw.sessions.set(user.bare, s);
+        gw.loginStarted(user.bare);
         s.presenceFrom(from, stanza);
         // The MSN login outlives this stanza: its sockets must not carry its
         // context (stream/inbound-context.ts).
