@@ -6,6 +6,7 @@ import { StatusSections } from './admin/status-sections.ts';
 import { loadServerSecret } from './auth/server-secret.ts';
 import { AuthThrottle } from './auth/throttle.ts';
 import { C2SListeners } from './c2s/listener.ts';
+import { Cluster } from './cluster/cluster.ts';
 import { servedDomains, uploadsServed } from './config/domains.ts';
 import type { Config } from './config/schema.ts';
 import type { ServerContext, StoreClass } from './host/context.ts';
@@ -50,6 +51,8 @@ export class Server implements ServerContext {
   readonly statusSections = new StatusSections();
   /** Open ACME challenges, answered by the http and https listeners. */
   readonly acmeChallenges = new AcmeChallenges();
+  /** Set in cluster mode (cluster.redis): this process is one node of several. */
+  cluster: Cluster | null = null;
   private readonly services: Service[] = [];
   private readonly storeCache = new Map<unknown, unknown>();
   private stopping: Promise<void> | null = null;
@@ -128,6 +131,8 @@ export class Server implements ServerContext {
       this.hosts.set(upload.name, upload);
       await upload.load(uploadHostModules);
     }
+    // Before any listener: a node accepts clients only once it mirrors the cluster's sessions.
+    if (this.config.cluster.redis) this.cluster = await Cluster.start(this);
     await this.c2s.start();
     for (const make of serviceFactories) {
       const service = make(this);
@@ -188,6 +193,7 @@ export class Server implements ServerContext {
       old.close('conflict', 'replaced by a new connection with the same resource');
     }
     host.sessionEvents.fire('resource-bind', { session, host });
+    this.cluster?.bound(session);
   }
 
   /** Called once when a bound session ends, however it ended. */
@@ -195,6 +201,7 @@ export class Server implements ServerContext {
     // Modules (presence) see the session before it leaves the registry.
     host.sessionEvents.fire('resource-unbind', { session, host });
     this.sessions.remove(session);
+    this.cluster?.unbound(session);
   }
 
   /** Closes every stream cleanly (system-shutdown), then storage. */
@@ -204,6 +211,8 @@ export class Server implements ServerContext {
       await this.c2s.stop();
       // Stanzas closed streams never acknowledged are stored or bounced before storage closes.
       await this.smSessions.drain();
+      // After the sessions ended (announced), before the hosts and storage: what still waits for this node is handled here.
+      await this.cluster?.stop();
       for (const host of this.hosts.values()) await host.stop();
       await this.storage.close();
       this.log.info('stopped');

@@ -19,10 +19,21 @@ export interface RemoteRoute {
   send(stanza: Element, toDomain: string, fromDomain: string): void;
 }
 
+/**
+ * Cluster mode: decides whether a stanza for a hosted domain is handled on
+ * another node (cluster/routing.ts); null in a single process.
+ */
+export interface ClusterRoute {
+  /** True when it sent the stanza to another node; false: handle it here. */
+  forward(stanza: Element, origin: Origin, to: Jid, from: Jid, host: Host, hops: number): boolean;
+}
+
 export type Destination = 'self' | 'bare' | 'full' | 'host';
 
 export class Router {
   remote: RemoteRoute | null = null;
+  /** Set while this process is a node of a cluster. */
+  cluster: ClusterRoute | null = null;
 
   constructor(
     private readonly hosts: Map<string, Host>,
@@ -74,7 +85,21 @@ export class Router {
     this.deliver(stanza, origin, to, from);
   }
 
-  private deliver(stanza: Element, origin: Origin, to: Jid, from: Jid): void {
+  /**
+   * A stanza another cluster node sent here to be handled (this node is its
+   * recipient's home, or holds its room): delivered as if routed here, and
+   * forwarded again only while the nodes' views settle (`final` stops that).
+   */
+  deliverHere(stanza: Element, origin: Origin, final: boolean, hops: number): void {
+    const from = Jid.tryParse(stanza.attrs.from);
+    // A client's stanza without `to` (an iq to its own account) means its bare JID, as in fromClient.
+    const to = stanza.attrs.to === undefined && origin.kind === 'c2s' ? origin.session.jid.toBare() : Jid.tryParse(stanza.attrs.to);
+    if (!from || !to) return;
+    this.deliver(stanza, origin, to, from, final ? -1 : hops);
+  }
+
+  /** `hops`: cluster forwards so far, -1 when it must be handled here. */
+  private deliver(stanza: Element, origin: Origin, to: Jid, from: Jid, hops = 0): void {
     const host = this.hosts.get(to.domain);
     if (!host) {
       if (this.remote && origin.kind !== 's2s') {
@@ -84,6 +109,7 @@ export class Router {
       }
       return;
     }
+    if (this.cluster !== null && hops >= 0 && this.cluster.forward(stanza, origin, to, from, host, hops)) return;
     const isSelf = origin.kind === 'c2s' && origin.session.jid.bare === to.bare;
     const type: Destination = to.local === '' ? 'host' : to.resource === '' ? (isSelf ? 'self' : 'bare') : 'full';
     const event: StanzaEvent = { stanza, origin, host, to, from };

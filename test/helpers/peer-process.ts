@@ -95,6 +95,17 @@ export class PeerProcess {
     ]);
   }
 
+  /** Sends a signal (e.g. SIGKILL for a crash) and resolves once the process is gone. */
+  async kill(signal: NodeJS.Signals): Promise<void> {
+    if (!this.running) return;
+    this.proc.kill(signal);
+    await this.exited;
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
   async stop(): Promise<void> {
     if (!this.running) return;
     this.proc.kill('SIGTERM');

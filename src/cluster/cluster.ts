@@ -1,0 +1,553 @@
+// Cluster mode (cluster.redis): several jabberfly processes share one
+// PostgreSQL and use Redis for what they must agree on right now. The
+// layout (docs/scaling.md has the whole picture):
+//
+//   jf:nodes               sorted set: node instance → heartbeat deadline (ms)
+//   jf:sessions:<inst>     hash: full JID → session state (wire.ts), the registry
+//   jf:inbox:<inst>        stream: commands to that instance (stanzas to deliver or handle)
+//   jf:claim:<key>         the instance a room (or a component link) lives on
+//   jf:claims:<inst>       set: the claim keys an instance holds
+//   jf:events              channel: session changes, nodes joining and dying
+//
+// Every node mirrors every session (remote-session.ts) so modules see the
+// whole cluster in `server.sessions`; stanzas for a user are handled on
+// the user's home node (routing.ts) and reach a session on another node
+// through that node's inbox. An inbox is a stream, not a channel: what is
+// written to a node that died stays there until a surviving node takes it
+// over and re-routes it (messages go to offline storage), and the write
+// itself is refused once the node is known dead (one Lua script checks and
+// appends atomically), so nothing is lost between the two.
+//
+// A node instance is the node name plus a random suffix: a restarted node
+// is a new instance, and the old one's leftovers are cleaned like any dead
+// node's.
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Host } from '../host/host.ts';
+import type { ClientSession, Origin } from '../host/session.ts';
+import { Jid } from '../jid/jid.ts';
+import type { Logger } from '../log.ts';
+import type { Server } from '../server.ts';
+import { type Element, parse } from '../xml/element.ts';
+import type { StreamErrorName } from '../xml/errors.ts';
+import { LocalSessions } from './local-sessions.ts';
+import { type MirrorLink, RemoteSession } from './remote-session.ts';
+import { ClusterRouting } from './routing.ts';
+import { type ClusterEvent, type Command, decodeValue, encodeOrigin, type OriginWire, type SessionState } from './wire.ts';
+
+const NODES = 'jf:nodes';
+const EVENTS = 'jf:events';
+const inboxKey = (inst: string) => `jf:inbox:${inst}`;
+const sessionsKey = (inst: string) => `jf:sessions:${inst}`;
+const claimsKey = (inst: string) => `jf:claims:${inst}`;
+export const claimKey = (key: string) => `jf:claim:${key}`;
+/** Commands read per round trip. */
+const READ_BATCH = 500;
+/** Forwarding hops after which a stanza is handled where it is (views of the cluster disagree for a moment). */
+const MAX_HOPS = 3;
+
+// Appends to a node's inbox only while the node is registered: once a
+// cleaner removed it, the sender learns so and routes the stanza again.
+const SEND_SCRIPT = `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
+  return 1
+end
+return 0`;
+// A heartbeat that finds its node removed (declared dead) says so.
+const BEAT_SCRIPT = `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  return 1
+end
+return 0`;
+// The owner of a claim if it is alive; else, when asked to, this node takes it.
+const CLAIM_SCRIPT = `
+local o = redis.call('GET', KEYS[1])
+if o and redis.call('ZSCORE', KEYS[2], o) then return o end
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SADD', KEYS[3], KEYS[1])
+  return ARGV[1]
+end
+if o then redis.call('DEL', KEYS[1]) end
+return false`;
+// Drops the claims a dead instance held (only those still naming it).
+const RELEASE_SCRIPT = `
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
+end
+redis.call('DEL', KEYS[1])
+return 1`;
+
+interface ClusterRedis extends Redis {
+  jfSend(nodes: string, inbox: string, inst: string, payload: string): Promise<number>;
+  jfBeat(nodes: string, inst: string, deadline: number): Promise<number>;
+  jfClaim(claim: string, nodes: string, claims: string, inst: string, auto: string): Promise<string | null>;
+  jfRelease(claims: string, inst: string): Promise<number>;
+}
+
+function connect(url: string, log: Logger, role: string, autoPipeline: boolean): ClusterRedis {
+  const redis = new Redis(url, {
+    enableAutoPipelining: autoPipeline,
+    maxRetriesPerRequest: autoPipeline ? 3 : null,
+    lazyConnect: true,
+  }) as ClusterRedis;
+  redis.on('error', (err: Error) => log.warn('redis connection problem', { role, error: err.message }));
+  redis.defineCommand('jfSend', { numberOfKeys: 2, lua: SEND_SCRIPT });
+  redis.defineCommand('jfBeat', { numberOfKeys: 1, lua: BEAT_SCRIPT });
+  redis.defineCommand('jfClaim', { numberOfKeys: 3, lua: CLAIM_SCRIPT });
+  redis.defineCommand('jfRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
+  return redis;
+}
+
+export class Cluster implements MirrorLink {
+  readonly node: string;
+  readonly instance: string;
+  readonly routing: ClusterRouting;
+  readonly log: Logger;
+  private readonly cmd: ClusterRedis;
+  private readonly sub: ClusterRedis;
+  private readonly reader: ClusterRedis;
+  /** Instances in jf:nodes (alive, or dead and not yet cleaned up), this one included. */
+  readonly members = new Set<string>();
+  /** Mirrors of other instances' sessions, by instance then session id. */
+  private readonly mirrors = new Map<string, Map<string, RemoteSession>>();
+  private readonly local: LocalSessions;
+  private beatTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private readerDone: Promise<void> = Promise.resolve();
+  private readonly heartbeatMs: number;
+  private readonly timeoutMs: number;
+  /** Counters for `jabberfly status` and the bench. */
+  readonly stats = { forwarded: 0, received: 0, rerouted: 0, nodesCleaned: 0 };
+
+  private constructor(private readonly server: Server) {
+    const c = server.config.cluster;
+    this.node = c.node || `node-${process.pid}`;
+    this.instance = `${this.node}#${randomBytes(4).toString('hex')}`;
+    this.log = server.log.child('cluster');
+    this.heartbeatMs = c.heartbeat * 1000;
+    this.timeoutMs = c.nodeTimeout * 1000;
+    this.cmd = connect(c.redis, this.log, 'commands', true);
+    this.sub = connect(c.redis, this.log, 'events', false);
+    this.reader = connect(c.redis, this.log, 'inbox', false);
+    this.local = new LocalSessions((session, state) => this.publishState(session, state));
+    this.routing = new ClusterRouting(server, this);
+  }
+
+  /** Joins the cluster: registers, mirrors every live session, starts reading its inbox. */
+  static async start(server: Server): Promise<Cluster> {
+    const cluster = new Cluster(server);
+    try {
+      await cluster.join();
+    } catch (err) {
+      await cluster.disconnect();
+      throw new Error(`cannot join the cluster at cluster.redis: ${(err as Error).message}`);
+    }
+    return cluster;
+  }
+
+  private async join(): Promise<void> {
+    await Promise.all([this.cmd.connect(), this.sub.connect(), this.reader.connect()]);
+    // Events first, so nothing that changes while the registry is read is missed.
+    this.sub.on('message', (_channel: string, message: string) => this.onEvent(JSON.parse(message) as ClusterEvent));
+    await this.sub.subscribe(EVENTS);
+    // A reconnected events connection may have missed changes: read the registry again.
+    this.sub.on('ready', () => void this.resync().catch((e) => this.log.warn('resync failed', { error: String(e) })));
+    await this.cmd.zadd(NODES, Date.now() + this.timeoutMs, this.instance);
+    await this.cmd.publish(EVENTS, JSON.stringify({ t: 'up', i: this.instance } satisfies ClusterEvent));
+    await this.resync();
+    this.readerDone = this.readInbox();
+    this.beatTimer = setInterval(() => void this.beat().catch((e) => this.log.warn('heartbeat failed', { error: String(e) })), this.heartbeatMs);
+    this.beatTimer.unref();
+    this.server.router.cluster = this.routing;
+    this.server.statusSections.add('cluster', () => this.status());
+    this.log.info('joined the cluster', { node: this.node, instance: this.instance, nodes: this.members.size });
+  }
+
+  private status() {
+    return {
+      node: this.node,
+      instance: this.instance,
+      nodes: [...this.members].sort(),
+      localSessions: this.server.sessions.count - this.mirrorCount(),
+      remoteSessions: this.mirrorCount(),
+      forwarded: this.stats.forwarded,
+      received: this.stats.received,
+    };
+  }
+
+  private mirrorCount(): number {
+    let n = 0;
+    for (const m of this.mirrors.values()) n += m.size;
+    return n;
+  }
+
+  /** Reads the member list and every other instance's sessions. */
+  private async resync(): Promise<void> {
+    const members = await this.cmd.zrange(NODES, 0, -1);
+    this.setMembers(members);
+    for (const inst of members) {
+      if (inst === this.instance) continue;
+      const all = await this.cmd.hgetall(sessionsKey(inst));
+      const seen = new Set<string>();
+      for (const json of Object.values(all)) {
+        const st = JSON.parse(json) as SessionState;
+        seen.add(st.s);
+        this.mirror(inst, st);
+      }
+      // Sessions gone while the events connection was away.
+      for (const [sid, m] of this.mirrors.get(inst) ?? []) if (!seen.has(sid)) this.dropMirror(inst, m);
+    }
+  }
+
+  private setMembers(list: string[]): void {
+    const now = new Set(list);
+    now.add(this.instance);
+    for (const inst of [...this.members]) if (!now.has(inst)) this.forgetInstance(inst);
+    for (const inst of now) this.members.add(inst);
+  }
+
+  // ---- sessions -------------------------------------------------------
+
+  /** A session bound here: watched, registered and announced. */
+  bound(session: ClientSession): void {
+    const state = this.local.watch(session);
+    this.publishState(session, state);
+  }
+
+  /** A session of this node ended. */
+  unbound(session: ClientSession): void {
+    this.local.unwatch(session);
+    const j = session.jid.toString();
+    // Only if the registry entry is still this session (a replacement may have taken the JID).
+    void this.cmd
+      .hget(sessionsKey(this.instance), j)
+      .then((json) => {
+        if (json && (JSON.parse(json) as SessionState).s === session.id) return this.cmd.hdel(sessionsKey(this.instance), j);
+      })
+      .then(() => this.cmd.publish(EVENTS, JSON.stringify({ t: 'g', i: this.instance, j, s: session.id } satisfies ClusterEvent)))
+      .catch((e) => this.log.warn('session removal not announced', { jid: j, error: String(e) }));
+  }
+
+  bindOrder(session: ClientSession): number {
+    return session instanceof RemoteSession ? session.bindOrder : (this.local.bindOrder(session) ?? 0);
+  }
+
+  instanceOf(session: ClientSession): string {
+    return session instanceof RemoteSession ? session.instance : this.instance;
+  }
+
+  private publishState(session: ClientSession, state: SessionState): void {
+    if (this.server.sessions.get(session.jid) !== session) return;
+    const json = JSON.stringify(state);
+    void Promise.all([
+      this.cmd.hset(sessionsKey(this.instance), state.j, json),
+      this.cmd.publish(EVENTS, `{"t":"s","i":${JSON.stringify(this.instance)},"st":${json}}`),
+    ]).catch((e) => this.log.warn('session state not published', { jid: state.j, error: String(e) }));
+  }
+
+  private mirror(inst: string, st: SessionState): void {
+    if (!this.members.has(inst)) this.members.add(inst);
+    let byId = this.mirrors.get(inst);
+    if (!byId) {
+      byId = new Map();
+      this.mirrors.set(inst, byId);
+    }
+    const known = byId.get(st.s);
+    if (known) {
+      known.apply(st);
+      return;
+    }
+    const mirror = new RemoteSession(inst, st, this);
+    const current = this.server.sessions.get(mirror.jid);
+    if (current && !(current instanceof RemoteSession) && this.bindOrder(current) > mirror.bindOrder) {
+      // Our own session with this full JID is newer: it wins, the older one elsewhere goes.
+      mirror.close('conflict', 'replaced by a new connection with the same resource');
+      return;
+    }
+    byId.set(st.s, mirror);
+    const old = this.server.sessions.add(mirror);
+    // An older session of ours with this JID: the newer one elsewhere replaces it.
+    if (old && old !== mirror && !(old instanceof RemoteSession)) old.close('conflict', 'replaced by a new connection with the same resource');
+  }
+
+  private dropMirror(inst: string, m: RemoteSession): void {
+    this.mirrors.get(inst)?.delete(m.id);
+    this.server.sessions.remove(m);
+  }
+
+  /** An instance left the member list: its mirrors go (the cleaner told contacts). */
+  private forgetInstance(inst: string): void {
+    if (inst === this.instance) return;
+    this.members.delete(inst);
+    for (const m of this.mirrors.get(inst)?.values() ?? []) this.server.sessions.remove(m);
+    this.mirrors.delete(inst);
+    this.routing.forgetOwner(inst);
+  }
+
+  private onEvent(e: ClusterEvent): void {
+    if ('i' in e && e.i === this.instance) return;
+    switch (e.t) {
+      case 'up':
+        this.members.add(e.i);
+        break;
+      case 's':
+        this.mirror(e.i, e.st);
+        break;
+      case 'g': {
+        const m = this.mirrors.get(e.i)?.get(e.s);
+        if (m) this.dropMirror(e.i, m);
+        break;
+      }
+      case 'dead':
+        this.forgetInstance(e.i);
+        break;
+    }
+  }
+
+  // ---- commands -------------------------------------------------------
+
+  /** Appends a command to an instance's inbox; false when that instance is gone. */
+  async command(inst: string, cmd: Command): Promise<boolean> {
+    try {
+      const ok = (await this.cmd.jfSend(NODES, inboxKey(inst), inst, JSON.stringify(cmd))) === 1;
+      if (!ok) this.forgetInstance(inst);
+      else this.stats.forwarded++;
+      return ok;
+    } catch (err) {
+      this.log.warn('cluster command failed', { to: inst, error: String(err) });
+      return false;
+    }
+  }
+
+  /** A stanza to handle on another instance (its recipient's home, a room's node). */
+  forward(inst: string, stanza: Element, origin: Origin, hops = 0): void {
+    const cmd: Command = { t: 'route', x: stanza.toString(), o: encodeOrigin(origin, (sess) => this.instanceOf(sess)), h: hops + 1 };
+    void this.command(inst, cmd).then((ok) => {
+      // That node is gone: handle it again now that its sessions are forgotten.
+      if (!ok) this.server.router.route(stanza, origin);
+    });
+  }
+
+  /** A stanza for a session that is gone: messages are routed again (offline storage), iqs answered, the rest dropped. */
+  undeliverable(_session: RemoteSession | null, stanza: Element): void {
+    this.stats.rerouted++;
+    const type = stanza.attrs.type ?? 'normal';
+    if (stanza.name === 'message' && (type === 'chat' || type === 'normal')) this.server.router.route(stanza);
+    else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) this.server.router.bounce(stanza, 'service-unavailable');
+  }
+
+  private async readInbox(): Promise<void> {
+    let last = '0';
+    const key = inboxKey(this.instance);
+    while (!this.stopped) {
+      let reply: Array<[string, Array<[string, string[]]>]> | null;
+      try {
+        reply = (await this.reader.xread('COUNT', READ_BATCH, 'BLOCK', 2000, 'STREAMS', key, last)) as typeof reply;
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn('inbox read failed', { error: String(err) });
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      if (!reply) continue;
+      for (const [, entries] of reply) {
+        for (const [id, fields] of entries) {
+          last = id;
+          this.stats.received++;
+          try {
+            // Mostly synchronous; a command that must wait (an origin not mirrored yet) holds the ones after it.
+            const waiting = this.onCommand(JSON.parse(fields[1]!) as Command);
+            if (waiting) await waiting;
+          } catch (err) {
+            this.log.error('cluster command failed here', { error: String((err as Error)?.stack ?? err) });
+          }
+        }
+      }
+      // Handled: trimmed at once, so a takeover after a crash re-routes as little as possible twice.
+      await this.cmd.xtrim(key, 'MINID', incrementId(last)).catch(() => {});
+    }
+  }
+
+  private localSession(j: string, sid: string): ClientSession | undefined {
+    const s = this.server.sessions.get(Jid.parse(j));
+    return s && !(s instanceof RemoteSession) && s.id === sid ? s : undefined;
+  }
+
+  private onCommand(c: Command): Promise<void> | undefined {
+    switch (c.t) {
+      case 'send': {
+        const s = this.localSession(c.j, c.s);
+        const stanza = parse(c.x);
+        if (s) s.send(stanza);
+        else this.undeliverable(null, stanza);
+        return;
+      }
+      case 'route': {
+        const stanza = parse(c.x);
+        const deliver = () => this.server.router.deliverHere(stanza, this.origin(c.o), (c.h ?? 0) >= MAX_HOPS, c.h ?? 0);
+        // The sender's session event travels on another connection and may not be here yet: fetch its state.
+        if (c.o.k === 'c2s' && c.o.i !== this.instance && !this.server.sessions.get(Jid.parse(c.o.j))) {
+          return this.fetchMirror(c.o.i, c.o.j).then(deliver);
+        }
+        deliver();
+        return;
+      }
+      case 'close':
+        this.localSession(c.j, c.s)?.close(c.e as StreamErrorName | undefined, c.m);
+        return;
+      case 'set': {
+        const s = this.localSession(c.j, c.s);
+        if (!s) return;
+        if (c.f === 'presence') s.presence = c.v === null ? null : parse(c.v as string);
+        else if (c.f === 'priority') s.priority = c.v as number;
+        else s.rosterRequested = c.v as boolean;
+        return;
+      }
+      case 'data': {
+        const s = this.localSession(c.j, c.s);
+        if (!s) return;
+        if (c.del) s.data.delete(c.k);
+        else s.data.set(c.k, decodeValue(c.v));
+        return;
+      }
+    }
+  }
+
+  private async fetchMirror(inst: string, j: string): Promise<void> {
+    const json = await this.cmd.hget(sessionsKey(inst), j).catch(() => null);
+    if (json) this.mirror(inst, JSON.parse(json) as SessionState);
+  }
+
+  private origin(o: OriginWire): Origin {
+    switch (o.k) {
+      case 'c2s': {
+        const s = this.server.sessions.get(Jid.parse(o.j));
+        return s && s.id === o.s ? { kind: 'c2s', session: s } : { kind: 'server' };
+      }
+      case 's2s':
+        return { kind: 's2s', domains: new Set(o.d) };
+      case 'component':
+        return { kind: 'component', domain: o.d };
+      case 'host':
+        return { kind: 'host', name: o.n };
+      default:
+        return { kind: 'server' };
+    }
+  }
+
+  // ---- claims ---------------------------------------------------------
+
+  /** The live owner of `key`; with `take`, this instance becomes the owner when there is none. */
+  async claim(key: string, take: boolean): Promise<string | null> {
+    return this.cmd.jfClaim(claimKey(key), NODES, claimsKey(this.instance), this.instance, take ? '1' : '0');
+  }
+
+  /** Gives up a claim this instance holds (a component link that closed). */
+  async release(key: string): Promise<void> {
+    await this.cmd.eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1`, 1, claimKey(key), this.instance);
+  }
+
+  // ---- liveness -------------------------------------------------------
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    const now = Date.now();
+    const alive = await this.cmd.jfBeat(NODES, this.instance, now + this.timeoutMs);
+    if (alive !== 1) return this.evicted();
+    // Nodes past their deadline: whoever removes one from the set cleans it up.
+    const expired = await this.cmd.zrangebyscore(NODES, '-inf', now);
+    for (const inst of expired) {
+      if (inst === this.instance) continue;
+      if ((await this.cmd.zrem(NODES, inst)) === 1) await this.cleanUp(inst);
+    }
+    this.setMembers(await this.cmd.zrange(NODES, 0, -1));
+  }
+
+  /**
+   * Takes over a dead instance: its sessions end (contacts get unavailable
+   * presence, as for a dropped connection), what waited in its inbox is
+   * routed again (messages to its users go to offline storage), its
+   * registry entries and claims are dropped.
+   */
+  private async cleanUp(inst: string): Promise<void> {
+    this.stats.nodesCleaned++;
+    const dead = [...(this.mirrors.get(inst)?.values() ?? [])];
+    this.log.warn('node found dead: taking over', { instance: inst, sessions: dead.length });
+    await this.cmd.publish(EVENTS, JSON.stringify({ t: 'dead', i: inst } satisfies ClusterEvent));
+    for (const m of dead) {
+      const host = this.server.hosts.get(m.jid.domain);
+      if (host) host.sessionEvents.fire('resource-unbind', { session: m, host });
+      this.dropMirror(inst, m);
+    }
+    this.forgetInstance(inst);
+    let after = '-';
+    for (;;) {
+      const entries = (await this.cmd.xrange(inboxKey(inst), after, '+', 'COUNT', READ_BATCH)) as Array<[string, string[]]>;
+      for (const [, fields] of entries) this.takeOver(JSON.parse(fields[1]!) as Command);
+      if (entries.length < READ_BATCH) break;
+      after = `(${entries[entries.length - 1]![0]}`;
+    }
+    await this.cmd.del(inboxKey(inst), sessionsKey(inst));
+    await this.cmd.jfRelease(claimsKey(inst), inst);
+  }
+
+  /** A command a dead node never handled. */
+  private takeOver(c: Command): void {
+    this.stats.rerouted++;
+    if (c.t === 'send') this.undeliverable(null, parse(c.x));
+    else if (c.t === 'route') this.server.router.route(parse(c.x), this.origin(c.o));
+  }
+
+  /** This node was declared dead (a long pause, Redis unreachable): its clients reconnect, it joins anew. */
+  private async evicted(): Promise<void> {
+    this.log.error('this node was declared dead by the cluster: closing its sessions and joining again', { instance: this.instance });
+    for (const s of [...this.server.sessions.all()]) {
+      if (!(s instanceof RemoteSession)) s.close('reset', 'the server node rejoins its cluster: please reconnect');
+    }
+    await this.cmd.zadd(NODES, Date.now() + this.timeoutMs, this.instance);
+    await this.resync();
+  }
+
+  /** Leaves cleanly: sessions are already closed; what is left in the inbox is handled here, then it goes. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.beatTimer) clearInterval(this.beatTimer);
+    this.server.router.cluster = null;
+    try {
+      // Out of the member list first: nobody appends to the inbox after this.
+      await this.cmd.zrem(NODES, this.instance);
+      await this.cmd.publish(EVENTS, JSON.stringify({ t: 'dead', i: this.instance } satisfies ClusterEvent));
+      this.reader.disconnect();
+      await this.readerDone;
+      let after = '-';
+      for (;;) {
+        const entries = (await this.cmd.xrange(inboxKey(this.instance), after, '+', 'COUNT', READ_BATCH)) as Array<[string, string[]]>;
+        for (const [, fields] of entries) this.takeOver(JSON.parse(fields[1]!) as Command);
+        if (entries.length < READ_BATCH) break;
+        after = `(${entries[entries.length - 1]![0]}`;
+      }
+      await this.cmd.del(inboxKey(this.instance), sessionsKey(this.instance));
+      await this.cmd.jfRelease(claimsKey(this.instance), this.instance);
+    } catch (err) {
+      this.log.warn('leaving the cluster cleanly failed (the others will time this node out)', { error: String(err) });
+    }
+    await this.disconnect();
+  }
+
+  private async disconnect(): Promise<void> {
+    this.stopped = true;
+    for (const r of [this.cmd, this.sub, this.reader]) r.disconnect();
+  }
+}
+
+/** The stream id just after `id` ("ms-seq"), for trimming everything up to and including it. */
+function incrementId(id: string): string {
+  const [ms, seq] = id.split('-');
+  return `${ms}-${Number(seq) + 1}`;
+}
+
+export type { Host };

@@ -1,0 +1,84 @@
+// What cluster nodes say to each other through Redis, as JSON: commands to
+// one node (its inbox stream) and events to all (the events channel), the
+// state of a bound session as every node mirrors it, and where a forwarded
+// stanza came from. Kept apart from the transport so both ends agree on
+// one definition.
+import type { Origin } from '../host/session.ts';
+
+/** A bound session as mirrored on every node (registry hash and events). */
+export interface SessionState {
+  /** Full JID. */
+  j: string;
+  /** Session id (a replaced session with the same JID has another). */
+  s: string;
+  /** Bind order: the oldest session of a user decides the user's home node. */
+  b: number;
+  /** Version, increasing with each change: a mirror keeps the newest it saw. */
+  v: number;
+  tr: 'tcp' | 'websocket';
+  ip: string;
+  sec: boolean;
+  /** Last available presence as XML, or null while unavailable. */
+  p: string | null;
+  pr: number;
+  rr: boolean;
+  /** Per-module session data (carbons enabled, directed presences, ...), encoded by `encodeValue`. */
+  d: Array<[string, unknown]>;
+}
+
+/** Where a forwarded stanza came from. */
+export type OriginWire =
+  /** `i`: the sender's instance (its session may not be mirrored here yet). */
+  | { k: 'c2s'; j: string; s: string; i: string }
+  | { k: 's2s'; d: string[] }
+  | { k: 'component'; d: string }
+  | { k: 'host'; n: string }
+  | { k: 'server' };
+
+/** Commands, each to one node's inbox. */
+export type Command =
+  /** Deliver a stanza to one of your sessions. */
+  | { t: 'send'; j: string; s: string; x: string }
+  /** Handle this stanza here (you are its recipient's home, or the room's node). */
+  | { t: 'route'; x: string; o: OriginWire; h?: number }
+  /** Close one of your sessions. */
+  | { t: 'close'; j: string; s: string; e?: string; m?: string }
+  /** A module on another node changed a field of one of your sessions (through its mirror). */
+  | { t: 'set'; j: string; s: string; f: 'presence' | 'priority' | 'rosterRequested'; v: unknown }
+  | { t: 'data'; j: string; s: string; k: string; v?: unknown; del?: boolean };
+
+/** Events, to every node. */
+export type ClusterEvent =
+  | { t: 'up'; i: string }
+  /** A session bound or changed. */
+  | { t: 's'; i: string; st: SessionState }
+  /** A session ended. */
+  | { t: 'g'; i: string; j: string; s: string }
+  /** A node was found dead and cleaned up (its sessions, claims and inbox are gone). */
+  | { t: 'dead'; i: string };
+
+export function encodeOrigin(origin: Origin, instanceOf: (s: Extract<Origin, { kind: 'c2s' }>['session']) => string): OriginWire {
+  switch (origin.kind) {
+    case 'c2s':
+      return { k: 'c2s', j: origin.session.jid.toString(), s: origin.session.id, i: instanceOf(origin.session) };
+    case 's2s':
+      return { k: 's2s', d: [...origin.domains] };
+    case 'component':
+      return { k: 'component', d: origin.domain };
+    case 'host':
+      return { k: 'host', n: origin.name };
+    default:
+      return { k: 'server' };
+  }
+}
+
+/** Session data values: JSON, with string sets (directed presences) kept as sets. */
+export function encodeValue(v: unknown): unknown {
+  if (v instanceof Set) return { $set: [...v] };
+  return v;
+}
+
+export function decodeValue(v: unknown): unknown {
+  if (v && typeof v === 'object' && Array.isArray((v as { $set?: unknown }).$set)) return new Set((v as { $set: unknown[] }).$set);
+  return v;
+}

@@ -1,0 +1,174 @@
+// A three-node cluster on one machine: three `jabberfly start` processes
+// sharing Debian's PostgreSQL and redis-server (both on loopback, started
+// for this file). alice is on node 1, bob on node 2, alice's second
+// resource on node 3: they subscribe, see each other's presence, chat,
+// carbons cross nodes; node 2 is killed with SIGKILL, its session leaves
+// the registry within the configured bound (alice sees bob go offline),
+// messages sent to bob meanwhile and afterwards are stored offline, and
+// bob gets them from node 2 restarted.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { xml } from '@xmpp/client';
+import type { Element } from '@xmpp/xml';
+import { AccountStore } from '../../src/storage/accounts.ts';
+import { PgBackend } from '../../src/storage/pg.ts';
+import { BIN } from '../helpers/cli.ts';
+import { iq } from '../helpers/mam.ts';
+import { freePort, PeerProcess } from '../helpers/peer-process.ts';
+import { type TestDatabase, testDatabase } from '../helpers/postgres.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { connect, type TestClient } from '../helpers/xmpp-client.ts';
+
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+const CARBONS = 'urn:xmpp:carbons:2';
+const WAIT = 30_000;
+
+const body = (text: string) => (s: Element) => s.is('message') && s.getChildText('body') === text;
+const presenceFrom = (jid: string, type?: string) => (s: Element) =>
+  s.is('presence') && s.attrs.from === jid && s.attrs.type === type;
+
+describe('cluster of three nodes over PostgreSQL and Redis', () => {
+  let db: TestDatabase;
+  let redis: TestRedis;
+  let root: string;
+  const ports: number[] = [];
+  const nodes: Array<PeerProcess | null> = [null, null, null];
+  const clients: TestClient[] = [];
+
+  function configFile(i: number): string {
+    const file = join(root, `node${i + 1}.yaml`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        domain: 'localhost',
+        listen: ['127.0.0.1'],
+        storage: { backend: 'postgres', url: db.url, path: join(root, `node${i + 1}`) },
+        tls: { dir: join(root, `certs${i + 1}`) },
+        c2s: { port: ports[i], directTlsPort: false },
+        s2s: { port: false },
+        http: { port: false },
+        https: { port: false },
+        msn: { enabled: false },
+        upload: { enabled: false },
+        cluster: { redis: redis.url, node: `n${i + 1}`, heartbeat: 1, nodeTimeout: 3 },
+        log: { level: 'info' },
+      }),
+    );
+    return file;
+  }
+
+  async function startNode(i: number): Promise<PeerProcess> {
+    const p = new PeerProcess(`node ${i + 1}`, process.execPath, [BIN, 'start', '-c', configFile(i)]);
+    await p.waitOutput(/INFO server: started/, 'node start', 60_000);
+    nodes[i] = p;
+    return p;
+  }
+
+  async function client(node: number, user: string, resource: string): Promise<TestClient> {
+    const c = await connect({ port: ports[node]!, username: user, password: `${user}-pw`, resource });
+    clients.push(c);
+    return c;
+  }
+
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'jabberfly-cluster-'));
+    [db, redis] = await Promise.all([testDatabase(), startRedis()]);
+    for (let i = 0; i < 3; i++) ports.push(await freePort());
+    // Accounts straight into the shared database (no node running yet).
+    const backend = await PgBackend.open(db.url);
+    const accounts = new AccountStore(backend);
+    for (const u of ['alice', 'bob']) await accounts.setPassword(u, `${u}-pw`);
+    await backend.close();
+    // Three nodes starting together agree on one schema and one set of secrets.
+    await Promise.all([0, 1, 2].map(startNode));
+  });
+
+  after(async () => {
+    for (const c of clients) await c.stop();
+    for (const n of nodes) await n?.stop();
+    await redis?.stop();
+    await db?.release();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  let alice: TestClient;
+  let alice3: TestClient;
+  let bob: TestClient;
+
+  it('subscribes, shows presence and chats across nodes', async () => {
+    alice = await client(0, 'alice', 'laptop');
+    bob = await client(1, 'bob', 'phone');
+    // Interested resources (roster requested) get roster pushes.
+    await iq(alice, 'get', xml('query', { xmlns: 'jabber:iq:roster' }));
+    await iq(bob, 'get', xml('query', { xmlns: 'jabber:iq:roster' }));
+    await alice.send(xml('presence'));
+    await bob.send(xml('presence'));
+
+    await alice.send(xml('presence', { to: 'bob@localhost', type: 'subscribe' }));
+    await bob.waitFor(presenceFrom('alice@localhost', 'subscribe'), 'subscription request on node 2', WAIT);
+    await bob.send(xml('presence', { to: 'alice@localhost', type: 'subscribed' }));
+    await bob.send(xml('presence', { to: 'alice@localhost', type: 'subscribe' }));
+    await alice.waitFor(presenceFrom('bob@localhost', 'subscribe'), 'subscription request on node 1', WAIT);
+    await alice.send(xml('presence', { to: 'bob@localhost', type: 'subscribed' }));
+
+    // Roster pushes on both sides end at "both".
+    const pushBoth = (jid: string) => (s: Element) =>
+      s.is('iq') && s.attrs.type === 'set' && s.getChild('query')?.getChild('item')?.attrs.jid === jid && s.getChild('query')?.getChild('item')?.attrs.subscription === 'both';
+    await alice.waitFor(pushBoth('bob@localhost'), 'roster push (both) for alice', WAIT);
+    await bob.waitFor(pushBoth('alice@localhost'), 'roster push (both) for bob', WAIT);
+    // Presence crosses once the subscriptions are there (the approval sends it).
+    await alice.waitFor(presenceFrom('bob@localhost/phone'), "bob's presence on node 1", WAIT);
+    await bob.waitFor(presenceFrom('alice@localhost/laptop'), "alice's presence on node 2", WAIT);
+
+    await alice.send(xml('message', { to: 'bob@localhost', type: 'chat', id: 'c1' }, xml('body', {}, 'hello from node 1')));
+    const got = await bob.waitFor(body('hello from node 1'), 'message on node 2', WAIT);
+    assert.equal(got.attrs.from, 'alice@localhost/laptop');
+    await bob.send(xml('message', { to: 'alice@localhost/laptop', type: 'chat', id: 'c2' }, xml('body', {}, 'hello from node 2')));
+    assert.equal((await alice.waitFor(body('hello from node 2'), 'reply on node 1', WAIT)).attrs.from, 'bob@localhost/phone');
+  });
+
+  it('sends carbons to a resource on a third node', async () => {
+    alice3 = await client(2, 'alice', 'tablet');
+    await alice3.send(xml('presence'));
+    await bob.waitFor(presenceFrom('alice@localhost/tablet'), "alice's second resource seen on node 2", WAIT);
+    for (const c of [alice, alice3]) {
+      const r = await iq(c, 'set', xml('enable', { xmlns: CARBONS }));
+      assert.equal(r.attrs.type, 'result');
+    }
+    // To the laptop's full JID: the tablet (node 3) gets a received carbon.
+    await bob.send(xml('message', { to: 'alice@localhost/laptop', type: 'chat', id: 'c3' }, xml('body', {}, 'carbon me')));
+    await alice.waitFor(body('carbon me'), 'message on node 1', WAIT);
+    const carbon = await alice3.waitFor((s) => s.is('message') && s.getChild('received', CARBONS) !== undefined, 'carbon on node 3', WAIT);
+    const inner = carbon.getChild('received', CARBONS)?.getChild('forwarded')?.getChild('message');
+    assert.equal(inner?.getChildText('body'), 'carbon me');
+  });
+
+  it('after node 2 is killed, its session expires and messages for bob go to offline storage, delivered when it is back', async () => {
+    await nodes[1]!.kill('SIGKILL');
+    // Sent before anyone noticed: it waits in node 2's inbox and is taken over.
+    await alice.send(xml('message', { to: 'bob@localhost', type: 'chat', id: 'o1' }, xml('body', {}, 'right after the crash')));
+    // The session leaves the registry within heartbeat + nodeTimeout (1 + 3 s) plus a check: contacts are told.
+    const started = Date.now();
+    await alice.waitFor(presenceFrom('bob@localhost/phone', 'unavailable'), "bob's unavailable after node 2 died", WAIT);
+    const took = Date.now() - started;
+    assert.ok(took < 20_000, `registry expiry took ${took} ms`);
+    await alice.send(xml('message', { to: 'bob@localhost', type: 'chat', id: 'o2' }, xml('body', {}, 'while node 2 is down')));
+    // A ping round trip: the offline write is durable before the answer.
+    await iq(alice, 'get', xml('ping', { xmlns: 'urn:xmpp:ping' }));
+
+    // Node 2 restarts (a new instance under the same name) and rejoins.
+    await startNode(1);
+    bob = await client(1, 'bob', 'phone');
+    await bob.send(xml('presence'));
+    const first = await bob.waitFor(body('right after the crash'), 'offline message 1', WAIT);
+    const second = await bob.waitFor(body('while node 2 is down'), 'offline message 2', WAIT);
+    for (const m of [first, second]) assert.ok(m.getChild('delay', 'urn:xmpp:delay'), 'stamped as stored offline');
+    // And the cluster works again both ways.
+    await alice.waitFor(presenceFrom('bob@localhost/phone'), 'bob back on node 1', WAIT);
+    await alice3.send(xml('message', { to: 'bob@localhost', type: 'chat', id: 'c9' }, xml('body', {}, 'welcome back')));
+    await bob.waitFor(body('welcome back'), 'message from node 3 to the restarted node 2', WAIT);
+  });
+});
