@@ -10,6 +10,7 @@ import { banner } from './cli/banner.ts';
 import { certImport } from './cli/cert-import.ts';
 import { runCheck } from './cli/check.ts';
 import { MigrateError, migrateStorage } from './cli/migrate-storage.ts';
+import { parseWorkers, reportStarted, superviseWorkers, WorkersError, workerConfig, workerIndex } from './cli/workers.ts';
 import { PromptError } from './cli/password-prompt.ts';
 import { servedDomains } from './config/domains.ts';
 import { buildConfig, ConfigError, loadConfigFile } from './config/load.ts';
@@ -26,6 +27,8 @@ const HELP = `jabberfly — an XMPP server with a built-in MSN transport
 
 Usage:
   jabberfly start                     run the server
+  jabberfly start --workers N         run N worker processes sharing the ports (cluster mode on one
+                                      machine: needs cluster.redis and PostgreSQL; docs/scaling.md)
   jabberfly adduser JID               create an account (asks for the password twice, hidden)
   jabberfly passwd JID                change an account's password (its sessions are disconnected)
   jabberfly deluser JID               delete an account and all its data
@@ -98,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
       to: { type: 'string' },
       path: { type: 'string' },
       url: { type: 'string' },
+      workers: { type: 'string' },
     },
   });
   const [command, arg, ...rest] = positionals;
@@ -124,8 +128,14 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig(file);
   switch (command) {
-    case 'start':
+    case 'start': {
+      // A worker of `start --workers N` (its argv is the supervisor's): one node of the cluster.
+      const index = workerIndex();
+      if (index !== null) return start(workerConfig(config, index), file, values.config ?? null, index);
+      const workers = values.workers === undefined ? 1 : parseWorkers(values.workers, config);
+      if (workers > 1) return superviseWorkers(config, workers);
       return start(config, file, values.config ?? null);
+    }
     case 'transport':
       return runTransport(file, { component: values.component, secret: values.secret, domain: values.domain });
     case 'adduser':
@@ -149,8 +159,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function start(config: Config, file: string | null, flag: string | null): Promise<number> {
+async function start(config: Config, file: string | null, flag: string | null, worker: number | null = null): Promise<number> {
   const server = await Server.start(config);
+  if (worker !== null) reportStarted();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -181,7 +192,8 @@ async function start(config: Config, file: string | null, flag: string | null): 
     stopping = true;
     server.stop().finally(() => process.exit(1));
   });
-  if (config.log.level !== 'silent') process.stdout.write(await startBanner(server, file, flag));
+  // Workers of `--workers N` share one terminal: the first one's banner speaks for all.
+  if (config.log.level !== 'silent' && (worker === null || worker === 1)) process.stdout.write(await startBanner(server, file, flag));
   return -1; // keep running
 }
 
@@ -225,6 +237,7 @@ main(process.argv.slice(2)).then(
       err instanceof AdminError ||
       err instanceof PromptError ||
       err instanceof MigrateError ||
+      err instanceof WorkersError ||
       (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     console.error(`jabberfly: ${known ? (err as Error).message : ((err as Error).message ?? err)}`);
     process.exit(1);
