@@ -33,7 +33,15 @@ import type { StreamErrorName } from '../xml/errors.ts';
 import { LocalSessions } from './local-sessions.ts';
 import { type MirrorLink, RemoteSession } from './remote-session.ts';
 import { ClusterRouting } from './routing.ts';
-import { type ClusterEvent, type Command, decodeValue, encodeOrigin, type OriginWire, type SessionState } from './wire.ts';
+import {
+  type ClusterEvent,
+  type Command,
+  type CommandResult,
+  decodeValue,
+  encodeOrigin,
+  type OriginWire,
+  type SessionState,
+} from './wire.ts';
 
 const NODES = 'jf:nodes';
 const EVENTS = 'jf:events';
@@ -309,34 +317,54 @@ export class Cluster implements MirrorLink {
 
   // ---- commands -------------------------------------------------------
 
-  /** Appends a command to an instance's inbox; false when that instance is gone. */
-  async command(inst: string, cmd: Command): Promise<boolean> {
+  /** Appends a command to an instance's inbox. */
+  async command(inst: string, cmd: Command): Promise<CommandResult> {
     try {
       const ok = (await this.cmd.jfSend(NODES, inboxKey(inst), inst, JSON.stringify(cmd))) === 1;
-      if (!ok) this.forgetInstance(inst);
-      else this.stats.forwarded++;
-      return ok;
+      if (!ok) {
+        this.forgetInstance(inst);
+        return 'gone';
+      }
+      this.stats.forwarded++;
+      return 'ok';
     } catch (err) {
       this.log.warn('cluster command failed', { to: inst, error: String(err) });
-      return false;
+      return 'error';
     }
   }
 
   /** A stanza to handle on another instance (its recipient's home, a room's node). */
   forward(inst: string, stanza: Element, origin: Origin, hops = 0): void {
     const cmd: Command = { t: 'route', x: stanza.toString(), o: encodeOrigin(origin, (sess) => this.instanceOf(sess)), h: hops + 1 };
-    void this.command(inst, cmd).then((ok) => {
-      // That node is gone: handle it again now that its sessions are forgotten.
-      if (!ok) this.server.router.route(stanza, origin);
+    void this.command(inst, cmd).then((r) => {
+      // That node is gone: route it again now that its sessions are forgotten.
+      if (r === 'gone') this.server.router.route(stanza, origin);
+      // Redis failed: handle it here, where it stays (a message for a session on another node then goes offline).
+      else if (r === 'error') this.server.router.deliverHere(stanza, origin, true, hops);
     });
   }
 
-  /** A stanza for a session that is gone: messages are routed again (offline storage), iqs answered, the rest dropped. */
-  undeliverable(_session: RemoteSession | null, stanza: Element): void {
+  /**
+   * A stanza for a session that is gone or unreachable. Messages: routed
+   * again when the session is known gone (to the user's other resources or
+   * offline storage); stored offline at once when Redis failed (routing
+   * again would try the same node). Iq requests are answered with an error,
+   * the rest dropped (state a client fetches again).
+   */
+  undeliverable(_session: RemoteSession | null, stanza: Element, why: Exclude<CommandResult, 'ok'> = 'gone'): void {
     this.stats.rerouted++;
     const type = stanza.attrs.type ?? 'normal';
-    if (stanza.name === 'message' && (type === 'chat' || type === 'normal')) this.server.router.route(stanza);
-    else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) this.server.router.bounce(stanza, 'service-unavailable');
+    if (stanza.name === 'message' && (type === 'chat' || type === 'normal')) {
+      if (why === 'gone') return this.server.router.route(stanza);
+      const to = Jid.tryParse(stanza.attrs.to);
+      const from = Jid.tryParse(stanza.attrs.from);
+      const host = to && this.server.hosts.get(to.domain);
+      if (!to || !from || !host) return;
+      const stored = host.events.fire('message/offline', { stanza, origin: { kind: 'server' }, host, to: to.toBare(), from });
+      if (stored instanceof Promise) stored.catch((err) => this.log.warn('offline storage refused a message', { to: to.bare, error: String(err) }));
+    } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {
+      this.server.router.bounce(stanza, 'service-unavailable');
+    }
   }
 
   private async readInbox(): Promise<void> {

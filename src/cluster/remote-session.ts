@@ -9,14 +9,14 @@ import type { ClientSession } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
 import { type Element, parse } from '../xml/element.ts';
 import type { StreamErrorName } from '../xml/errors.ts';
-import { type Command, decodeValue, encodeValue, type SessionState } from './wire.ts';
+import { type Command, type CommandResult, decodeValue, encodeValue, type SessionState } from './wire.ts';
 
 /** What a mirror needs from the cluster: sending commands to its node. */
 export interface MirrorLink {
-  /** Queues a command to `instance`; resolves true once its inbox has it. */
-  command(instance: string, cmd: Command): Promise<boolean>;
-  /** A stanza for a session that turned out to be gone. */
-  undeliverable(session: RemoteSession, stanza: Element): void;
+  /** Queues a command to `instance`: 'ok' once its inbox has it, 'gone' when the instance is dead, 'error' when Redis failed. */
+  command(instance: string, cmd: Command): Promise<CommandResult>;
+  /** A stanza for a session that turned out to be gone, or that Redis could not take. */
+  undeliverable(session: RemoteSession, stanza: Element, why: Exclude<CommandResult, 'ok'>): void;
 }
 
 export class RemoteSession implements ClientSession {
@@ -89,9 +89,9 @@ export class RemoteSession implements ClientSession {
 
   send(stanza: Element): void {
     const sent = this.link.command(this.instance, { t: 'send', j: this.jid.toString(), s: this.id, x: stanza.toString() });
-    this.lastSent = sent;
-    void sent.then((ok) => {
-      if (!ok) this.link.undeliverable(this, stanza);
+    this.lastSent = sent.then((r) => r === 'ok');
+    void sent.then((r) => {
+      if (r !== 'ok') this.link.undeliverable(this, stanza, r);
     });
   }
 

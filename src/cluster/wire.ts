@@ -47,6 +47,9 @@ export type Command =
   | { t: 'set'; j: string; s: string; f: 'presence' | 'priority' | 'rosterRequested'; v: unknown }
   | { t: 'data'; j: string; s: string; k: string; v?: unknown; del?: boolean };
 
+/** How a command ended: in the inbox, refused (that instance is dead), or Redis failed. */
+export type CommandResult = 'ok' | 'gone' | 'error';
+
 /** Events, to every node. */
 export type ClusterEvent =
   | { t: 'up'; i: string }
