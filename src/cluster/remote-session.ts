@@ -108,6 +108,11 @@ export class RemoteSession implements ClientSession {
   whenSent(): Promise<boolean> {
     return this.lastSent;
   }
+
+  /** The owning node paces the client's output itself; here, the inbox having taken what was sent is enough. */
+  whenWritable(): Promise<boolean> {
+    return this.lastSent;
+  }
 }
 
 /** Session data of a mirror: changes made here go to the owner as well. */
