@@ -159,7 +159,9 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
     // A ping round trip: the offline write is durable before the answer.
     await iq(alice, 'get', xml('ping', { xmlns: 'urn:xmpp:ping' }));
 
-    // Node 2 restarts (a new instance under the same name) and rejoins.
+    // Node 2 restarts (a new instance under the same name) and rejoins; on a fresh port, as the
+    // killed one's may have been taken meanwhile on a busy machine.
+    ports[1] = await freePort();
     await startNode(1);
     bob = await client(1, 'bob', 'phone');
     await bob.send(xml('presence'));
