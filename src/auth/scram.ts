@@ -1,6 +1,7 @@
 // SCRAM (RFC 5802, RFC 7677) on node:crypto. Only the derived keys are ever
 // stored; PLAIN logins are checked by re-deriving them from the password.
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { type ChannelBinding, NO_CHANNEL_BINDING } from './channel-binding.ts';
 
 export type ScramHash = 'SHA-1' | 'SHA-256';
 export const SCRAM_HASHES: ScramHash[] = ['SHA-256', 'SHA-1'];
@@ -101,10 +102,45 @@ function attributes(s: string): Map<string, string> {
 }
 
 export class ScramError extends Error {
-  constructor(readonly condition: 'malformed-request' | 'not-authorized' | 'encryption-required' | 'invalid-authzid') {
-    super(condition);
+  constructor(
+    readonly condition: 'malformed-request' | 'not-authorized' | 'encryption-required' | 'invalid-authzid',
+    readonly text?: string,
+    /**
+     * Why, for the log: 'negotiation' when no credential was examined (a
+     * channel binding type this stream lacks, a -PLUS mechanism without
+     * binding), which is not a guess at a password and is not counted by
+     * the login throttle; 'channel-binding' when the binding data did not
+     * match this connection (a relayed login: the address is the relay's).
+     */
+    readonly kind: 'credentials' | 'negotiation' | 'channel-binding' = 'credentials',
+  ) {
+    super(text ?? condition);
   }
 }
+
+/** How one SCRAM exchange treats channel binding (RFC 5802 §6, XEP-0440). */
+export interface ScramBindingPolicy {
+  /** The mechanism is a -PLUS one: the client must bind with p=<type>. */
+  plus: boolean;
+  /** This connection's channel bindings. */
+  binding: ChannelBinding;
+  /** -PLUS mechanisms were offered on this stream. */
+  plusOffered: boolean;
+  /**
+   * What the gs2 flag 'y' ("I could bind, but you offer no binding") means
+   * when -PLUS was offered: true refuses it as RFC 5802 says (the offer was
+   * stripped on the way); false takes it like 'n' (see c2s/sasl.ts: old
+   * clients that know only tls-unique send it on every TLS stream).
+   */
+  refuseDowngrade: boolean;
+}
+
+const NO_BINDING_POLICY: ScramBindingPolicy = {
+  plus: false,
+  binding: NO_CHANNEL_BINDING,
+  plusOffered: false,
+  refuseDowngrade: true,
+};
 
 /** Decodes SCRAM's saslname escaping (=2C, =3D). */
 function saslName(s: string): string {
@@ -123,20 +159,24 @@ export class ScramServer {
   private nonce = '';
   private gs2Header = '';
   private creds: ScramCredentials | null = null;
+  /** The binding data the client must prove (empty when it does not bind). */
+  private cbData: Buffer = Buffer.alloc(0);
   username = '';
   authzid = '';
+  /** The channel binding type the client bound to, if any. */
+  boundTo: string | null = null;
 
   constructor(
     readonly hash: ScramHash,
     // Injectable so the RFC test vectors (fixed server nonces) can be replayed.
     private readonly serverNonce: () => string = () => randomBytes(18).toString('base64'),
+    private readonly policy: ScramBindingPolicy = NO_BINDING_POLICY,
   ) {}
 
   first(message: string): string {
     const m = /^([ny]|p=[^,]*),(a=[^,]*)?,(.*)$/.exec(message);
     if (!m) throw new ScramError('malformed-request');
-    // Channel binding is not offered, so a client that requires it must fail.
-    if (m[1]!.startsWith('p=')) throw new ScramError('malformed-request');
+    this.checkBinding(m[1]!);
     this.gs2Header = `${m[1]},${m[2] ?? ''},`;
     this.authzid = m[2] ? saslName(m[2].slice(2)) : '';
     this.clientFirstBare = m[3]!;
@@ -147,6 +187,27 @@ export class ScramServer {
     this.username = saslName(n);
     this.nonce = r + this.serverNonce();
     return this.username;
+  }
+
+  /** The gs2 channel binding flag against the mechanism and this connection (RFC 5802 §6). */
+  private checkBinding(flag: string): void {
+    const { plus, binding, plusOffered, refuseDowngrade } = this.policy;
+    if (flag.startsWith('p=')) {
+      if (!plus) throw new ScramError('malformed-request', 'channel binding needs a -PLUS mechanism', 'negotiation');
+      const type = flag.slice(2);
+      const data = binding.data(type);
+      if (!data) {
+        const offered = binding.types().join(', ') || 'none';
+        throw new ScramError('malformed-request', `channel binding type ${type} is not supported here (offered: ${offered})`, 'negotiation');
+      }
+      this.cbData = data;
+      this.boundTo = type;
+      return;
+    }
+    if (plus) throw new ScramError('malformed-request', 'a -PLUS mechanism needs channel binding', 'negotiation');
+    if (flag === 'y' && plusOffered && refuseDowngrade) {
+      throw new ScramError('malformed-request', 'channel binding was offered: the offer may have been stripped on the way', 'negotiation');
+    }
   }
 
   /**
@@ -173,7 +234,14 @@ export class ScramServer {
     const withoutProof = message.slice(0, idx);
     const attrs = attributes(message);
     if (attrs.get('r') !== this.nonce) throw new ScramError('not-authorized');
-    if (attrs.get('c') !== Buffer.from(this.gs2Header).toString('base64')) throw new ScramError('not-authorized');
+    const binding = Buffer.concat([Buffer.from(this.gs2Header), this.cbData]);
+    const c = Buffer.from(attrs.get('c') ?? '', 'base64');
+    if (!safeEqual(c, binding)) {
+      // Bound to another connection's data (or a different header): a relayed login.
+      throw this.boundTo
+        ? new ScramError('not-authorized', 'channel binding does not match this connection', 'channel-binding')
+        : new ScramError('not-authorized');
+    }
     const proof = Buffer.from(attrs.get('p') ?? '', 'base64');
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
     const storedKey = Buffer.from(creds.storedKey, 'base64');

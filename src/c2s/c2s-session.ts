@@ -22,6 +22,7 @@ import { NS } from '../xml/namespaces.ts';
 import { DurabilityBarrier } from '../storage/durability.ts';
 import type { InboundStream } from '../stream/inbound-context.ts';
 import { ClientState } from './client-state.ts';
+import { type ChannelBinding, channelBindingFeature, NO_CHANNEL_BINDING } from '../auth/channel-binding.ts';
 import { createExchange, offeredMechanisms, type SaslExchange, type SaslStep } from './sasl.ts';
 import { SlowConsumerGuard } from './slow-consumer.ts';
 import { failed, newSmId, readH, type SmSession, StreamManagement } from './stream-management.ts';
@@ -114,6 +115,10 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
   }
   get transport(): 'tcp' | 'websocket' {
     return this.framing.transport;
+  }
+  /** The TLS channel bindings of the current transport (none without TLS). */
+  get binding(): ChannelBinding {
+    return this.framing.channelBinding?.() ?? NO_CHANNEL_BINDING;
   }
   get authenticated(): boolean {
     return this.account !== null;
@@ -470,8 +475,10 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
       }
       if (!tlsRequired) {
         const mechs = el('mechanisms', { xmlns: NS.sasl });
-        for (const m of offeredMechanisms(secure)) mechs.cnode(el('mechanism', null, m));
+        for (const m of offeredMechanisms(secure, this.binding)) mechs.cnode(el('mechanism', null, m));
         f.cnode(mechs);
+        const cb = channelBindingFeature(this.binding);
+        if (cb) f.cnode(cb);
       }
     } else {
       f.cnode(el('bind', { xmlns: NS.bind }));
@@ -659,7 +666,10 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
         accounts: this.server.accounts,
         ip: this.ip,
         throttle: this.server.authThrottle,
+        log: this.server.log,
         decoySecret: this.server.serverSecret,
+        binding: this.binding,
+        sasl2: false,
       });
       if (!exchange) {
         this.saslFailure('invalid-mechanism');

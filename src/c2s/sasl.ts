@@ -1,10 +1,21 @@
-// SASL mechanisms for client logins (RFC 6120 §6): SCRAM-SHA-256,
-// SCRAM-SHA-1 and PLAIN (PLAIN only on encrypted streams). Each exchange is
-// checked against the stored SCRAM keys; no password is ever stored.
+// SASL mechanisms for client logins (RFC 6120 §6, and XEP-0388 SASL2 over
+// the same exchanges): SCRAM-SHA-256 and SCRAM-SHA-1, their -PLUS variants
+// with channel binding (tls-exporter, tls-server-end-point: XEP-0440) where
+// the stream has TLS, and PLAIN (on encrypted streams only). Each exchange
+// is checked against the stored SCRAM keys; no password is ever stored.
 // Unknown accounts get the same answers as known ones (decoy credentials),
 // and every attempt goes through the shared AuthThrottle.
+//
+// The gs2 flag 'y' (client could bind but saw no -PLUS) is refused on SASL2
+// as RFC 5802 says when -PLUS was offered, and taken like 'n' on legacy
+// SASL: clients that know only tls-unique (undefined on TLS 1.3), such as
+// slixmpp before 1.8.5, send 'y' on every TLS stream, and refusing it would
+// lock them out. SASL2 clients must implement XEP-0440 (XEP-0388 §2.1) and
+// so never need 'y' here.
+import type { ChannelBinding } from '../auth/channel-binding.ts';
 import { decoyCredentials, ScramError, type ScramHash, ScramServer, verifyPassword } from '../auth/scram.ts';
 import type { AuthThrottle } from '../auth/throttle.ts';
+import type { Logger } from '../log.ts';
 import { Jid } from '../jid/jid.ts';
 import type { AccountStore } from '../storage/accounts.ts';
 
@@ -23,7 +34,7 @@ export type SaslFailure =
 
 export type SaslStep =
   | { kind: 'challenge'; data: string }
-  | { kind: 'success'; user: string; data?: string }
+  | { kind: 'success'; user: string; data?: string | Buffer }
   | { kind: 'failure'; condition: SaslFailure; text?: string };
 
 export interface SaslExchange {
@@ -37,20 +48,29 @@ export interface SaslContext {
   /** The client's address, for throttling and the failure log. */
   ip: string;
   throttle: AuthThrottle;
+  log: Logger;
   /** Server secret the decoy credentials for unknown accounts derive from (auth/scram.ts). */
   decoySecret: Buffer;
+  /** The connection's TLS channel bindings (none on plain streams). */
+  binding: ChannelBinding;
+  /** SASL2 refuses the gs2 flag 'y' when -PLUS was offered; legacy SASL takes it (see above). */
+  sasl2: boolean;
 }
 
-export function offeredMechanisms(secure: boolean): string[] {
-  const list = ['SCRAM-SHA-256', 'SCRAM-SHA-1'];
+/** The password mechanisms offered on a stream, strongest first. */
+export function offeredMechanisms(secure: boolean, binding: ChannelBinding): string[] {
+  const list = binding.types().length > 0 ? ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS'] : [];
+  list.push('SCRAM-SHA-256', 'SCRAM-SHA-1');
   if (secure) list.push('PLAIN');
   return list;
 }
 
 export function createExchange(mechanism: string, ctx: SaslContext): SaslExchange | null {
-  if (!offeredMechanisms(ctx.secure).includes(mechanism)) return null;
+  const offered = offeredMechanisms(ctx.secure, ctx.binding);
+  if (!offered.includes(mechanism)) return null;
   if (mechanism === 'PLAIN') return new PlainExchange(ctx);
-  return new ScramExchange(mechanism === 'SCRAM-SHA-1' ? 'SHA-1' : 'SHA-256', ctx);
+  const plus = mechanism.endsWith('-PLUS');
+  return new ScramExchange(mechanism.startsWith('SCRAM-SHA-1') ? 'SHA-1' : 'SHA-256', plus, offered[0]!.endsWith('-PLUS'), ctx);
 }
 
 /** Normalises a SASL username to a localpart, or null if it cannot be one. */
@@ -70,7 +90,7 @@ function checkAuthzid(authzid: string, user: string, domain: string): boolean {
 }
 
 /** What every mechanism shares: throttling, the failure log, the delayed failure. */
-abstract class ThrottledExchange implements SaslExchange {
+export abstract class ThrottledExchange implements SaslExchange {
   constructor(
     protected readonly ctx: SaslContext,
     private readonly mechanism: string,
@@ -96,13 +116,23 @@ abstract class ThrottledExchange implements SaslExchange {
   }
 
   /** Records a failure and answers it after the throttle's delay. */
-  protected async fail(condition: SaslFailure, account: string | null): Promise<SaslStep> {
-    const delay = this.ctx.throttle.failed({ ip: this.ctx.ip, user: account, mechanism: this.mechanism, reason: condition });
+  protected async fail(condition: SaslFailure, account: string | null, reason: string = condition, text?: string): Promise<SaslStep> {
+    const delay = this.ctx.throttle.failed({ ip: this.ctx.ip, user: account, mechanism: this.mechanism, reason });
     if (delay > 0) await sleep(delay);
-    return { kind: 'failure', condition };
+    return { kind: 'failure', condition, text };
   }
 
-  protected success(user: string, data?: string): SaslStep {
+  /**
+   * A refusal that examined no credential (a channel binding type this
+   * stream lacks): answered at once and not counted as a guess, so a client
+   * that tries its mechanisms in turn is not throttled for it.
+   */
+  protected refuse(condition: SaslFailure, account: string | null, text: string): SaslStep {
+    this.ctx.log.info('authentication mechanism refused', { ip: this.ctx.ip, user: account ?? '', mechanism: this.mechanism, reason: text });
+    return { kind: 'failure', condition, text };
+  }
+
+  protected success(user: string, data?: string | Buffer): SaslStep {
     this.ctx.throttle.succeeded(this.ctx.ip, `${user}@${this.ctx.domain}`);
     return { kind: 'success', user, data };
   }
@@ -139,10 +169,17 @@ class ScramExchange extends ThrottledExchange {
 
   constructor(
     private readonly hash: ScramHash,
+    plus: boolean,
+    plusOffered: boolean,
     ctx: SaslContext,
   ) {
-    super(ctx, `SCRAM-${hash}`);
-    this.scram = new ScramServer(hash);
+    super(ctx, `SCRAM-${hash}${plus ? '-PLUS' : ''}`);
+    this.scram = new ScramServer(hash, undefined, {
+      plus,
+      binding: ctx.binding,
+      plusOffered,
+      refuseDowngrade: ctx.sasl2,
+    });
   }
 
   async step(data: Buffer): Promise<SaslStep> {
@@ -171,8 +208,10 @@ class ScramExchange extends ThrottledExchange {
       }
       return this.fail('malformed-request', this.accountName);
     } catch (err) {
-      if (err instanceof ScramError) return this.fail(err.condition, this.accountName);
-      throw err;
+      if (!(err instanceof ScramError)) throw err;
+      if (err.kind === 'negotiation') return this.refuse(err.condition, this.accountName, err.text ?? err.condition);
+      if (err.kind === 'channel-binding') return this.fail(err.condition, this.accountName, 'channel-binding-mismatch', err.text);
+      return this.fail(err.condition, this.accountName);
     }
   }
 }

@@ -60,6 +60,8 @@ export interface Framing {
   /** Stops reading input (backpressure: a stream this one feeds is full). */
   pause?(): void;
   resume?(): void;
+  /** The TLS channel bindings of this connection (SCRAM-*-PLUS, HT-*); absent or empty without TLS. */
+  channelBinding?(): import('../auth/channel-binding.ts').ChannelBinding;
   /** TLS peer certificate, for SASL EXTERNAL on s2s. */
   peerCertificate?(): import('node:tls').PeerCertificate | null;
 }

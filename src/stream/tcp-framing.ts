@@ -2,6 +2,7 @@
 // stream, STARTTLS in place, a fresh parser at every restart.
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate, type SecureContext, TLSSocket } from 'node:tls';
+import { type ChannelBinding, NO_CHANNEL_BINDING, tlsChannelBinding } from '../auth/channel-binding.ts';
 import type { Element } from '../xml/element.ts';
 import { escapeXML } from '../xml/element.ts';
 import { type ParserLimits, XmlStreamParser } from '../xml/stream-parser.ts';
@@ -248,6 +249,15 @@ export class TcpFraming implements Framing {
   destroy(): void {
     this.socket.destroy();
     this.end('destroyed');
+  }
+
+  private binding: { socket: Socket; binding: ChannelBinding } | null = null;
+
+  channelBinding(): ChannelBinding {
+    // Server side only: the bindings are of our certificate and this TLS session.
+    if (!(this.socket instanceof TLSSocket) || this.options.tlsClient) return NO_CHANNEL_BINDING;
+    if (this.binding?.socket !== this.socket) this.binding = { socket: this.socket, binding: tlsChannelBinding(this.socket) };
+    return this.binding.binding;
   }
 
   peerCertificate(): PeerCertificate | null {

@@ -16,6 +16,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as NetServer, Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { ACME_CHALLENGE_PATH } from '../acme/challenges.ts';
 import { tlsAlpnFront } from '../acme/tls-alpn-front.ts';
@@ -220,7 +221,10 @@ export class HttpService implements Service {
       if (n <= 0) this.perIp.delete(ip);
       else this.perIp.set(ip, n);
     });
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, tls, alternative));
+    // On our own TLS listener the stream can be bound to its TLS session (SCRAM-*-PLUS, FAST);
+    // behind a proxy the TLS is the proxy's, and nothing is offered.
+    const ownTls = socket instanceof TLSSocket ? socket : undefined;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, tls, alternative, ownTls));
   }
 
   /** Why a WebSocket handshake is refused, or null to accept it. */
@@ -242,11 +246,11 @@ export class HttpService implements Service {
     return null;
   }
 
-  private accept(ws: WebSocket, ip: string, secure: boolean, secureAlternative?: string): void {
+  private accept(ws: WebSocket, ip: string, secure: boolean, secureAlternative?: string, tls?: TLSSocket): void {
     this.sockets.add(ws);
     ws.on('pong', () => this.awaitingPong.delete(ws));
     ws.on('close', () => this.sockets.delete(ws));
-    const framing = new WsFraming(ws, ip, secure, this.server.preAuthLimits, secureAlternative);
+    const framing = new WsFraming(ws, ip, secure, this.server.preAuthLimits, secureAlternative, tls);
     const session = new C2SSession(this.server, framing, (s) => this.sessions.delete(s));
     this.sessions.add(session);
   }

@@ -2,7 +2,9 @@
 // element, the stream is opened and closed by <open/> and <close/> in the
 // framing namespace, and each element carries its own namespaces. The
 // session on top is the same C2SSession as for TCP.
+import type { TLSSocket } from 'node:tls';
 import type { WebSocket } from 'ws';
+import { type ChannelBinding, NO_CHANNEL_BINDING, tlsChannelBinding } from '../auth/channel-binding.ts';
 import type { Framing, FramingHandlers, StreamHeader } from '../stream/framing.ts';
 import { Element, el } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
@@ -27,6 +29,11 @@ export class WsFraming implements Framing {
   private wrapperClosed = false;
   private seeOtherUri: string | null = null;
   private closed = false;
+  private readonly binding: ChannelBinding;
+
+  channelBinding(): ChannelBinding {
+    return this.binding;
+  }
 
   constructor(
     private readonly ws: WebSocket,
@@ -34,7 +41,10 @@ export class WsFraming implements Framing {
     readonly secure: boolean,
     private limits: ParserLimits,
     readonly secureAlternative?: string,
+    /** The TLS socket under the WebSocket when it is ours (the https listener), for channel binding. */
+    tls?: TLSSocket,
   ) {
+    this.binding = tls ? tlsChannelBinding(tls) : NO_CHANNEL_BINDING;
     this.parser = new XmlStreamParser(limits, {
       open: () => {},
       stanza: (e) => this.onElement(e),
