@@ -6,7 +6,10 @@
 //   subscription (the component manages its contacts' subscriptions);
 //   changes are pushed to the user's resources;
 // - message outgoing: a <message/> to the server wrapping
-//   <privilege><forwarded><message from='user@domain'/> is sent as that user;
+//   <privilege><forwarded><message from='user@domain'/> is sent as that user,
+//   through the user's own outgoing path (router.asUser): archived and
+//   carbon-copied like the user's own clients' messages, refused (to the
+//   component) when the user blocked the recipient;
 // - presence managed_entity: the component gets every local user's
 //   broadcast available/unavailable presence (an invisible one, XEP-0186,
 //   is not seen); roster: also the presence of the users' contacts on other
@@ -21,6 +24,7 @@ import type { ClientSession, Origin } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
 import { outboundPresenceFor } from '../modules/invisible.ts';
 import { itemElement, itemFor, readItem, updateRoster } from '../modules/roster.ts';
+import { BlocklistStore } from '../storage/blocklist.ts';
 import { RosterStore, type Subscription } from '../storage/roster.ts';
 import { clone, type Element, el } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
@@ -34,6 +38,7 @@ const SEEN_MAX = 10_000;
 export function installPrivileges(host: Host, service: ComponentService): void {
   const server = host.server;
   const rosters = server.store(RosterStore);
+  const blocklist = server.store(BlocklistStore);
   const grantOf = (origin: Origin) => (origin.kind === 'component' ? service.privilegesOf(origin.domain) : undefined);
   /** Connected components that get presence: every one with a presence permission, or only `roster` ones. */
   const presenceTargets = (contacts: boolean) =>
@@ -157,7 +162,8 @@ export function installPrivileges(host: Host, service: ComponentService): void {
   host.hook('message/host', (e) => {
     const privilege = e.stanza.getChild('privilege', NS.privilege);
     if (!privilege) return false;
-    if (grantOf(e.origin)?.message !== 'outgoing') return Promise.reject(forbidden('message'));
+    if (e.origin.kind !== 'component' || grantOf(e.origin)?.message !== 'outgoing') return Promise.reject(forbidden('message'));
+    const component = e.origin.domain;
     const children = privilege.children.filter((c): c is Element => typeof c !== 'string');
     const forwarded = children.length === 1 ? privilege.getChild('forwarded', NS.forward) : undefined;
     const inner = forwarded?.getChild('message');
@@ -171,8 +177,14 @@ export function installPrivileges(host: Host, service: ComponentService): void {
     }
     const message = clone(inner);
     delete message.attrs.xmlns;
-    if (!Jid.tryParse(message.attrs.to)) return Promise.reject(new StanzaError('jid-malformed', 'the message needs a valid to'));
-    server.router.route(message);
+    const to = Jid.tryParse(message.attrs.to);
+    if (!to) return Promise.reject(new StanzaError('jid-malformed', 'the message needs a valid to'));
+    // The user's blocklist applies as to their own clients; the component hears of it.
+    if (blocklist.isBlocked(from.bare, to)) {
+      return Promise.reject(new StanzaError('not-acceptable', undefined, 'cancel', el('blocked', { xmlns: NS.blockingErrors })));
+    }
+    // The user's own outgoing path: archived and carbon-copied as if one of their clients sent it.
+    server.router.asUser(message, { kind: 'on-behalf', domain: component });
     return true;
   }, 100);
 

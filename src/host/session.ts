@@ -41,7 +41,18 @@ export type Origin =
   | { kind: 's2s'; domains: Set<string> }
   /** An XEP-0114 external component, authenticated for its domain. */
   | { kind: 'component'; domain: string }
+  /**
+   * A local user's own stanza sent without a client stream of theirs: a
+   * privileged component (XEP-0356 message permission) sending as the user.
+   * It takes the user's outgoing path (pre-* events: archive, carbons).
+   */
+  | { kind: 'on-behalf'; domain: string }
   | { kind: 'host'; name: string }
   | { kind: 'server' }
   /** A client stream before authentication (in-band registration needs its IP). */
   | { kind: 'unauthenticated'; ip: string };
+
+/** Whether a stanza is the sending user's own (from one of their clients, or sent on their behalf). */
+export function sentByUser(origin: Origin): boolean {
+  return origin.kind === 'c2s' || origin.kind === 'on-behalf';
+}

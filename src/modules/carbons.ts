@@ -4,7 +4,7 @@
 // after delivery, since only it knows which resources got the original).
 import type { Module, StanzaEvent } from '../host/host.ts';
 import { sendResult } from '../host/iq-result.ts';
-import type { ClientSession } from '../host/session.ts';
+import { type ClientSession, sentByUser } from '../host/session.ts';
 import type { ServerContext } from '../host/context.ts';
 import { clone, type Element, el } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
@@ -26,14 +26,15 @@ export const carbonsModule: Module = (host) => {
   host.hook(`iq-set/self/${NS.carbons}:enable`, toggle(true));
   host.hook(`iq-set/self/${NS.carbons}:disable`, toggle(false));
 
-  // After blocking (which may refuse the message) and before delivery.
+  // After blocking (which may refuse the message) and before delivery. A
+  // message sent on the user's behalf (XEP-0356) reaches every
+  // carbons-enabled resource: none of them has the original.
   const sent = (event: StanzaEvent) => {
     const { stanza, origin, from, to } = event;
-    if (origin.kind !== 'c2s' || from.bare === to.bare || !anyEnabled(host.server, from.bare, origin.session)) {
-      return false;
-    }
-    if (!eligible(stanza)) return false;
-    sendCarbons(host.server, from.bare, wrap('sent', from.bare, stanza), [origin.session]);
+    if (!sentByUser(origin) || from.bare === to.bare) return false;
+    const sender = origin.kind === 'c2s' ? [origin.session] : [];
+    if (!anyEnabled(host.server, from.bare, sender[0]) || !eligible(stanza)) return false;
+    sendCarbons(host.server, from.bare, wrap('sent', from.bare, stanza), sender);
     return false;
   };
   for (const type of ['bare', 'full', 'host']) host.hook(`pre-message/${type}`, sent, -1);

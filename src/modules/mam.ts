@@ -15,6 +15,7 @@
 // means nothing to the recipient). Decisions are synchronous: preferences
 // are in memory, and so are the roster contacts of users archiving by roster.
 import type { Module, StanzaEvent } from '../host/host.ts';
+import { sentByUser } from '../host/session.ts';
 import { sendResult } from '../host/iq-result.ts';
 import { Jid } from '../jid/jid.ts';
 import { readMamQuery, queryForm } from '../mam/query.ts';
@@ -153,14 +154,14 @@ export const mamModule: Module = async (host) => {
   // A message a local user sends: archived (and stamped for the carbons) here...
   const outbound = (event: StanzaEvent) => {
     const { stanza, origin, from, to } = event;
-    if (origin.kind !== 'c2s' || from.bare === to.bare) return false;
+    if (!sentByUser(origin) || from.bare === to.bare) return false;
     stripStanzaIds(stanza, from.bare);
     if (worthArchiving(stanza) && shouldArchive(from.bare, to)) sent = { stanza, xml: store(from.bare, to, stanza) };
     return false;
   };
   // ...and the stamp removed after carbons (-1) copied it, before delivery.
   const unstamp = (event: StanzaEvent) => {
-    if (event.origin.kind === 'c2s') stripStanzaIds(event.stanza, event.from.bare);
+    if (sentByUser(event.origin)) stripStanzaIds(event.stanza, event.from.bare);
     return false;
   };
   for (const type of ['bare', 'full', 'host']) {

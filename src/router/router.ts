@@ -66,6 +66,27 @@ export class Router {
   }
 
   /**
+   * Sends a stanza as a local user (`from` a bare or full JID of a user
+   * host) without a client stream of theirs, e.g. a privileged component's
+   * message on the user's behalf: the user's host sees it as
+   * `pre-<kind>/<type>` first, exactly like the user's own clients' stanzas
+   * (their archive, carbons), then it is delivered.
+   */
+  asUser(stanza: Element, origin: Origin): void {
+    const from = Jid.tryParse(stanza.attrs.from);
+    const to = Jid.tryParse(stanza.attrs.to);
+    const host = from ? this.hosts.get(from.domain) : undefined;
+    if (!from || !host?.userHost) {
+      this.log.warn('dropping a stanza sent as a user of no local host', { name: stanza.name, from: stanza.attrs.from });
+      return;
+    }
+    if (!to) return this.bounce(stanza, 'jid-malformed');
+    const event: StanzaEvent = { stanza, origin, host, to, from };
+    if (this.fire(host, `pre-${stanza.name}/${destinationOf(from, to, false)}`, event)) return;
+    this.deliver(stanza, origin, to, from);
+  }
+
+  /**
    * Routes a stanza that already carries a trusted `from` (from a module, a
    * hosted component, an XEP-0114 component or an authenticated s2s link).
    */

@@ -11,6 +11,7 @@ import { xml } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
 import { ComponentService } from '../../src/component/component-service.ts';
 import { S2SService } from '../../src/s2s/s2s-service.ts';
+import { bodyOf, idOf, MAM, query as mamQuery } from '../helpers/mam.ts';
 import { RawComponent } from '../helpers/raw-component.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
@@ -139,6 +140,36 @@ describe('privileged components (XEP-0356)', () => {
     plain.send(forwarded('alice@localhost', 'f4', 'not allowed').replaceAll(PRIV, PLAIN));
     assert.ok((await plain.waitFor((s) => isError(s, 'f4'), 'no permission')).getChild('error')!.getChild('forbidden', STANZAS));
     assert.equal(bob.received.some((s) => ['with a resource', 'foreign', 'not allowed'].includes(s.getChildText('body') ?? '')), false);
+  });
+
+  it('a message on behalf of a user takes the user\'s outgoing path: their carbons, their archive, their blocklist', async () => {
+    const forwarded = (to: string, id: string, body: string) =>
+      `<message from='${PRIV}' to='localhost' id='${id}'><privilege xmlns='${PRIVILEGE}'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='alice@localhost' to='${to}' type='chat' id='inner-${id}'><body>${body}</body></message></forwarded></privilege></message>`;
+    await alice.send(xml('iq', { type: 'set', id: 'cb1' }, xml('enable', { xmlns: 'urn:xmpp:carbons:2' })));
+    await alice.waitFor((s) => s.attrs.id === 'cb1', 'carbons on');
+    priv.send(forwarded('bob@localhost', 'o1', 'on behalf, copied'));
+    const delivered = await bob.waitFor((s) => s.is('message') && s.getChildText('body') === 'on behalf, copied', 'delivered');
+    // The recipient gets no stanza id of the sender's archive.
+    assert.equal(delivered.getChildren('stanza-id', 'urn:xmpp:sid:0').some((s: Element) => s.attrs.by === 'alice@localhost'), false);
+    const carbon = await alice.waitFor((s) => !!s.getChild('sent', 'urn:xmpp:carbons:2'), 'sent carbon');
+    const copy = carbon.getChild('sent', 'urn:xmpp:carbons:2')!.getChild('forwarded', 'urn:xmpp:forward:0')!.getChild('message')!;
+    assert.equal(copy.getChildText('body'), 'on behalf, copied');
+    assert.equal(copy.attrs.to, 'bob@localhost');
+    // The carbon carries the archive id, and the archive has the message as sent by alice.
+    const sid = copy.getChildren('stanza-id', 'urn:xmpp:sid:0').find((s: Element) => s.attrs.by === 'alice@localhost');
+    assert.ok(sid, 'archive id on the carbon');
+    const { results } = await mamQuery(alice, { with: 'bob@localhost' });
+    const archived = results.find((r) => idOf(r) === sid.attrs.id);
+    assert.ok(archived, 'in alice\'s archive');
+    assert.equal(bodyOf(archived), 'on behalf, copied');
+    assert.equal(archived.getChild('result', MAM)!.getChild('forwarded')!.getChild('message')!.attrs.from, 'alice@localhost');
+    // A JID alice blocked gets nothing, and the component hears why.
+    await alice.send(xml('iq', { type: 'set', id: 'bl1' }, xml('block', { xmlns: 'urn:xmpp:blocking' }, xml('item', { jid: 'carol@localhost' }))));
+    await alice.waitFor((s) => s.attrs.id === 'bl1', 'blocked carol');
+    priv.send(forwarded('carol@localhost', 'o2', 'to a blocked contact'));
+    const refused = await priv.waitFor((s) => isError(s, 'o2'), 'blocked refused');
+    assert.ok(refused.getChild('error')!.getChild('not-acceptable', STANZAS));
+    assert.ok(refused.getChild('error')!.getChild('blocked', 'urn:xmpp:blocking:errors'));
   });
 
   it('forwards users\' presence changes to the presence-privileged component only', async () => {
