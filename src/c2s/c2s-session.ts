@@ -24,6 +24,7 @@ import type { InboundStream } from '../stream/inbound-context.ts';
 import { ClientState } from './client-state.ts';
 import { type ChannelBinding, channelBindingFeature, NO_CHANNEL_BINDING } from '../auth/channel-binding.ts';
 import { createExchange, offeredMechanisms, type SaslExchange, type SaslStep } from './sasl.ts';
+import { Sasl2, type Sasl2Session } from './sasl2.ts';
 import { SlowConsumerGuard } from './slow-consumer.ts';
 import { failed, newSmId, readH, type SmSession, StreamManagement } from './stream-management.ts';
 
@@ -36,7 +37,7 @@ type Outgoing = Element | (() => void);
 // even if the storage never answers.
 const CLOSE_WAIT_MS = 10_000;
 
-export class C2SSession implements ClientSession, InboundStream, SmSession {
+export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl2Session {
   readonly kind = 'c2s' as const;
   readonly id = randomUUID();
   readonly data = new Map<string, unknown>();
@@ -67,6 +68,8 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
   private account: string | null = null;
   private sasl: SaslExchange | null = null;
   private saslBusy = false;
+  /** XEP-0388 negotiation, once the client started one. */
+  private sasl2: Sasl2 | null = null;
   private authFailures = 0;
   private authTimer: NodeJS.Timeout | null;
   private readonly onEnded: (s: C2SSession) => void;
@@ -475,11 +478,19 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
       }
       if (!tlsRequired) {
         const mechs = el('mechanisms', { xmlns: NS.sasl });
-        for (const m of offeredMechanisms(secure, this.binding)) mechs.cnode(el('mechanism', null, m));
+        const legacyPlus = this.server.config.c2s.legacySaslPlus;
+        for (const m of offeredMechanisms(secure, this.binding, legacyPlus)) mechs.cnode(el('mechanism', null, m));
         f.cnode(mechs);
-        const cb = channelBindingFeature(this.binding);
+        const sasl2 = Sasl2.feature(this.server, host, secure, this.binding, true);
+        if (sasl2) f.cnode(sasl2);
+        // XEP-0440: the binding types, wherever a -PLUS mechanism is offered.
+        const cb = sasl2 || legacyPlus ? channelBindingFeature(this.binding) : null;
         if (cb) f.cnode(cb);
       }
+    } else if (this.state === 'bound') {
+      // Bound inline by Bind2 (XEP-0386): what is left to negotiate on the session.
+      if (!this.sm) f.cnode(el('sm', { xmlns: NS.sm }));
+      f.cnode(el('csi', { xmlns: NS.csi }));
     } else {
       f.cnode(el('bind', { xmlns: NS.bind }));
       f.cnode(el('session', { xmlns: NS.session }, el('optional')));
@@ -573,6 +584,10 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
       this.startTls();
       return;
     }
+    if (ns === NS.sasl2) {
+      this.onSasl2(stanza);
+      return;
+    }
     if (stanza.name === 'auth' || stanza.name === 'response' || stanza.name === 'abort') {
       if (ns !== NS.sasl) {
         this.close('invalid-namespace');
@@ -631,6 +646,70 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
     this.close('not-authorized', 'authenticate and bind a resource first');
   }
 
+  /** XEP-0388 elements: offered only with TLS, and only once per stream. */
+  private onSasl2(element: Element): void {
+    if (this.authenticated && !this.sasl2) {
+      this.close('policy-violation', 'already authenticated');
+      return;
+    }
+    if (!this.server.config.sasl2.enabled) {
+      this.close('unsupported-feature', 'SASL2 is not offered here');
+      return;
+    }
+    if (!this.secure) {
+      this.framing.send(el('failure', { xmlns: NS.sasl2 }, el('encryption-required', { xmlns: NS.sasl })));
+      return;
+    }
+    this.sasl2 ??= new Sasl2(this, this.server, this.host!);
+    this.sasl2.onElement(element);
+  }
+
+  // ---- what SASL2 (sasl2.ts) uses of the stream ----
+
+  writeNegotiation(element: Element): void {
+    this.framing.send(element);
+  }
+
+  authFailed(): void {
+    this.authFailures++;
+    if (this.authFailures >= this.server.config.limits.maxAuthFailures) {
+      this.close('policy-violation', 'too many failed authentication attempts');
+    }
+  }
+
+  authenticatedAs(user: string): void {
+    this.account = user;
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    this.server.log.info('authenticated', { user: `${user}@${this.host!.name}`, ip: this.ip, sasl: 2 });
+    // No stream restart with SASL2: the authenticated stream's limits apply from here.
+    this.framing.setLimits(this.server.parserLimits);
+  }
+
+  streamFeatures(): Element {
+    return this.features(this.host!);
+  }
+
+  bindInline(resource: string, announce: (jid: Jid) => void): Jid {
+    const jid = Jid.of(this.account!, this.host!.name, resource);
+    this.jid = jid;
+    this.state = 'bound';
+    announce(jid);
+    if (this.state === 'bound') this.server.bindSession(this, this.host!);
+    return jid;
+  }
+
+  resumeInline(resume: Element, announce: (resumed: Element, jid: Jid, features: Element) => void): Promise<Element | null> {
+    const old = this.server.smSessions.get(resume.attrs.previd ?? '');
+    // resumeStream checks `old` (same account, alive) before it announces.
+    return this.resumeStream(resume, (resumed) => announce(resumed, old!.jid, old!.features(old!.host!)));
+  }
+
+  setClientState(active: boolean): void {
+    if (active) this.csi.setActive();
+    else this.csi.setInactive();
+  }
+
   private startTls(): void {
     if (!answerStartTls(this.framing, this.server.log)) {
       this.close();
@@ -641,7 +720,7 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
 
 
   private onSasl(stanza: Element): void {
-    if (this.authenticated) {
+    if (this.authenticated || this.sasl2) {
       this.close('policy-violation', 'already authenticated');
       return;
     }
@@ -670,6 +749,7 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
         decoySecret: this.server.serverSecret,
         binding: this.binding,
         sasl2: false,
+        plus: this.server.config.c2s.legacySaslPlus,
       });
       if (!exchange) {
         this.saslFailure('invalid-mechanism');
@@ -727,10 +807,7 @@ export class C2SSession implements ClientSession, InboundStream, SmSession {
     this.sasl = null;
     this.framing.send(el('failure', { xmlns: NS.sasl }, el(condition), text ? el('text', null, text) : null));
     if (condition === 'aborted') return;
-    this.authFailures++;
-    if (this.authFailures >= this.server.config.limits.maxAuthFailures) {
-      this.close('policy-violation', 'too many failed authentication attempts');
-    }
+    this.authFailed();
   }
 
   /** Resource binding and the legacy session iq, after SASL. */

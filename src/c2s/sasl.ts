@@ -55,18 +55,20 @@ export interface SaslContext {
   binding: ChannelBinding;
   /** SASL2 refuses the gs2 flag 'y' when -PLUS was offered; legacy SASL takes it (see above). */
   sasl2: boolean;
+  /** Whether -PLUS is offered on this path (legacy SASL: c2s.legacySaslPlus). */
+  plus: boolean;
 }
 
-/** The password mechanisms offered on a stream, strongest first. */
-export function offeredMechanisms(secure: boolean, binding: ChannelBinding): string[] {
-  const list = binding.types().length > 0 ? ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS'] : [];
+/** The password mechanisms offered on a stream, strongest first (-PLUS only where `plus` and TLS allow). */
+export function offeredMechanisms(secure: boolean, binding: ChannelBinding, plus = true): string[] {
+  const list = plus && binding.types().length > 0 ? ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS'] : [];
   list.push('SCRAM-SHA-256', 'SCRAM-SHA-1');
   if (secure) list.push('PLAIN');
   return list;
 }
 
 export function createExchange(mechanism: string, ctx: SaslContext): SaslExchange | null {
-  const offered = offeredMechanisms(ctx.secure, ctx.binding);
+  const offered = offeredMechanisms(ctx.secure, ctx.binding, ctx.plus);
   if (!offered.includes(mechanism)) return null;
   if (mechanism === 'PLAIN') return new PlainExchange(ctx);
   const plus = mechanism.endsWith('-PLUS');

@@ -23,6 +23,9 @@ const UPLOAD_POSITIVE_KEYS = /^upload\.(maxFileSize|quotaPerUser|slotLifetime|pe
 // Storage pool and cluster timing.
 const SCALE_POSITIVE_KEYS = /^storage\.poolSize$|^cluster\.(heartbeat|nodeTimeout)$/;
 const NON_NEGATIVE_KEYS = /^upload\.expireAfter$/;
+// SASL2/FAST and push limits (rotateAfter may be 0: a fresh token at every login).
+const FAST_PUSH_POSITIVE_KEYS = /^fast\.(tokenLifetime|maxClientsPerUser)$|^push\.(maxRegistrationsPerUser|maxPerMinute|timeout|maxTransientErrors)$/;
+const FAST_NON_NEGATIVE_KEYS = /^fast\.rotateAfter$/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);
 const DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
@@ -86,7 +89,10 @@ function checkValue(name: string, def: unknown, value: unknown): unknown {
   if (typeof value === 'number' && (POSITIVE_KEYS.test(name) || MUC_POSITIVE_KEYS.test(name) || ACME_POSITIVE_KEYS.test(name) || MAM_POSITIVE_KEYS.test(name) || UPLOAD_POSITIVE_KEYS.test(name) || SCALE_POSITIVE_KEYS.test(name)) && !(value > 0)) {
     throw new ConfigError(`'${name}' must be a positive number`);
   }
-  if (typeof value === 'number' && NON_NEGATIVE_KEYS.test(name) && !(value >= 0)) {
+  if (typeof value === 'number' && FAST_PUSH_POSITIVE_KEYS.test(name) && !(value > 0)) {
+    throw new ConfigError(`'${name}' must be a positive number`);
+  }
+  if (typeof value === 'number' && (NON_NEGATIVE_KEYS.test(name) || FAST_NON_NEGATIVE_KEYS.test(name)) && !(value >= 0)) {
     throw new ConfigError(`'${name}' must be zero or a positive number`);
   }
   return value;

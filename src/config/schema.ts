@@ -36,7 +36,17 @@ export interface Config {
   /** The local admin channel (a Unix socket) the CLI uses while the server runs. */
   admin: { enabled: boolean; socket: string };
   tls: { dir: string };
-  c2s: { port: Port; directTlsPort: Port; requireTls: boolean };
+  c2s: {
+    port: Port;
+    directTlsPort: Port;
+    requireTls: boolean;
+    /**
+     * Offer SCRAM-*-PLUS on legacy SASL (RFC 6120) too, not only on SASL2.
+     * Clients that know only tls-unique (slixmpp before 1.8.5) try it first
+     * and fall back to SCRAM after two refusals.
+     */
+    legacySaslPlus: boolean;
+  };
   s2s: {
     port: Port;
     directTlsPort: Port;
@@ -244,6 +254,34 @@ export interface Config {
     /** Stanzas held back for an inactive client before they are flushed anyway. */
     maxHeld: number;
   };
+  /** XEP-0388 SASL2 with XEP-0386 Bind2 and XEP-0484 FAST on client streams (TLS only). */
+  sasl2: {
+    enabled: boolean;
+  };
+  /** XEP-0484 FAST tokens: a reconnect in one round trip without the password. */
+  fast: {
+    enabled: boolean;
+    /** Seconds a token stays valid after it is issued. */
+    tokenLifetime: number;
+    /** Seconds after its issue from which a login with a token gets a fresh one (0: at every login). */
+    rotateAfter: number;
+    /** Client installations (SASL2 user-agent ids) one user may hold tokens for; the least used go first. */
+    maxClientsPerUser: number;
+  };
+  /** XEP-0357 push notifications to the app servers of users' mobile clients. */
+  push: {
+    enabled: boolean;
+    /** Put the message body in notifications (it passes through the app server and its push service). */
+    includeBody: boolean;
+    /** Push services one user may register (XEP-0357 enable); more → policy-violation. */
+    maxRegistrationsPerUser: number;
+    /** Notifications one registration gets per minute at most; more are dropped until the minute is over. */
+    maxPerMinute: number;
+    /** Seconds to wait for an app server's answer to a notification (no answer counts as a transient error). */
+    timeout: number;
+    /** Transient errors (wait-type, timeouts) in a row after which a registration is removed. */
+    maxTransientErrors: number;
+  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
@@ -272,7 +310,7 @@ export function defaultConfig(): Config {
     // '' = admin.sock inside storage.path (the store's folder, 0700).
     admin: { enabled: true, socket: '' },
     tls: { dir: './certs' },
-    c2s: { port: 5222, directTlsPort: 5223, requireTls: true },
+    c2s: { port: 5222, directTlsPort: 5223, requireTls: true, legacySaslPlus: true },
     s2s: {
       port: 5269,
       directTlsPort: false,
@@ -386,6 +424,21 @@ export function defaultConfig(): Config {
     },
     sm: { resumeTimeout: 300, maxUnacked: 500, maxHibernatingPerUser: 5 },
     csi: { maxHeld: 100 },
+    sasl2: { enabled: true },
+    fast: {
+      enabled: true,
+      tokenLifetime: 21 * 24 * 60 * 60,
+      rotateAfter: 24 * 60 * 60,
+      maxClientsPerUser: 32,
+    },
+    push: {
+      enabled: true,
+      includeBody: false,
+      maxRegistrationsPerUser: 10,
+      maxPerMinute: 60,
+      timeout: 30,
+      maxTransientErrors: 3,
+    },
     log: { level: 'info' },
   };
 }

@@ -52,6 +52,14 @@ export class Host {
   readonly log: Logger;
   /** Whether users log in to this host (false for internal components). */
   readonly userHost: boolean;
+  /**
+   * Session features a client may switch on inline when it binds with
+   * XEP-0386 Bind2, by namespace (advertised as <feature var='ns'/>): the
+   * handler gets the requested element (e.g. carbons' <enable/>) on the new,
+   * bound session, and returns what goes in <bound/>, if anything. It runs
+   * before the session is in the registry and must not wait.
+   */
+  readonly bind2Features = new Map<string, (session: ClientSession, request: Element) => Element | null>();
 
   constructor(
     readonly name: string,

@@ -25,6 +25,11 @@ export const carbonsModule: Module = (host) => {
   };
   host.hook(`iq-set/self/${NS.carbons}:enable`, toggle(true));
   host.hook(`iq-set/self/${NS.carbons}:disable`, toggle(false));
+  // Bind2 (XEP-0386): <enable xmlns='urn:xmpp:carbons:2'/> in the bind request; nothing to answer.
+  host.bind2Features.set(NS.carbons, (session, request) => {
+    if (request.name === 'enable') session.data.set(ENABLED, true);
+    return null;
+  });
 
   // After blocking (which may refuse the message) and before delivery. A
   // message sent on the user's behalf (XEP-0356) reaches every

@@ -4,6 +4,7 @@
 // resource that becomes available with a non-negative priority.
 import type { Module, StanzaEvent } from '../host/host.ts';
 import type { ClientSession } from '../host/session.ts';
+import { stanzaIdBy } from '../mam/stanza-id.ts';
 import { OfflineStore } from '../storage/offline.ts';
 import { detached } from '../stream/inbound-context.ts';
 import { clone, el } from '../xml/element.ts';
@@ -11,6 +12,13 @@ import { StanzaError } from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 
 const HINTS = 'urn:xmpp:hints';
+
+/**
+ * Session data flag set by Bind2 (c2s/sasl2.ts) when the archive is on: the
+ * client gets its missed messages from the archive, so offline messages the
+ * archive holds are removed without being sent; the others are sent.
+ */
+export const OFFLINE_FROM_ARCHIVE = 'offline-from-archive';
 
 export const offlineModule: Module = (host) => {
   const store = host.server.store(OfflineStore);
@@ -70,7 +78,9 @@ export const offlineModule: Module = (host) => {
           session.jid.bare,
           async (messages) => {
             if (!current()) return false;
-            for (const m of messages) session.send(m);
+            // A Bind2 client syncs from the archive (XEP-0386 §3): what is there is not sent twice.
+            const fromArchive = session.data.get(OFFLINE_FROM_ARCHIVE) === true;
+            for (const m of messages) if (!fromArchive || !stanzaIdBy(m, session.jid.bare)) session.send(m);
             return (await session.whenSent()) && (await session.whenWritable()) && current();
           },
           batchBytes,

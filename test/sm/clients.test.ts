@@ -120,7 +120,9 @@ describe('stream management with @xmpp/client', () => {
       const service = transport === 'tcp' ? `xmpp://127.0.0.1:${ts.port}` : wsUrl;
       const alice = await resumingClient(service, 'alice', transport);
       try {
-        const full = `alice@localhost/${transport}`;
+        // Over TLS the client logs in with SASL2 + Bind2, which adds an id to its resource.
+        const full = alice.xmpp.jid!.toString();
+        assert.ok(full.startsWith(`alice@localhost/${transport}`), full);
         await alice.xmpp.send(xml('presence'));
         await bob.waitFor((s) => s.is('presence') && s.attrs.from === full && !s.attrs.type, 'alice available');
         const resumed = alice.resumed();
