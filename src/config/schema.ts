@@ -42,8 +42,10 @@ export interface Config {
     requireTls: boolean;
     /**
      * Offer SCRAM-*-PLUS on legacy SASL (RFC 6120) too, not only on SASL2.
-     * Clients that know only tls-unique (slixmpp before 1.8.5) try it first
-     * and fall back to SCRAM after two refusals.
+     * Off by default so that old clients see the mechanisms they always
+     * did: those that know only tls-unique (slixmpp before 1.8.5), which
+     * TLS 1.3 lacks, would try -PLUS first and log in only after two
+     * refusals (reported to the application as failed logins).
      */
     legacySaslPlus: boolean;
   };
@@ -268,20 +270,6 @@ export interface Config {
     /** Client installations (SASL2 user-agent ids) one user may hold tokens for; the least used go first. */
     maxClientsPerUser: number;
   };
-  /** XEP-0357 push notifications to the app servers of users' mobile clients. */
-  push: {
-    enabled: boolean;
-    /** Put the message body in notifications (it passes through the app server and its push service). */
-    includeBody: boolean;
-    /** Push services one user may register (XEP-0357 enable); more → policy-violation. */
-    maxRegistrationsPerUser: number;
-    /** Notifications one registration gets per minute at most; more are dropped until the minute is over. */
-    maxPerMinute: number;
-    /** Seconds to wait for an app server's answer to a notification (no answer counts as a transient error). */
-    timeout: number;
-    /** Transient errors (wait-type, timeouts) in a row after which a registration is removed. */
-    maxTransientErrors: number;
-  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
@@ -310,7 +298,7 @@ export function defaultConfig(): Config {
     // '' = admin.sock inside storage.path (the store's folder, 0700).
     admin: { enabled: true, socket: '' },
     tls: { dir: './certs' },
-    c2s: { port: 5222, directTlsPort: 5223, requireTls: true, legacySaslPlus: true },
+    c2s: { port: 5222, directTlsPort: 5223, requireTls: true, legacySaslPlus: false },
     s2s: {
       port: 5269,
       directTlsPort: false,
@@ -430,14 +418,6 @@ export function defaultConfig(): Config {
       tokenLifetime: 21 * 24 * 60 * 60,
       rotateAfter: 24 * 60 * 60,
       maxClientsPerUser: 32,
-    },
-    push: {
-      enabled: true,
-      includeBody: false,
-      maxRegistrationsPerUser: 10,
-      maxPerMinute: 60,
-      timeout: 30,
-      maxTransientErrors: 3,
     },
     log: { level: 'info' },
   };

@@ -1,7 +1,7 @@
 // A raw TCP (optionally TLS) peer for protocol-level tests: write bytes,
 // wait until the accumulated input matches a pattern, upgrade to TLS.
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 
 export class RawSocket {
   input = '';
@@ -122,6 +122,11 @@ export class RawSocket {
       this.socket = t;
       this.attach(t);
     });
+  }
+
+  /** The TLS socket once upgraded (channel binding data on the client side), else null. */
+  get tls(): TLSSocket | null {
+    return 'encrypted' in this.socket ? (this.socket as TLSSocket) : null;
   }
 
   destroy(): void {

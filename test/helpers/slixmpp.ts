@@ -52,11 +52,8 @@ export class SlixClient {
   private readonly proc: ChildProcess;
   jid = '';
   stderr = '';
-  /** The mechanism asked for (slixmpp's own choice when undefined). */
-  readonly mech: string | undefined;
 
   constructor(o: SlixOptions) {
-    this.mech = o.mech;
     const args = [SCRIPT, o.jid, o.password, o.host ?? '127.0.0.1', String(o.port)];
     if (o.mech) args.push('--mech', o.mech);
     if (o.directTls) args.push('--direct-tls');
@@ -110,16 +107,13 @@ export class SlixClient {
     });
   }
 
-  /**
-   * Waits for login; rejects if authentication fails or the process exits.
-   * With a mechanism given, its failure ends the login. Without one,
-   * slixmpp picks its best and moves on to the next after a failure (it
-   * tries SCRAM-*-PLUS with tls-unique first, which a TLS 1.3 stream has
-   * not): only the end of the connection is a failed login then.
-   */
+  /** Waits for login; rejects if authentication fails or the process exits. */
   async started(ms = 15000): Promise<string> {
-    const terminal = this.mech ? ['session_start', 'failed_auth', 'exit', 'disconnected'] : ['session_start', 'exit', 'disconnected'];
-    const ev = await this.waitEvent((e) => terminal.includes(e.event), 'session start', ms);
+    const ev = await this.waitEvent(
+      (e) => ['session_start', 'failed_auth', 'exit', 'disconnected'].includes(e.event),
+      'session start',
+      ms,
+    );
     if (ev.event !== 'session_start') throw new Error(`slixmpp login failed: ${ev.event}`);
     this.jid = ev.jid!;
     return this.jid;
