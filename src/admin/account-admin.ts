@@ -7,6 +7,7 @@ import type { ServerContext } from '../host/context.ts';
 import { Jid } from '../jid/jid.ts';
 import { removeAccount } from '../modules/account-removal.ts';
 import type { AccountStore } from '../storage/accounts.ts';
+import { FastTokenStore } from '../storage/fast-tokens.ts';
 import type { StorageBackend } from '../storage/types.ts';
 import { deleteUserData } from '../storage/user-data.ts';
 import type { AdminResults, UserEntry } from './protocol.ts';
@@ -68,7 +69,9 @@ export async function changePassword(
   const jid = `${user}@${t.domain}`;
   if (!(await t.accounts.exists(user))) throw new AdminError(`${jid} does not exist`);
   await t.accounts.setPassword(user, password);
-  // As for an in-band change: the old password must stop working everywhere.
+  // As for an in-band change: the old password must stop working everywhere,
+  // and so must the FAST tokens it bought (XEP-0484).
+  await (t.live ? t.live.store(FastTokenStore) : new FastTokenStore(t.storage)).revokeAll(jid);
   const sessions = t.live?.sessions.resources(jid) ?? [];
   for (const s of sessions) s.close('reset', 'password changed by the administrator');
   t.live?.log.info('password changed by the administrator', { user: jid, sessionsClosed: sessions.length });

@@ -154,6 +154,21 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     if (!this.hibernating) {
       this.framing.send(stanza);
       this.outbound.afterWrite();
+    } else if (stanza.name === 'message') this.held(stanza);
+  }
+
+  /**
+   * A message waits for this session to be resumed (XEP-0198): the user's
+   * host hears of it as `message/held`, so push notifications (XEP-0357)
+   * can wake the client.
+   */
+  private held(stanza: Element): void {
+    const host = this.host!;
+    const from = Jid.tryParse(stanza.attrs.from) ?? Jid.of('', host.name);
+    try {
+      host.events.fire('message/held', { stanza, origin: { kind: 'c2s', session: this }, host, to: this.jid, from });
+    } catch (err) {
+      this.server.log.error('message/held handler failed', { error: String((err as Error)?.stack ?? err) });
     }
   }
 
@@ -272,6 +287,8 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     const sm = this.sm!;
     this.server.log.info('stream management session hibernating', { jid: this.jid.toString(), timeout: sm.resumeTimeout });
     sm.hibernate(() => this.close('connection-timeout', 'not resumed in time'));
+    // What the dead connection carried without an acknowledgement may never have reached the client.
+    for (const stanza of sm.unacked) if (stanza.name === 'message') this.held(stanza);
     // A user may leave only so many sessions waiting: the oldest give way.
     const waiting = this.server.smSessions.hibernating(this.account!, this.host!.name);
     const cap = this.server.config.sm.maxHibernatingPerUser;

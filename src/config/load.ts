@@ -23,8 +23,8 @@ const UPLOAD_POSITIVE_KEYS = /^upload\.(maxFileSize|quotaPerUser|slotLifetime|pe
 // Storage pool and cluster timing.
 const SCALE_POSITIVE_KEYS = /^storage\.poolSize$|^cluster\.(heartbeat|nodeTimeout)$/;
 const NON_NEGATIVE_KEYS = /^upload\.expireAfter$/;
-// FAST limits (rotateAfter may be 0: a fresh token at every login).
-const FAST_PUSH_POSITIVE_KEYS = /^fast\.(tokenLifetime|maxClientsPerUser)$/;
+// SASL2/FAST and push limits (rotateAfter may be 0: a fresh token at every login).
+const FAST_PUSH_POSITIVE_KEYS = /^fast\.(tokenLifetime|maxClientsPerUser)$|^push\.(maxRegistrationsPerUser|maxPerMinute|timeout|maxTransientErrors)$/;
 const FAST_NON_NEGATIVE_KEYS = /^fast\.rotateAfter$/;
 // Keys whose values are free-form maps rather than schema objects.
 const MAP_KEYS = new Set(['s2s.routes']);

@@ -270,6 +270,25 @@ export interface Config {
     /** Client installations (SASL2 user-agent ids) one user may hold tokens for; the least used go first. */
     maxClientsPerUser: number;
   };
+  /** XEP-0357 push notifications to the app servers of users' mobile clients. */
+  push: {
+    enabled: boolean;
+    /** Put the message body in notifications (it passes through the app server and its push service). */
+    includeBody: boolean;
+    /** Push services one user may register (XEP-0357 enable); more → policy-violation. */
+    maxRegistrationsPerUser: number;
+    /** Notifications one registration gets per minute at most; more are dropped until the minute is over. */
+    maxPerMinute: number;
+    /** Seconds to wait for an app server's answer to a notification (no answer counts as a transient error). */
+    timeout: number;
+    /** Transient errors (wait-type, timeouts) in a row after which a registration is removed. */
+    maxTransientErrors: number;
+    /**
+     * Non-empty: the only push services (app server JIDs or their domains)
+     * users may register; empty: any.
+     */
+    allowedServices: string[];
+  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
@@ -418,6 +437,15 @@ export function defaultConfig(): Config {
       tokenLifetime: 21 * 24 * 60 * 60,
       rotateAfter: 24 * 60 * 60,
       maxClientsPerUser: 32,
+    },
+    push: {
+      enabled: true,
+      includeBody: false,
+      maxRegistrationsPerUser: 10,
+      maxPerMinute: 60,
+      timeout: 30,
+      maxTransientErrors: 3,
+      allowedServices: [],
     },
     log: { level: 'info' },
   };

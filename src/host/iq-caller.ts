@@ -87,5 +87,8 @@ export function errorOf(reply: Element): StanzaError {
     (c): c is Element => typeof c !== 'string' && c.attrs.xmlns === NS.stanzas && c.name !== 'text',
   );
   const condition = (child && CONDITIONS.has(child.name) ? child.name : 'undefined-condition') as StanzaErrorCondition;
-  return new StanzaError(condition, error?.getChildText('text', NS.stanzas) ?? undefined);
+  // The peer's error type (wait: try later; cancel, auth, modify: do not), when it gave a valid one.
+  const type = error?.attrs.type;
+  const known = type === 'auth' || type === 'cancel' || type === 'continue' || type === 'modify' || type === 'wait';
+  return new StanzaError(condition, error?.getChildText('text', NS.stanzas) ?? undefined, known ? type : undefined);
 }

@@ -3,6 +3,7 @@
 import type { ServerContext } from '../host/context.ts';
 import { BlocklistStore } from '../storage/blocklist.ts';
 import { MamPrefsStore } from '../storage/mam-prefs.ts';
+import { PushStore } from '../storage/push.ts';
 import { RosterStore } from '../storage/roster.ts';
 import { deleteUserData } from '../storage/user-data.ts';
 import { el } from '../xml/element.ts';
@@ -31,4 +32,6 @@ export async function removeAccount(server: ServerContext, bare: string): Promis
   await server.store(BlocklistStore).unblock(bare, null);
   await server.store(MamPrefsStore).forget(bare);
   await deleteUserData(server.storage, bare, server.config);
+  // Push registrations are kept in memory as well; storage is clear by now.
+  server.store(PushStore).forget(bare);
 }

@@ -20,6 +20,7 @@ import { pepModule } from './pep.ts';
 import { pingModule } from './ping.ts';
 import { presenceModule } from './presence.ts';
 import { privateModule } from './private.ts';
+import { pushModule } from './push.ts';
 import { registerModule } from './register.ts';
 import { rosterModule } from './roster.ts';
 import { rosterSubsyncGuardModule } from './roster-subsync-guard.ts';
@@ -53,6 +54,7 @@ export const userHostModules: Module[] = [
   bookmarksModule,
   avatarModule,
   externalServicesModule,
+  pushModule,
 ];
 
 /** Modules of the internal MSN transport domain. */

@@ -11,6 +11,7 @@
 import type { Host, Module, StanzaEvent } from '../host/host.ts';
 import { sendResult } from '../host/iq-result.ts';
 import { Jid, JidError } from '../jid/jid.ts';
+import { FastTokenStore } from '../storage/fast-tokens.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { type Element, el, firstChild } from '../xml/element.ts';
 import { errorElement, StanzaError } from '../xml/errors.ts';
@@ -156,6 +157,8 @@ async function manageAccount(host: Host, event: StanzaEvent): Promise<void> {
     throw new StanzaError('bad-request', 'you can only change your own password');
   }
   await host.server.accounts.setPassword(user, password);
+  // The FAST tokens logged in with the old password go too (XEP-0484).
+  await host.server.store(FastTokenStore).revokeAll(event.from.bare);
   sendResult(event);
   host.log.info('password changed', { user: event.from.bare });
   const origin = event.origin.kind === 'c2s' ? event.origin.session : undefined;

@@ -7,7 +7,7 @@ import type { StorageBackend } from './types.ts';
 import { deleteUserUploads } from './uploads.ts';
 
 /** Key-value stores keyed by bare JID. */
-export const PER_USER_KEY_VALUE = new Set<string>(['roster', 'vcard', 'blocklist', 'last', 'msn-registrations', 'msn-files', 'private', 'mam-prefs']);
+export const PER_USER_KEY_VALUE = new Set<string>(['roster', 'vcard', 'blocklist', 'last', 'msn-registrations', 'msn-files', 'private', 'mam-prefs', 'fast-tokens', 'push']);
 /** List stores keyed by bare JID. */
 export const PER_USER_LISTS = new Set<string>(['offline']);
 /** Pubsub stores whose services are bare JIDs (PEP: every node of the account). */

@@ -138,14 +138,14 @@ export const streamHeader = (to = 'localhost') =>
   `<?xml version='1.0'?><stream:stream to='${to}' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
 
 /** Opens a stream and upgrades it with STARTTLS: a secured, unauthenticated stream and its features. */
-export async function securedStream(port: number, localAddress?: string): Promise<{ s: RawSocket; features: string }> {
+export async function securedStream(port: number, localAddress?: string, domain = 'localhost'): Promise<{ s: RawSocket; features: string }> {
   const s = localAddress ? await RawSocket.connectFrom(port, localAddress) : await RawSocket.connect(port);
-  s.write(streamHeader());
+  s.write(streamHeader(domain));
   await s.waitFor(/<\/stream:features>/);
   s.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
   await s.waitFor(/<proceed/);
-  await s.startTls();
-  s.write(streamHeader());
+  await s.startTls(domain);
+  s.write(streamHeader(domain));
   const [features] = await s.waitFor(/<stream:features>.*<\/stream:features>/s);
   return { s, features: features! };
 }
@@ -157,13 +157,14 @@ export async function rawLogin(
   password: string,
   resource = 'raw',
   localAddress?: string,
+  domain = 'localhost',
 ): Promise<RawSocket> {
-  const { s } = await securedStream(port, localAddress);
+  const { s } = await securedStream(port, localAddress, domain);
   const auth = Buffer.from(`\0${user}\0${password}`).toString('base64');
   s.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${auth}</auth>`);
   await s.waitFor(/<success/);
   s.input = '';
-  s.write(streamHeader());
+  s.write(streamHeader(domain));
   await s.waitFor(/<\/stream:features>/);
   s.write(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
   await s.waitFor(/<jid>[^<]+<\/jid>/);
