@@ -15,7 +15,7 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes, randomUUID } from 'nod
 import { after, before, describe, it } from 'node:test';
 import { client, xml } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
-import { type RawSocket, securedStream } from '../helpers/raw-socket.ts';
+import { type RawSocket, rawLogin, securedStream } from '../helpers/raw-socket.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { SlixClient } from '../helpers/slixmpp.ts';
 
@@ -314,6 +314,30 @@ describe('SASL2, Bind2, FAST and channel binding', () => {
     own.write(`<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
     await own.waitFor(/<iq[^>]*id=["']p1["']/, 15000);
     own.destroy();
+  });
+
+  it('Bind2 switches on carbons and stream management inline, and the client syncs from the archive', async () => {
+    const { s } = await securedStream(ts.port);
+    s.input = '';
+    s.write(
+      `<authenticate xmlns='${SASL2}' mechanism='PLAIN'><initial-response>${b64('\0carol\0pw')}</initial-response>` +
+        `<user-agent id='${randomUUID()}'/><bind xmlns='urn:xmpp:bind:0'><tag>pad</tag>` +
+        `<enable xmlns='urn:xmpp:carbons:2'/><enable xmlns='urn:xmpp:sm:3' resume='true'/><inactive xmlns='urn:xmpp:csi:0'/></bind></authenticate>`,
+    );
+    const [success] = (await s.waitFor(/<success xmlns=["']urn:xmpp:sasl:2["']>[\s\S]*?<\/success>/, 15000)) as string[];
+    const full = /<authorization-identifier>([^<]+)<\/authorization-identifier>/.exec(success!)![1]!;
+    assert.match(full, /^carol@localhost\/pad\/.+/);
+    assert.match(success!, /<bound xmlns=["']urn:xmpp:bind:0["']>[\s\S]*<enabled xmlns=["']urn:xmpp:sm:3["'][^>]*resume=["']true["']/);
+    assert.match(success!, /<metadata xmlns=["']urn:xmpp:mam:2["']/, 'the archive state for the client to sync from');
+    // Features after <success/>, without a restart: no bind (done), no second SM offer.
+    const [features] = (await s.waitFor(/<stream:features[\s\S]*?<\/stream:features>/, 15000)) as string[];
+    assert.doesNotMatch(features!, /urn:ietf:params:xml:ns:xmpp-bind|urn:xmpp:sm:3/);
+    // Carbons are on: what carol sends from another client shows up here.
+    const other = await rawLogin(ts.port, 'carol', 'pw', 'desk');
+    other.write(`<message to='bob@localhost' type='chat' id='m1'><body>from the desk</body></message>`);
+    await s.waitFor(/<sent xmlns=["']urn:xmpp:carbons:2["']>[\s\S]*from the desk/, 15000);
+    other.destroy();
+    s.destroy();
   });
 
   it('SASL2 failures: an unknown mechanism, a wrong password', async () => {
