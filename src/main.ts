@@ -7,6 +7,7 @@ import { AdminError } from './admin/account-admin.ts';
 import { AdminService } from './admin/admin-service.ts';
 import { runAdminCommand } from './cli/admin-commands.ts';
 import { banner } from './cli/banner.ts';
+import { BackupCommandError, backupCommand, repairCommand, restoreCommand } from './cli/backup.ts';
 import { certImport } from './cli/cert-import.ts';
 import { runCheck } from './cli/check.ts';
 import { MigrateError, migrateStorage } from './cli/migrate-storage.ts';
@@ -16,7 +17,9 @@ import { servedDomains } from './config/domains.ts';
 import { buildConfig, ConfigError, loadConfigFile } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { insideExecutable } from './runtime/bundled-assets.ts';
+import { TransportKeyError } from './gateway/msn/secret-box.ts';
 import { S2SService } from './s2s/s2s-service.ts';
+import { StorageFolderError } from './storage/level-folder.ts';
 import { Server } from './server.ts';
 import { certInfo } from './tls/certs.ts';
 import { runTransport } from './transport/cli.ts';
@@ -41,6 +44,9 @@ Usage:
                                       copy every store to the other backend and verify the counts
                                       (server stopped; LevelDB at storage.path or --path,
                                       PostgreSQL at storage.url or --url)
+  jabberfly backup FILE                write every store to FILE (FILE.gz: compressed; server stopped for LevelDB)
+  jabberfly restore FILE              load a backup into an empty store and verify the counts
+  jabberfly repair-storage            rebuild a damaged LevelDB store's metadata from its files
   jabberfly transport --component HOST:PORT --secret S --domain msn.example.org
                                       run only the MSN transport, as an XEP-0114 component of
                                       another server (Prosody, ejabberd); see docs/transport.md
@@ -84,6 +90,9 @@ function cliName(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // What jabberfly writes is its own: the store (SCRAM keys), keys,
+  // certificates, backups, uploads. 0600/0700 whatever the login's umask.
+  process.umask(0o077);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -151,6 +160,12 @@ async function main(argv: string[]): Promise<number> {
       });
     case 'migrate-storage':
       return migrateStorage(config, { from: values.from, to: values.to, path: values.path, url: values.url, print: (line) => console.log(line) });
+    case 'backup':
+      return backupCommand(config, arg, (line) => console.log(line));
+    case 'restore':
+      return restoreCommand(config, arg, (line) => console.log(line));
+    case 'repair-storage':
+      return repairCommand(config, (line) => console.log(line));
     case 'cert':
       if (arg !== 'import') throw new CliError(`unknown cert command '${arg ?? ''}' (jabberfly cert import DIR)`);
       return certImport(config, rest, (line) => console.log(line));
@@ -238,6 +253,9 @@ main(process.argv.slice(2)).then(
       err instanceof PromptError ||
       err instanceof MigrateError ||
       err instanceof WorkersError ||
+      err instanceof BackupCommandError ||
+      err instanceof StorageFolderError ||
+      err instanceof TransportKeyError ||
       (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     console.error(`jabberfly: ${known ? (err as Error).message : ((err as Error).message ?? err)}`);
     process.exit(1);

@@ -146,6 +146,8 @@ export interface Config {
     fileMaxBytes: number;
     /** Hours a file received from MSN stays downloadable when the transport serves it itself. */
     fileRetentionHours: number;
+    /** The key that seals stored MSN passwords; '' = transport.key in tls.dir (kept apart from the store). */
+    keyFile: string;
   };
   /** Multi-user chat (XEP-0045) at its own domain. */
   muc: {
@@ -377,6 +379,7 @@ export function defaultConfig(): Config {
       loginWait: 30,
       fileMaxBytes: 10 * 1024 * 1024,
       fileRetentionHours: 7 * 24,
+      keyFile: '',
     },
     muc: {
       enabled: true,

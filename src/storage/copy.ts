@@ -3,7 +3,7 @@
 // store's keys, list items, pubsub nodes and items, archive entries and
 // upload records must match, or the copy is reported as failed. The target
 // must be empty: a copy never merges into data it did not write.
-import type { StorageBackend, StoreRef } from './types.ts';
+import type { ArchiveEntry, PubsubItemRecord, PubsubNodeRecord, StorageBackend, StoreRef, UploadRecord } from './types.ts';
 
 /** What one store holds, in the units that are compared. */
 export interface StoreCount {
@@ -70,64 +70,110 @@ export async function countBackend(b: StorageBackend): Promise<Map<string, Recor
   return out;
 }
 
+/** One piece of a store, as a whole-backend copy (or a backup file, backup.ts) carries it. */
+export type StoreRecord =
+  | { kind: 'keyValue'; name: string; key: string; value: unknown }
+  | { kind: 'list'; name: string; key: string; item: unknown }
+  | { kind: 'pubsubNode'; name: string; service: string; node: PubsubNodeRecord }
+  | { kind: 'pubsubItem'; name: string; service: string; node: string; item: PubsubItemRecord }
+  | { kind: 'archive'; name: string; owner: string; entry: ArchiveEntry }
+  | { kind: 'upload'; record: UploadRecord };
+
+/** Every record of every store of `b`, store by store (list items, pubsub items and archive entries in order). */
+export async function* readBackend(b: StorageBackend): AsyncGenerator<StoreRecord> {
+  const ex = b.exporter();
+  for (const s of await ex.stores()) {
+    const name = s.name;
+    switch (s.kind) {
+      case 'keyValue': {
+        const src = b.keyValue<unknown>(name);
+        for await (const key of src.keys()) {
+          const value = await src.get(key);
+          if (value !== undefined) yield { kind: 'keyValue', name, key, value };
+        }
+        break;
+      }
+      case 'list': {
+        const src = b.list<unknown>(name);
+        for await (const key of ex.listKeys(name)) for (const item of await src.list(key)) yield { kind: 'list', name, key, item };
+        break;
+      }
+      case 'pubsub': {
+        const src = b.pubsub(name);
+        for await (const service of ex.pubsubServices(name)) {
+          for (const node of await src.nodes(service)) {
+            yield { kind: 'pubsubNode', name, service, node };
+            // Oldest first: publication order is kept.
+            for (const item of await src.items(service, node.node)) yield { kind: 'pubsubItem', name, service, node: node.node, item };
+          }
+        }
+        break;
+      }
+      case 'archive': {
+        const src = b.archive(name);
+        // In id order, as appends come.
+        for await (const owner of ex.archiveOwners(name)) for await (const entry of src.query(owner, {})) yield { kind: 'archive', name, owner, entry };
+        break;
+      }
+      case 'uploads':
+        for await (const record of ex.uploads()) yield { kind: 'upload', record };
+        break;
+    }
+  }
+}
+
+const recordStore = (r: StoreRecord): string =>
+  r.kind === 'upload' ? 'uploads:upload' : `${r.kind === 'pubsubNode' || r.kind === 'pubsubItem' ? 'pubsub' : r.kind}:${r.name}`;
+
+/** Writes records (from readBackend or a backup file) into `to`; `progress` hears of each store once it is written. */
+export async function writeRecords(to: StorageBackend, records: AsyncIterable<StoreRecord>, progress: (line: string) => void = () => {}): Promise<void> {
+  // Archive appends are batched (the target groups them); each store's are awaited before the next store.
+  let pending: Array<Promise<void>> = [];
+  let current: string | null = null;
+  const settle = async () => {
+    await Promise.all(pending);
+    pending = [];
+  };
+  for await (const r of records) {
+    const store = recordStore(r);
+    if (store !== current) {
+      await settle();
+      if (current) progress(`copied ${current}`);
+      current = store;
+    }
+    switch (r.kind) {
+      case 'keyValue':
+        await to.keyValue<unknown>(r.name).set(r.key, r.value);
+        break;
+      case 'list':
+        await to.list<unknown>(r.name).append(r.key, r.item);
+        break;
+      case 'pubsubNode':
+        await to.pubsub(r.name).putNode(r.service, r.node);
+        break;
+      case 'pubsubItem':
+        await to.pubsub(r.name).putItem(r.service, r.node, r.item, KEEP_ALL);
+        break;
+      case 'archive':
+        pending.push(to.archive(r.name).append(r.owner, r.entry));
+        if (pending.length >= 1000) await settle();
+        break;
+      case 'upload':
+        await to.uploadRecords().put(r.record);
+        break;
+    }
+  }
+  await settle();
+  if (current) progress(`copied ${current}`);
+}
+
 /**
  * Copies every store of `from` into the empty `to`, then verifies the
  * counts. Returns them; throws CopyError naming the first store that differs.
  */
 export async function copyBackend(from: StorageBackend, to: StorageBackend, progress: (line: string) => void = () => {}): Promise<StoreCount[]> {
   if ((await to.exporter().stores()).length) throw new CopyError('the target store is not empty: migrate-storage copies into an empty one only');
-  const ex = from.exporter();
-  for (const s of await ex.stores()) {
-    switch (s.kind) {
-      case 'keyValue': {
-        const src = from.keyValue<unknown>(s.name);
-        const dst = to.keyValue<unknown>(s.name);
-        for await (const key of src.keys()) {
-          const value = await src.get(key);
-          if (value !== undefined) await dst.set(key, value);
-        }
-        break;
-      }
-      case 'list': {
-        const src = from.list<unknown>(s.name);
-        const dst = to.list<unknown>(s.name);
-        for await (const key of ex.listKeys(s.name)) for (const item of await src.list(key)) await dst.append(key, item);
-        break;
-      }
-      case 'pubsub': {
-        const src = from.pubsub(s.name);
-        const dst = to.pubsub(s.name);
-        for await (const service of ex.pubsubServices(s.name)) {
-          for (const node of await src.nodes(service)) {
-            await dst.putNode(service, node);
-            // Oldest first: publication order is kept.
-            for (const item of await src.items(service, node.node)) await dst.putItem(service, node.node, item, KEEP_ALL);
-          }
-        }
-        break;
-      }
-      case 'archive': {
-        const src = from.archive(s.name);
-        const dst = to.archive(s.name);
-        for await (const owner of ex.archiveOwners(s.name)) {
-          // In id order, as appends come; the target batches them.
-          const pending: Array<Promise<void>> = [];
-          for await (const e of src.query(owner, {})) {
-            pending.push(dst.append(owner, e));
-            if (pending.length >= 1000) await Promise.all(pending.splice(0));
-          }
-          await Promise.all(pending);
-        }
-        break;
-      }
-      case 'uploads': {
-        const dst = to.uploadRecords();
-        for await (const r of ex.uploads()) await dst.put(r);
-        break;
-      }
-    }
-    progress(`copied ${label(s)}`);
-  }
+  await writeRecords(to, readBackend(from), progress);
   const [a, b] = [await countBackend(from), await countBackend(to)];
   const counts: StoreCount[] = [];
   for (const [store, c] of a) {

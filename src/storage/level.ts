@@ -2,13 +2,13 @@
 // storage.path, one sublevel per named store. Writes go to LevelDB's log
 // before they resolve, so an acknowledged write survives `kill -9` of the
 // process; `storage.sync: true` also survives power loss (fsync per write).
-import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import { seedArchiveIds } from './archive-id.ts';
 import { HIGH_WATER, LevelArchive } from './level-archive.ts';
 import { LevelPubsubStore, type PubsubSublevel } from './level-pubsub.ts';
 import { LevelExport } from './level-export.ts';
+import { prepareLevelFolder, restrict, StorageFolderError } from './level-folder.ts';
 import { LevelUploadRecords } from './level-upload-records.ts';
 import type { ArchiveStore, KeyValueStore, ListStore, PubsubStore, StorageBackend, StorageExport, UploadRecordStore } from './types.ts';
 
@@ -41,18 +41,26 @@ export class LevelBackend implements StorageBackend {
   }
 
   static async open(path: string, sync = false): Promise<LevelBackend> {
-    // 0700: the store holds password keys, and the admin socket lives here by default.
-    mkdirSync(path, { recursive: true, mode: 0o700 });
-    const db: Db = new ClassicLevel<string, unknown>(path, { valueEncoding: 'json' });
+    // 0700/0600: the store holds password keys, and the admin socket lives
+    // here by default. A non-empty folder must hold an intact store: LevelDB
+    // would otherwise start an empty one over it (level-folder.ts).
+    const fresh = prepareLevelFolder(path);
+    const db: Db = new ClassicLevel<string, unknown>(path, { valueEncoding: 'json', createIfMissing: fresh });
     try {
       await db.open();
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       if (cause?.code === 'LEVEL_LOCKED') {
         throw new StorageLockedError(`storage at ${path} is in use by another jabberfly process`);
       }
-      throw err;
+      throw new StorageFolderError(
+        `the store in ${path} cannot be opened: ${cause?.message ?? (err as Error).message}. ` +
+          'Restore it from a backup (jabberfly restore FILE into an empty folder), or try `jabberfly repair-storage` ' +
+          '(copy the folder somewhere first).',
+      );
     }
+    // Files LevelDB just made (a new log, a new MANIFEST) follow the process umask: 0600 them too.
+    restrict(path);
     const backend = new LevelBackend(db, sync);
     // Archive ids made from now on sort after every one already stored.
     const highWater = (await backend.archiveMeta.get(HIGH_WATER)) as string | undefined;
@@ -160,5 +168,26 @@ export class LevelBackend implements StorageBackend {
   async close(): Promise<void> {
     for (const a of this.archives.values()) await a.drained();
     await this.db.close();
+  }
+
+  /**
+   * Rebuilds a damaged store's metadata from its table and log files
+   * (LevelDB's RepairDB: whatever it can still read is kept; a new CURRENT
+   * and MANIFEST are written). The store must not be open.
+   */
+  static async repair(path: string): Promise<void> {
+    // LevelDB's repair does not take the store's lock: an open attempt
+    // (which takes it first, and creates nothing here) finds a running server.
+    const probe = new ClassicLevel(path, { createIfMissing: false });
+    try {
+      await probe.open();
+      await probe.close();
+    } catch (err) {
+      if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') {
+        throw new StorageLockedError(`storage at ${path} is in use by another jabberfly process`);
+      }
+    }
+    await ClassicLevel.repair(path);
+    restrict(path);
   }
 }

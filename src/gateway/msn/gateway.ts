@@ -62,7 +62,7 @@ export class MsnGateway {
     this.server = host.server;
     this.domain = host.name;
     this.registrations = this.server.store(MsnRegistrationStore);
-    this.box = SecretBox.open(this.server.config.storage.path);
+    this.box = SecretBox.forConfig(this.server.config, this.server.log);
     this.avatars = new AvatarCache(this.server);
     this.users = users(this);
     this.contactPep = new ContactPep(this);
