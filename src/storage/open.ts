@@ -5,13 +5,18 @@ import { mkdirSync } from 'node:fs';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { LevelBackend } from './level.ts';
+import { errnoText, StorageFolderError } from './level-folder.ts';
 import { PgBackend } from './pg.ts';
 import type { StorageBackend } from './types.ts';
 
 export async function openBackend(storage: Config['storage'], log?: Logger): Promise<StorageBackend> {
   if (storage.backend === 'postgres') {
-    // storage.path stays this node's own folder (admin socket, transport.key): 0700, as LevelDB's.
-    mkdirSync(storage.path, { recursive: true, mode: 0o700 });
+    // storage.path stays this node's own folder (admin socket): 0700, as LevelDB's.
+    try {
+      mkdirSync(storage.path, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new StorageFolderError(`cannot create the storage folder ${storage.path}: ${errnoText(err)}`);
+    }
     return PgBackend.open(storage.url, {
       poolSize: storage.poolSize,
       onError: (err) => log?.warn('storage connection lost', { error: err.message }),

@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exited, runCli, startCli } from '../helpers/cli.ts';
 import { type RawSocket, rawLogin } from '../helpers/raw-socket.ts';
+import { testDatabase } from '../helpers/postgres.ts';
 import '../helpers/server.ts'; // accepts the generated self-signed certificate
 
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -267,5 +268,19 @@ describe('store safety (real jabberfly processes)', () => {
     alice2.write(`<iq type='get' id='v2' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>`);
     await alice2.waitFor(/id="v2".*<FN>Alice Liddell<\/FN>/s, 30_000);
     await server.stop();
+
+    // The file names no backend: the same backup restores into PostgreSQL, counts verified.
+    const db = await testDatabase();
+    try {
+      const pgSite = site('backup-pg', [`storage: { backend: postgres, path: "${join(root, 'backup-pg', 'node')}", url: "${db.url}" }`]);
+      writeFileSync(pgSite.config, readFileSync(pgSite.config, 'utf8').replace(/^storage: \{ path: [^\n]*\n/m, ''));
+      const intoPg = await pgSite.cli('restore', file);
+      assert.equal(intoPg.code, 0, intoPg.stderr);
+      assert.match(intoPg.stdout, /verified: \d+ records, the same counts as the backup/);
+      const users = await pgSite.cli('users');
+      assert.match(users.stdout, /alice@localhost[\s\S]*bob@localhost/);
+    } finally {
+      await db.release();
+    }
   });
 });
