@@ -5,7 +5,7 @@
 // backup of it, alone does not reveal them. Stores made by older versions
 // kept the key inside storage.path: it is moved out on start.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../log.ts';
@@ -85,7 +85,14 @@ export class SecretBox {
  * not guessed between: the server refuses to start and says which is which.
  */
 function moveLegacyKey(legacy: string, file: string, log?: Logger): void {
-  const old = readFileSync(legacy, 'utf8');
+  let old: string;
+  try {
+    old = readFileSync(legacy, 'utf8');
+  } catch (err) {
+    // Another worker of this node moved it first.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new TransportKeyError(`cannot read the transport key ${legacy}: ${errnoText(err)}`);
+  }
   if (existsSync(file)) {
     if (readFileSync(file, 'utf8').trim() !== old.trim()) {
       throw new TransportKeyError(
@@ -94,7 +101,7 @@ function moveLegacyKey(legacy: string, file: string, log?: Logger): void {
           `move the one that works to ${file} and delete the other`,
       );
     }
-    unlinkSync(legacy);
+    rmSync(legacy, { force: true });
     log?.info('removed the old copy of the transport key from the store folder', { file: legacy, key: file });
     return;
   }
@@ -103,6 +110,8 @@ function moveLegacyKey(legacy: string, file: string, log?: Logger): void {
     try {
       renameSync(legacy, file);
     } catch (err) {
+      // Another worker of this node moved it first.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
       // Another file system: copied (exclusively), then the old one removed.
       copyFileSync(legacy, file, 1 /* COPYFILE_EXCL */);
