@@ -40,8 +40,8 @@ one table (figure × server, ratio, server CPU and load-generator CPU).
   --workers N          load-generator processes (default: max(2, cores-1), at most 8)
   --connections N      idle connections for the memory figure (default 10000, quick 2000)
   --rate N             messages/s of the latency figure (default 5000)
-  --prosody-tuned      run Prosody with network_settings { nagle = false; opportunistic_writes = true }
-                       (its defaults keep Nagle's algorithm on; jabberfly sets TCP_NODELAY)
+  --prosody-untuned    run Prosody with its defaults (Nagle's algorithm on); by default the bench runs it with
+                       network_settings { nagle = false; opportunistic_writes = true }, as jabberfly sets TCP_NODELAY
   --profile            afterwards, run jabberfly under --cpu-prof with the message loads
                        and print where the time goes (profile kept in bench/out/); with
                        the archive figure selected, jabberfly archives while profiled
@@ -61,7 +61,7 @@ const { values: opts } = parseArgs({
     connections: { type: 'string' },
     rate: { type: 'string' },
     'archive-size': { type: 'string' },
-    'prosody-tuned': { type: 'boolean', default: false },
+    'prosody-untuned': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -920,7 +920,7 @@ async function main(): Promise<void> {
     const s: BenchServer =
       name === 'jabberfly'
         ? new Jabberfly(dir, await freePort(), cert)
-        : new Prosody(dir, await freePort(), cert, opts['prosody-tuned']);
+        : new Prosody(dir, await freePort(), cert, !opts['prosody-untuned']);
     labels[name] = s.label;
     if ([...figures].some((f) => f !== 'transport' && f !== 'archive' && f !== 'mamquery')) await benchServer(s);
     if (figures.has('archive')) {
@@ -930,7 +930,7 @@ async function main(): Promise<void> {
         mkdirSync(d);
         return name === 'jabberfly'
           ? new Jabberfly(d, await freePort(), cert, { archive })
-          : new Prosody(d, await freePort(), cert, opts['prosody-tuned'], archive);
+          : new Prosody(d, await freePort(), cert, !opts['prosody-untuned'], archive);
       }, name);
     }
     if (figures.has('mamquery')) {

@@ -36,7 +36,7 @@ export function makeCertificate(dir: string): { crt: string; key: string } {
 }
 
 /** Resolves once the port answers an XMPP stream header with stream features. */
-async function waitReady(port: number, child: ChildProcess, output: () => string, ms = 60000): Promise<void> {
+export async function waitReady(port: number, child: ChildProcess, output: () => string, ms = 60000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {

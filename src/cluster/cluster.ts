@@ -124,6 +124,9 @@ export class Cluster implements MirrorLink {
   private readonly local: LocalSessions;
   private beatTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** Commands gathered this event-loop turn, per instance: one inbox entry each (a JSON array). */
+  private readonly outbox = new Map<string, { cmds: string[]; done: Array<(r: CommandResult) => void> }>();
+  private flushScheduled = false;
   private readerDone: Promise<void> = Promise.resolve();
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
@@ -317,19 +320,50 @@ export class Cluster implements MirrorLink {
 
   // ---- commands -------------------------------------------------------
 
-  /** Appends a command to an instance's inbox. */
-  async command(inst: string, cmd: Command): Promise<CommandResult> {
-    try {
-      const ok = (await this.cmd.jfSend(NODES, inboxKey(inst), inst, JSON.stringify(cmd))) === 1;
-      if (!ok) {
-        this.forgetInstance(inst);
-        return 'gone';
+  /**
+   * Appends a command to an instance's inbox. The commands of one
+   * event-loop turn for one instance travel as one entry (a burst of
+   * messages costs one script call and one read, not one per stanza), in
+   * the order they were given.
+   */
+  command(inst: string, cmd: Command): Promise<CommandResult> {
+    return new Promise((resolve) => {
+      let box = this.outbox.get(inst);
+      if (!box) {
+        box = { cmds: [], done: [] };
+        this.outbox.set(inst, box);
       }
-      this.stats.forwarded++;
-      return 'ok';
-    } catch (err) {
-      this.log.warn('cluster command failed', { to: inst, error: String(err) });
-      return 'error';
+      box.cmds.push(JSON.stringify(cmd));
+      box.done.push(resolve);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const [inst, box] of this.outbox) {
+      this.outbox.delete(inst);
+      const payload = box.cmds.length === 1 ? box.cmds[0]! : `[${box.cmds.join(',')}]`;
+      const settle = (r: CommandResult) => {
+        for (const fn of box.done) fn(r);
+      };
+      this.cmd.jfSend(NODES, inboxKey(inst), inst, payload).then(
+        (ok) => {
+          if (ok !== 1) {
+            this.forgetInstance(inst);
+            return settle('gone');
+          }
+          this.stats.forwarded += box.cmds.length;
+          settle('ok');
+        },
+        (err) => {
+          this.log.warn('cluster command failed', { to: inst, commands: box.cmds.length, error: String(err) });
+          settle('error');
+        },
+      );
     }
   }
 
@@ -384,18 +418,21 @@ export class Cluster implements MirrorLink {
       for (const [, entries] of reply) {
         for (const [id, fields] of entries) {
           last = id;
-          this.stats.received++;
-          try {
-            // Mostly synchronous; a command that must wait (an origin not mirrored yet) holds the ones after it.
-            const waiting = this.onCommand(JSON.parse(fields[1]!) as Command);
-            if (waiting) await waiting;
-          } catch (err) {
-            this.log.error('cluster command failed here', { error: String((err as Error)?.stack ?? err) });
+          for (const c of commandsOf(fields)) {
+            this.stats.received++;
+            try {
+              // Mostly synchronous; a command that must wait (an origin not mirrored yet) holds the ones after it.
+              const waiting = this.onCommand(c);
+              if (waiting) await waiting;
+            } catch (err) {
+              this.log.error('cluster command failed here', { error: String((err as Error)?.stack ?? err) });
+            }
           }
         }
       }
-      // Handled: trimmed at once, so a takeover after a crash re-routes as little as possible twice.
-      await this.cmd.xtrim(key, 'MINID', incrementId(last)).catch(() => {});
+      // Handled: trimmed at once, so a takeover after a crash re-routes as little as possible twice
+      // (on the commands connection, pipelined: the next read does not wait for it).
+      void this.cmd.xtrim(key, 'MINID', incrementId(last)).catch(() => {});
     }
   }
 
@@ -514,7 +551,7 @@ export class Cluster implements MirrorLink {
     let after = '-';
     for (;;) {
       const entries = (await this.cmd.xrange(inboxKey(inst), after, '+', 'COUNT', READ_BATCH)) as Array<[string, string[]]>;
-      for (const [, fields] of entries) this.takeOver(JSON.parse(fields[1]!) as Command);
+      for (const [, fields] of entries) for (const c of commandsOf(fields)) this.takeOver(c);
       if (entries.length < READ_BATCH) break;
       after = `(${entries[entries.length - 1]![0]}`;
     }
@@ -554,7 +591,7 @@ export class Cluster implements MirrorLink {
       let after = '-';
       for (;;) {
         const entries = (await this.cmd.xrange(inboxKey(this.instance), after, '+', 'COUNT', READ_BATCH)) as Array<[string, string[]]>;
-        for (const [, fields] of entries) this.takeOver(JSON.parse(fields[1]!) as Command);
+        for (const [, fields] of entries) for (const c of commandsOf(fields)) this.takeOver(c);
         if (entries.length < READ_BATCH) break;
         after = `(${entries[entries.length - 1]![0]}`;
       }
@@ -570,6 +607,12 @@ export class Cluster implements MirrorLink {
     this.stopped = true;
     for (const r of [this.cmd, this.sub, this.reader]) r.disconnect();
   }
+}
+
+/** The commands of one inbox entry: one command, or a turn's batch as an array. */
+function commandsOf(fields: string[]): Command[] {
+  const v = JSON.parse(fields[1]!) as Command | Command[];
+  return Array.isArray(v) ? v : [v];
 }
 
 /** The stream id just after `id` ("ms-seq"), for trimming everything up to and including it. */
