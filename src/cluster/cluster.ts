@@ -496,6 +496,8 @@ export class Cluster implements MirrorLink {
         return { kind: 's2s', domains: new Set(o.d) };
       case 'component':
         return { kind: 'component', domain: o.d };
+      case 'on-behalf':
+        return { kind: 'on-behalf', domain: o.d };
       case 'host':
         return { kind: 'host', name: o.n };
       default:

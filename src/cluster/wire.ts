@@ -32,6 +32,8 @@ export type OriginWire =
   | { k: 'c2s'; j: string; s: string; i: string }
   | { k: 's2s'; d: string[] }
   | { k: 'component'; d: string }
+  /** A privileged component sending as a user (XEP-0356). */
+  | { k: 'on-behalf'; d: string }
   | { k: 'host'; n: string }
   | { k: 'server' };
 
@@ -68,6 +70,8 @@ export function encodeOrigin(origin: Origin, instanceOf: (s: Extract<Origin, { k
       return { k: 's2s', d: [...origin.domains] };
     case 'component':
       return { k: 'component', d: origin.domain };
+    case 'on-behalf':
+      return { k: 'on-behalf', d: origin.domain };
     case 'host':
       return { k: 'host', n: origin.name };
     default:
