@@ -29,6 +29,8 @@ const IMPORTANT_PAYLOADS = new Set([
 
 /** Per registration, in memory: what the next notification says and how often it may go. */
 interface Pending {
+  /** The registration's resource (its count starts over when that resource binds). */
+  resource: string;
   count: number;
   /** Start of the current rate window (epoch ms) and notifications in it. */
   windowStart: number;
@@ -47,6 +49,12 @@ export const pushModule: Module = async (host) => {
   const pending = new Map<string, Pending>();
   const keyOf = (user: string, r: PushRegistration) => `${user}\u0000${r.jid}\u0000${r.node}`;
   host.accountFeatures.add(NS.push);
+  // In a cluster, a registration may have been made on another node: read storage at each decision.
+  const clustered = server.config.cluster.redis !== '';
+  const registrations = (user: string, then: (regs: readonly PushRegistration[]) => void) => {
+    if (!clustered) return then(store.get(user));
+    store.current(user).then(then, (err) => host.log.error('push registrations unreadable', { user, error: String(err) }));
+  };
 
   host.hook(`iq-set/self/${NS.push}:enable`, (event: StanzaEvent) => {
     if (event.origin.kind !== 'c2s') return false;
@@ -90,19 +98,20 @@ export const pushModule: Module = async (host) => {
 
   // A client that binds again sees its messages itself: its count starts over.
   host.sessionEvents.hook('resource-bind', ({ session }) => {
-    const user = session.jid.bare;
-    for (const r of store.get(user)) if (r.resource === session.jid.resource) pending.delete(keyOf(user, r));
+    const prefix = `${session.jid.bare}\u0000`;
+    for (const [key, p] of pending) if (key.startsWith(prefix) && p.resource === session.jid.resource) pending.delete(key);
   });
 
   // A message for a user: registrations whose resource has no session at all.
   // After blocking (100) and the archive (50), before delivery (-1).
   const arriving = (event: StanzaEvent) => {
     const user = event.to.bare;
-    const regs = store.get(user);
-    if (regs.length === 0 || !important(event.stanza)) return false;
-    for (const r of regs) {
-      if (!server.sessions.get(Jid.of(event.to.local, event.to.domain, r.resource))) notify(user, r, event.from, event.stanza);
-    }
+    if (!important(event.stanza) || (!clustered && store.get(user).length === 0)) return false;
+    registrations(user, (regs) => {
+      for (const r of regs) {
+        if (!server.sessions.get(Jid.of(event.to.local, event.to.domain, r.resource))) notify(user, r, event.from, event.stanza);
+      }
+    });
     return false;
   };
   host.hook('message/bare', arriving, 40);
@@ -111,12 +120,13 @@ export const pushModule: Module = async (host) => {
   // A message handed to a session held by stream management (c2s-session.ts).
   host.hook('message/held', (event: StanzaEvent) => {
     const user = event.to.bare;
-    const regs = store.get(user).filter((r) => r.resource === event.to.resource);
-    if (regs.length === 0) return false;
+    if (!clustered && store.get(user).length === 0) return false;
     const message = unwrapCarbon(event.stanza);
     if (!message || !important(message)) return false;
     const from = Jid.tryParse(message.attrs.from) ?? event.from;
-    for (const r of regs) notify(user, r, from, message);
+    registrations(user, (regs) => {
+      for (const r of regs) if (r.resource === event.to.resource) notify(user, r, from, message);
+    });
     return false;
   });
 
@@ -125,7 +135,7 @@ export const pushModule: Module = async (host) => {
     const now = Date.now();
     let p = pending.get(key);
     if (!p) {
-      p = { count: 0, windowStart: now, sentInWindow: 0, transientErrors: 0 };
+      p = { resource: reg.resource, count: 0, windowStart: now, sentInWindow: 0, transientErrors: 0 };
       pending.set(key, p);
     }
     p.count++;

@@ -4,7 +4,9 @@
 // back (a secret, usually) and the resource of the client that enabled it.
 // Every message to an absent user is checked against them synchronously,
 // so all registrations are kept in memory, loaded once at start (few users
-// enable push); changes are written through per user in order.
+// enable push); changes are written through per user in order, each made
+// to what storage holds (not to this process's copy). In a cluster another
+// node may have changed them since: `current()` reads storage.
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import type { KeyValueStore, StorageBackend } from './types.ts';
 
@@ -45,9 +47,17 @@ export class PushStore {
     return this.loading;
   }
 
-  /** The user's registrations (none: an empty list). */
+  /** The user's registrations as this process knows them (none: an empty list). */
   get(user: string): readonly PushRegistration[] {
     return this.byUser.get(user) ?? [];
+  }
+
+  /** The user's registrations as storage has them (another cluster node may have changed them); memory follows. */
+  async current(user: string): Promise<readonly PushRegistration[]> {
+    const list = (await this.kv.get(user)) ?? [];
+    if (list.length) this.byUser.set(user, list);
+    else this.byUser.delete(user);
+    return list;
   }
 
   /**
@@ -77,7 +87,7 @@ export class PushStore {
   /** Memory changes only once storage has the change; `change` returns null for "nothing to do". */
   private update(user: string, change: (list: PushRegistration[]) => PushRegistration[] | null): Promise<PushRegistration[] | null> {
     return this.mutex.run(user, async () => {
-      const next = change(this.byUser.get(user) ?? []);
+      const next = change((await this.kv.get(user)) ?? []);
       if (next === null) return null;
       if (next.length) await this.kv.set(user, next);
       else await this.kv.delete(user);
