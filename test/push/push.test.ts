@@ -214,6 +214,31 @@ describe('push notifications (XEP-0357) to an app server over s2s', () => {
     assert.equal(unclaimed('alice-mobile').length, 0);
   });
 
+  it('wait-type errors are tolerated up to push.maxTransientErrors in a row; push.includeBody sends the text', async () => {
+    const cfg = a.server.config.push;
+    cfg.includeBody = true;
+    cfg.maxTransientErrors = 2;
+    try {
+      const alice = await connect({ port: a.port, domain: 'a.test', username: 'alice', password: 'pw', resource: 'tablet' });
+      assert.equal((await alice.xmpp.iqCaller.request(enableIq('alice-tablet', 't'))).attrs.type, 'result');
+      await alice.stop();
+      const busy = (iq: Element) =>
+        `<iq type='error' id='${iq.attrs.id}' to='${iq.attrs.from}'><error type='wait'>` +
+        `<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`;
+      await carol.xmpp.send(xml('message', { to: 'alice@a.test', type: 'chat' }, xml('body', {}, 'with text')));
+      const n = await nextNotification('alice-tablet', busy);
+      assert.deepEqual(n.fields['last-message-body'], ['with text']);
+      // One transient error: still registered, so the next message is announced too.
+      await carol.xmpp.send(xml('message', { to: 'alice@a.test', type: 'chat' }, xml('body', {}, 'again')));
+      const n2 = await nextNotification('alice-tablet', busy);
+      assert.deepEqual(n2.fields['message-count'], ['2']);
+      await until(() => a.server.store(PushStore).get('alice@a.test').length === 0, 'removed after two in a row');
+    } finally {
+      cfg.includeBody = false;
+      cfg.maxTransientErrors = 3;
+    }
+  });
+
   it('bad enable requests get clear errors, and registrations go with the account', async () => {
     const erin = await connect({ port: a.port, domain: 'a.test', username: 'erin', password: 'pw', resource: 'phone' });
     const bad = await erin.xmpp.iqCaller
