@@ -9,8 +9,10 @@
 // Streams are one-way (no XEP-0288): stanzas only flow out on this one.
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { SlowConsumerGuard } from '../c2s/slow-consumer.ts';
 import { TcpFraming } from '../stream/tcp-framing.ts';
 import { type Element, el, escapeXML } from '../xml/element.ts';
+import { streamErrorElement } from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 import { resolveTargets, type Target } from './resolve.ts';
 import type { S2SService } from './s2s-service.ts';
@@ -37,6 +39,13 @@ export class OutgoingStream {
   private negotiationTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private socket: Socket | null = null;
+  /**
+   * Bounds what waits for a remote server that does not read (a remote
+   * occupant's server in a busy room, a hostile peer): the same policy as
+   * for clients (c2s/slow-consumer.ts), the link closed with
+   * policy-violation at its limits; the next stanza opens a new one.
+   */
+  private readonly outbound: SlowConsumerGuard;
 
   constructor(
     private readonly service: S2SService,
@@ -44,7 +53,26 @@ export class OutgoingStream {
     readonly remote: string,
     readonly purpose: Purpose,
     private readonly onEnded: (s: OutgoingStream) => void,
-  ) {}
+  ) {
+    const { limits } = service.server.config;
+    this.outbound = new SlowConsumerGuard(
+      () => (this.state === 'ready' ? this.framing : null),
+      {
+        queueSize: limits.outboundQueueSize,
+        maxQueueSize: limits.outboundQueueMaxSize,
+        timeoutMs: limits.slowConsumerTimeout * 1000,
+      },
+      (why) => this.tooSlow(why),
+    );
+  }
+
+  /** The remote server does not read what this link sends: the link ends (what it had not read is lost with it). */
+  private tooSlow(why: string): void {
+    if (this.state !== 'ready') return;
+    this.log.warn('closing a server link that does not read', { from: this.local, to: this.remote, why });
+    this.framing!.send(streamErrorElement('policy-violation', 'you do not read what you are sent'));
+    this.finish('remote-server-timeout', 'the remote server does not read');
+  }
 
   private get log() {
     return this.service.log;
@@ -73,6 +101,7 @@ export class OutgoingStream {
     }
     if (this.state === 'ready') {
       this.framing!.send(stanza);
+      this.outbound.afterWrite();
       this.touch();
       return;
     }
@@ -389,6 +418,7 @@ export class OutgoingStream {
     const queued = this.queue;
     this.queue = [];
     for (const s of queued) this.framing!.send(s);
+    this.outbound.afterWrite();
     this.touch();
   }
 
@@ -423,6 +453,7 @@ export class OutgoingStream {
   private finish(condition: FailCondition, text: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.outbound.stop();
     if (this.negotiationTimer) clearTimeout(this.negotiationTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.negotiationTimer = this.idleTimer = null;
