@@ -7,6 +7,7 @@ import { loadServerSecret } from './auth/server-secret.ts';
 import { AuthThrottle } from './auth/throttle.ts';
 import { C2SListeners } from './c2s/listener.ts';
 import { Cluster } from './cluster/cluster.ts';
+import { ComponentService } from './component/component-service.ts';
 import { servedDomains, uploadsServed } from './config/domains.ts';
 import type { Config } from './config/schema.ts';
 import type { ServerContext, StoreClass } from './host/context.ts';
@@ -140,6 +141,9 @@ export class Server implements ServerContext {
       this.services.push(service);
       await service.start();
     }
+    // Components connected here are claimed in the cluster, so other nodes send their stanzas here.
+    const components = this.service(ComponentService);
+    if (this.cluster && components) this.cluster.watchComponents(components);
     this.log.info('started', {
       domain: this.config.domain,
       c2s: this.c2s.ports.starttls,

@@ -23,6 +23,7 @@
 // node's.
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import type { ComponentService } from '../component/component-service.ts';
 import type { Host } from '../host/host.ts';
 import type { ClientSession, Origin } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
@@ -510,6 +511,25 @@ export class Cluster implements MirrorLink {
   /** The live owner of `key`; with `take`, this instance becomes the owner when there is none. */
   async claim(key: string, take: boolean): Promise<string | null> {
     return this.cmd.jfClaim(claimKey(key), NODES, claimsKey(this.instance), this.instance, take ? '1' : '0');
+  }
+
+  /**
+   * XEP-0114 components: the node a component's link is connected to claims
+   * its domain, so stanzas for it from every node are sent there; the claim
+   * goes when the link closes (or with the node).
+   */
+  watchComponents(service: ComponentService): void {
+    service.onConnect((domain) => {
+      void this.claim(`component:${domain}`, true).then(
+        (owner) => {
+          if (owner !== this.instance) this.log.warn('component also connected to another node: that one serves it', { domain, owner });
+        },
+        (err) => this.log.warn('component claim failed', { domain, error: String(err) }),
+      );
+    });
+    service.onDisconnect((domain) => {
+      this.release(`component:${domain}`).catch((err) => this.log.warn('component claim not released', { domain, error: String(err) }));
+    });
   }
 
   /** Gives up a claim this instance holds (a component link that closed). */

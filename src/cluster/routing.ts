@@ -119,7 +119,8 @@ export class ClusterRouting implements ClusterRoute {
    * same key). With `take`, this node claims what nobody holds.
    */
   private viaClaim(key: string, take: boolean, stanza: Element, origin: Origin, hops: number): boolean {
-    const owner = this.owners.get(key);
+    // A room stays where it was claimed while that node lives; a component's link may move at any time: asked each time.
+    const owner = take ? this.owners.get(key) : undefined;
     if (owner !== undefined && this.cluster.members.has(owner)) return this.to(owner, stanza, origin, hops);
     const deliver = () => {
       const o = this.owners.get(key);

@@ -40,6 +40,7 @@ export class ComponentService implements Service {
   private readonly perIp = new Map<string, number>();
   private readonly listeners: NetServer[] = [];
   private readonly connectListeners: Array<(domain: string) => void> = [];
+  private readonly disconnectListeners: Array<(domain: string) => void> = [];
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
@@ -84,6 +85,11 @@ export class ComponentService implements Service {
   /** Runs after each successful handshake (privileges announce themselves here). */
   onConnect(fn: (domain: string) => void): void {
     this.connectListeners.push(fn);
+  }
+
+  /** Runs when the link serving a domain ends (cluster mode gives up its claim). */
+  onDisconnect(fn: (domain: string) => void): void {
+    this.disconnectListeners.push(fn);
   }
 
   async start(): Promise<void> {
@@ -175,6 +181,7 @@ export class ComponentService implements Service {
     this.links.delete(domain);
     this.changed.set(domain, Date.now());
     this.log.info('component disconnected', { domain, ip: stream.ip });
+    for (const fn of this.disconnectListeners) fn(domain);
   }
 
   private status(): StatusSection {

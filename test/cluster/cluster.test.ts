@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
+import { Redis } from 'ioredis';
 import type { Element } from '@xmpp/xml';
 import { AccountStore } from '../../src/storage/accounts.ts';
 import { PgBackend } from '../../src/storage/pg.ts';
@@ -20,11 +21,14 @@ import { iq } from '../helpers/mam.ts';
 import { freePort, PeerProcess } from '../helpers/peer-process.ts';
 import { type TestDatabase, testDatabase } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { RawComponent } from '../helpers/raw-component.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 const CARBONS = 'urn:xmpp:carbons:2';
 const WAIT = 30_000;
+const COMPONENT = 'echo.localhost';
+const COMPONENT_SECRET = 'component-secret';
 
 const body = (text: string) => (s: Element) => s.is('message') && s.getChildText('body') === text;
 const presenceFrom = (jid: string, type?: string) => (s: Element) =>
@@ -35,6 +39,7 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
   let redis: TestRedis;
   let root: string;
   const ports: number[] = [];
+  const componentPorts: number[] = [];
   const nodes: Array<PeerProcess | null> = [null, null, null];
   const clients: TestClient[] = [];
 
@@ -54,6 +59,8 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
         msn: { enabled: false },
         upload: { enabled: false },
         cluster: { redis: redis.url, node: `n${i + 1}`, heartbeat: 1, nodeTimeout: 3 },
+        component: { port: componentPorts[i] },
+        components: { [COMPONENT]: { secret: COMPONENT_SECRET } },
         log: { level: 'info' },
       }),
     );
@@ -77,6 +84,7 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
     root = mkdtempSync(join(tmpdir(), 'jabberfly-cluster-'));
     [db, redis] = await Promise.all([testDatabase(), startRedis()]);
     for (let i = 0; i < 3; i++) ports.push(await freePort());
+    for (let i = 0; i < 3; i++) componentPorts.push(await freePort());
     // Accounts straight into the shared database (no node running yet).
     const backend = await PgBackend.open(db.url);
     const accounts = new AccountStore(backend);
@@ -144,6 +152,27 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
     const carbon = await alice3.waitFor((s) => s.is('message') && s.getChild('received', CARBONS) !== undefined, 'carbon on node 3', WAIT);
     const inner = carbon.getChild('received', CARBONS)?.getChild('forwarded')?.getChild('message');
     assert.equal(inner?.getChildText('body'), 'carbon me');
+  });
+
+  it('reaches an external component connected to another node, both ways', async () => {
+    const component = await RawComponent.connect(componentPorts[2]!, COMPONENT, COMPONENT_SECRET);
+    // The node holding the link claims the component's domain in Redis: wait for that, not for time.
+    const r = new Redis(redis.url);
+    try {
+      const deadline = Date.now() + WAIT;
+      while (!(await r.get(`jf:claim:component:${COMPONENT}`))?.startsWith('n3#')) {
+        assert.ok(Date.now() < deadline, 'component claimed by node 3');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    } finally {
+      r.disconnect();
+    }
+    await alice.send(xml('message', { to: `bot@${COMPONENT}`, type: 'chat', id: 'k1' }, xml('body', {}, 'to the component')));
+    const got = await component.waitFor((s) => s.name === 'message' && s.getChildText('body') === 'to the component', 'message at the component', WAIT);
+    assert.equal(got.attrs.from, 'alice@localhost/laptop');
+    component.send(`<message from='bot@${COMPONENT}' to='alice@localhost/laptop' type='chat'><body>from the component</body></message>`);
+    assert.equal((await alice.waitFor(body('from the component'), 'component reply on node 1', WAIT)).attrs.from, `bot@${COMPONENT}`);
+    component.destroy();
   });
 
   it('after node 2 is killed, its session expires and messages for bob go to offline storage, delivered when it is back', async () => {
