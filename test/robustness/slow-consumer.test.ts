@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type RawSocket, rawLogin } from '../helpers/raw-socket.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
+import { WebSocket } from 'ws';
 import { OfflineStore } from '../../src/storage/offline.ts';
+import { HttpService } from '../../src/websocket/http-service.ts';
 
 /** Resolves when a log line matches (the server says what it did). */
 function logged(ts: TestServer, pattern: RegExp, ms = 60_000): Promise<string> {
@@ -41,10 +43,11 @@ describe('slow consumers', () => {
 
   before(async () => {
     ts = await startServer({
+      https: { port: 0 },
       limits: { outboundQueueSize: 256 * 1024, outboundQueueMaxSize: 64 * 1024 * 1024, slowConsumerTimeout: 3 },
       log: { level: 'info' },
     });
-    for (const u of ['reader', 'flooder', 'witness', 'backlog', 'sender']) await ts.addUser(u, 'pw');
+    for (const u of ['reader', 'flooder', 'witness', 'backlog', 'sender', 'webreader']) await ts.addUser(u, 'pw');
   });
   after(async () => {
     for (const s of sockets) s.destroy();
@@ -94,6 +97,59 @@ describe('slow consumers', () => {
     );
     assert.equal(flooder.closed, false);
     assert.ok((await ping(witness, 'w2')) < 5000);
+  });
+
+  it('closes a WebSocket client that does not read the same way (policy-violation, then <close/>)', async () => {
+    const url = `wss://127.0.0.1:${ts.server.service(HttpService)!.ports.https}/xmpp-websocket`;
+    const ws = new WebSocket(url, 'xmpp');
+    const messages: string[] = [];
+    ws.on('message', (d) => messages.push(d.toString()));
+    ws.on('error', () => {});
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const next = async (re: RegExp) => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const m = messages.find((x) => re.test(x));
+        if (m) return m;
+        assert.ok(Date.now() < deadline, `no ${re}: ${messages.slice(-3).join(' | ')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
+    ws.send(open);
+    await next(/<mechanism>PLAIN<\/mechanism>/);
+    ws.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0webreader\0pw').toString('base64')}</auth>`);
+    await next(/<success/);
+    ws.send(open);
+    await next(/<bind/);
+    ws.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>");
+    await next(/id="b"/);
+    // Stops reading: what the server sends piles up in the kernel, then in the server.
+    const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const flooder = await login('flooder', 'f2');
+    const chunk = Array.from({ length: 100 }, (_, i) => `<message to='webreader@localhost/web' id='w${i}'><body>${'w'.repeat(4000)}</body></message>`).join('');
+    const closedLine = /closing a client that does not read .*jid=webreader@localhost\/web/;
+    let written = 0;
+    const deadline = Date.now() + 90_000;
+    while (!ts.logs.some((l) => closedLine.test(l))) {
+      assert.ok(Date.now() < deadline, 'the WebSocket reader was never closed');
+      if (written < 100 && flooder.unsent < 512 * 1024) {
+        flooder.write(chunk);
+        written++;
+      } else await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(ts.logs.find((l) => closedLine.test(l))!, /why="over 262144 bytes waiting for 3 s"/);
+    socket.resume();
+    const error = await next(/<stream:error/);
+    assert.match(error, /<policy-violation xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+    await next(/<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/);
+    assert.equal(ts.server.sessions.resources('webreader@localhost').length, 0);
+    assert.ok((await ping(flooder, 'after-ws', 60_000)) >= 0, 'the flooder is served again');
+    ws.terminate();
   });
 
   it('delivers a large offline backlog to a slow reader in batches, and keeps what a stalled reader did not get', async () => {
