@@ -2,7 +2,10 @@
 // sharing Debian's PostgreSQL and redis-server (both on loopback, started
 // for this file). alice is on node 1, bob on node 2, alice's second
 // resource on node 3: they subscribe, see each other's presence, chat,
-// carbons cross nodes; node 2 is killed with SIGKILL, its session leaves
+// carbons cross nodes; an XEP-0114 component on node 3 is reached from
+// node 1; bob's MSN session (the transport, against the MSN simulator)
+// runs on his home node and his resource on node 3 goes through it; node 2
+// is killed with SIGKILL, its session leaves
 // the registry within the configured bound (alice sees bob go offline),
 // messages sent to bob meanwhile and afterwards are stored offline, and
 // bob gets them from node 2 restarted.
@@ -14,7 +17,10 @@ import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
 import { Redis } from 'ioredis';
 import type { Element } from '@xmpp/xml';
+import { adminCall } from '../../src/admin/client.ts';
+import { MsnSession } from '../../src/msnp/index.ts';
 import { AccountStore } from '../../src/storage/accounts.ts';
+import { MsnSimulator, type SimulatorEndpoints } from '../msn-sim/simulator.ts';
 import { PgBackend } from '../../src/storage/pg.ts';
 import { BIN } from '../helpers/cli.ts';
 import { iq } from '../helpers/mam.ts';
@@ -27,6 +33,10 @@ import { connect, type TestClient } from '../helpers/xmpp-client.ts';
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 const CARBONS = 'urn:xmpp:carbons:2';
 const WAIT = 30_000;
+const MSN_DOMAIN = 'msn.localhost';
+const PAL = 'pal%hotmail.com@msn.localhost';
+const withTimeout = <T>(p: Promise<T>, what: string) =>
+  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), WAIT).unref())]);
 const COMPONENT = 'echo.localhost';
 const COMPONENT_SECRET = 'component-secret';
 
@@ -37,6 +47,9 @@ const presenceFrom = (jid: string, type?: string) => (s: Element) =>
 describe('cluster of three nodes over PostgreSQL and Redis', () => {
   let db: TestDatabase;
   let redis: TestRedis;
+  let sim: MsnSimulator;
+  let msn: SimulatorEndpoints;
+  let buddy: MsnSession | null = null;
   let root: string;
   const ports: number[] = [];
   const componentPorts: number[] = [];
@@ -56,7 +69,7 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
         s2s: { port: false },
         http: { port: false },
         https: { port: false },
-        msn: { enabled: false },
+        msn: { enabled: true, server: `127.0.0.1:${msn.dispatchPort}`, nexus: msn.nexusUrl },
         upload: { enabled: false },
         cluster: { redis: redis.url, node: `n${i + 1}`, heartbeat: 1, nodeTimeout: 3 },
         component: { port: componentPorts[i] },
@@ -77,12 +90,38 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
   async function client(node: number, user: string, resource: string): Promise<TestClient> {
     const c = await connect({ port: ports[node]!, username: user, password: `${user}-pw`, resource });
     clients.push(c);
+    await seenByAll(node, c.jid);
     return c;
+  }
+
+  /**
+   * Waits until the other running nodes mirror a new session: a session is announced to
+   * them over Redis, and a stanza routed there before the announcement arrives finds the
+   * user offline (docs/scaling.md). Asked on each node's admin socket (what `jabberfly status` reads).
+   */
+  async function seenByAll(home: number, jid: string): Promise<void> {
+    const deadline = Date.now() + WAIT;
+    for (let i = 0; i < nodes.length; i++) {
+      if (i === home || !nodes[i]?.running) continue;
+      for (;;) {
+        const status = await adminCall(join(root, `node${i + 1}`, `admin-n${i + 1}.sock`), { op: 'status' }).catch(() => null);
+        const list = (status?.sessions?.list ?? []) as string[];
+        if (list.some((l) => l.startsWith(`${jid} `))) break;
+        assert.ok(Date.now() < deadline, `node ${i + 1} sees ${jid}`);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
   }
 
   before(async () => {
     root = mkdtempSync(join(tmpdir(), 'jabberfly-cluster-'));
     [db, redis] = await Promise.all([testDatabase(), startRedis()]);
+    // The MSN side: Debian has no MSN server, so the project's simulator (test/msn-sim/), in this process.
+    sim = new MsnSimulator();
+    sim.addAccount('bob@hotmail.com', 'bobmsnpw', { nickname: 'Bob' });
+    sim.addAccount('pal@hotmail.com', 'palpw', { nickname: 'Pal' });
+    sim.makeFriends('bob@hotmail.com', 'pal@hotmail.com');
+    msn = await sim.start();
     for (let i = 0; i < 3; i++) ports.push(await freePort());
     for (let i = 0; i < 3; i++) componentPorts.push(await freePort());
     // Accounts straight into the shared database (no node running yet).
@@ -97,7 +136,9 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
   after(async () => {
     for (const c of clients) await c.stop();
     for (const n of nodes) await n?.stop();
+    await buddy?.logout().catch(() => {});
     await redis?.stop();
+    await sim?.stop();
     await db?.release();
     rmSync(root, { recursive: true, force: true });
   });
@@ -173,6 +214,34 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
     component.send(`<message from='bot@${COMPONENT}' to='alice@localhost/laptop' type='chat'><body>from the component</body></message>`);
     assert.equal((await alice.waitFor(body('from the component'), 'component reply on node 1', WAIT)).attrs.from, `bot@${COMPONENT}`);
     component.destroy();
+  });
+
+  it("runs a user's MSN session on their home node, reached from their resource on another node", async () => {
+    // bob (home: node 2, his oldest session) registers with the transport: it logs in to MSN there.
+    const reg = await iq(bob, 'set', xml('query', { xmlns: 'jabber:iq:register' }, xml('username', {}, 'bob@hotmail.com'), xml('password', {}, 'bobmsnpw')), MSN_DOMAIN);
+    assert.equal(reg.attrs.type, 'result');
+    await bob.waitFor((s) => s.is('presence') && s.attrs.from === MSN_DOMAIN && !s.attrs.type, 'transport online', WAIT);
+    buddy = new MsnSession({ email: 'pal@hotmail.com', password: 'palpw', server: `127.0.0.1:${msn.nsPort}`, nexusUrl: msn.nexusUrl });
+    buddy.on('error', () => {});
+    await buddy.login();
+    await bob.waitFor((s) => s.is('presence') && s.attrs.from === PAL && !s.attrs.type, 'the MSN contact online', WAIT);
+    // A second resource of bob's on node 3: its message to the MSN contact goes through his MSN session on node 2.
+    const tablet = await client(2, 'bob', 'tablet');
+    await tablet.send(xml('presence'));
+    const heard = new Promise<string>((resolve) => buddy!.on('message', (m) => m.from === 'bob@hotmail.com' && resolve(m.text)));
+    await tablet.send(xml('message', { to: PAL, type: 'chat' }, xml('body', {}, 'from the tablet on node 3')));
+    assert.equal(await withTimeout(heard, 'MSN contact hears bob'), 'from the tablet on node 3');
+    // Through the one MSN session on node 2: node 3 did not sign bob in a second time.
+    assert.equal(sim.onlineUsers().filter((e) => e === 'bob@hotmail.com').length, 1);
+    try {
+      // The contact's answer reaches the tablet on node 3 (the resource in the conversation, or every
+      // resource of equal priority: either way the tablet) from the transport on node 2.
+      await buddy.sendMessage('bob@hotmail.com', 'hello bob');
+      assert.equal((await tablet.waitFor(body('hello bob'), 'MSN message on node 3', WAIT)).attrs.from.split('/')[0], PAL);
+    } finally {
+      await tablet.stop();
+    }
+    await alice.waitFor(presenceFrom('bob@localhost/tablet', 'unavailable'), 'tablet gone', WAIT);
   });
 
   it('after node 2 is killed, its session expires and messages for bob go to offline storage, delivered when it is back', async () => {
