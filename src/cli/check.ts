@@ -13,6 +13,7 @@ import { servedDomains } from '../config/domains.ts';
 import type { Config, Port } from '../config/schema.ts';
 import { AccountStore } from '../storage/accounts.ts';
 import { LevelBackend, StorageLockedError } from '../storage/level.ts';
+import { legacyTransportKeyFile, transportKeyFile } from '../gateway/msn/secret-box.ts';
 import { describeStore, openBackend } from '../storage/open.ts';
 import { certInfo, type CertInfo, nameCovers } from '../tls/certs.ts';
 
@@ -42,6 +43,8 @@ export async function runCheck(config: Config, o: CheckOptions): Promise<number>
   await checkDns(config, o.dnsServer, add);
   const running = await adminCall(adminSocketPath(config), { op: 'status' }).catch(() => null);
   await checkPorts(config, running !== null, add);
+  // Before the store check: opening the store tightens its files' modes.
+  checkTransportKey(config, add);
   await checkStore(config, running, add);
 
   let area = '';
@@ -364,4 +367,24 @@ async function checkDatabase(config: Config, add: Add): Promise<void> {
   } catch (err) {
     add('store', 'fail', `${where}: ${(err as Error).message}`);
   }
+}
+
+/** The MSN transport's key: where it is, that only the server's user reads it, that it is not in the store. */
+function checkTransportKey(config: Config, add: Add): void {
+  if (!config.msn.enabled) return;
+  const file = transportKeyFile(config);
+  const legacy = legacyTransportKeyFile(config);
+  if (!existsSync(file)) {
+    if (existsSync(legacy)) add('msn key', 'ok', `${legacy} (where older versions kept it) is moved to ${file} at the next start`);
+    else add('msn key', 'ok', `${file} does not exist yet: it is made at first start`);
+    return;
+  }
+  const mode = statSync(file).mode & 0o777;
+  if (mode & 0o077) add('msn key', 'warn', `${file} can be read by other users (mode ${mode.toString(8)}): chmod 600 it`);
+  else add('msn key', 'ok', `${file} (0600)`);
+  const store = resolve(config.storage.path);
+  if (file.startsWith(`${store}/`)) {
+    add('msn key', 'warn', `${file} is inside the store folder: a copy of the store opens the MSN passwords; set msn.keyFile elsewhere (e.g. in tls.dir)`);
+  }
+  if (existsSync(legacy) && legacy !== file) add('msn key', 'warn', `${legacy} also holds a key (older versions kept it there): the next start compares the two`);
 }

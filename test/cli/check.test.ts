@@ -5,7 +5,7 @@
 // does not load. DNS answers come from a fake DNS server on loopback.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,6 +126,8 @@ describe('jabberfly check', () => {
       assert.match(r.stdout, /✓ msn\.good\.test → 127\.0\.0\.1/);
       assert.match(r.stdout, new RegExp(`✓ c2s\\.port ${c2s} answers on 127\\.0\\.0\\.1`));
       assert.match(r.stdout, /store +✓ .* is open in the running server/);
+      // The key the running server made, outside the store, readable by its user only.
+      assert.match(r.stdout, /msn key +✓ .*good\/certs\/transport\.key \(0600\)/);
       assert.match(r.stdout, /! good\.test: self-signed/);
       assert.doesNotMatch(r.stdout, /✗/);
       assert.match(r.stdout, /no problems, \d+ warnings?/);
@@ -149,6 +151,10 @@ describe('jabberfly check', () => {
       // The domain's certificate does not name msn.bad.test; another one has expired.
       generateSelfSigned(join(certs, 'bad.test.crt'), join(certs, 'bad.test.key'), ['bad.test']);
       expiredCertificate(certs, 'old.bad.test');
+      // A key left readable inside the store folder by hand, where older versions kept it, and configured there.
+      writeFileSync(file, `${readFileSync(file, 'utf8')}\nmsn: { keyFile: "${join(dir, 'bad', 'storage', 'transport.key')}" }\n`);
+      mkdirSync(join(dir, 'bad', 'storage'), { recursive: true });
+      writeFileSync(join(dir, 'bad', 'storage', 'transport.key'), Buffer.alloc(32).toString('base64'), { mode: 0o644 });
       const r = await runCli(['check', '--config', file, '--dns', dns.server]);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stdout, /✗ msn\.bad\.test: .*bad\.test\.crt is for bad\.test, not msn\.bad\.test/);
@@ -165,6 +171,8 @@ describe('jabberfly check', () => {
       assert.match(r.stdout, /✗ bad\.test has no A\/AAAA record/);
       assert.match(r.stdout, new RegExp(`✗ c2s\\.port ${busy} is in use by another program`));
       assert.match(r.stdout, /! msn\.server is unset/);
+      assert.match(r.stdout, /! .*bad\/storage\/transport\.key can be read by other users \(mode 644\): chmod 600 it/);
+      assert.match(r.stdout, /! .*bad\/storage\/transport\.key is inside the store folder: a copy of the store opens the MSN passwords/);
       assert.match(r.stdout, /\d+ problems, \d+ warnings?/);
     } finally {
       taken.close();
