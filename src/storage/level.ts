@@ -72,30 +72,36 @@ export class LevelBackend implements StorageBackend {
     return this.db.sublevel<string, unknown>(name, { valueEncoding: 'json' }) as unknown as Sub;
   }
 
-  /** Serialises `add` per key (one process holds a LevelDB store, so this is enough). */
-  private readonly adding = new KeyedMutex();
+  /**
+   * Orders the writes to each key: classic-level runs every write on the
+   * libuv thread pool, where two writes to one key that are both pending may
+   * reach LevelDB in either order (a later value overwritten by an earlier
+   * one). One process holds a LevelDB store, so a mutex here is enough; it
+   * also serialises `add` with the other writes.
+   */
+  private readonly writing = new KeyedMutex();
 
   keyValue<T>(name: string): KeyValueStore<T> {
     const sub = this.sub(name);
     const opts = this.writeOptions;
-    const adding = this.adding;
+    const writing = this.writing;
     return {
       async get(key) {
         return (await sub.get(key)) as T | undefined;
       },
-      async set(key, value) {
-        await sub.put(key, value, opts);
+      set(key, value) {
+        return writing.run(`${name}\0${key}`, () => sub.put(key, value, opts));
       },
       add(key, value) {
-        return adding.run(`${name}\0${key}`, async () => {
+        return writing.run(`${name}\0${key}`, async () => {
           const had = (await sub.get(key)) as T | undefined;
           if (had !== undefined) return had;
           await sub.put(key, value, opts);
           return value;
         });
       },
-      async delete(key) {
-        await sub.del(key, opts);
+      delete(key) {
+        return writing.run(`${name}\0${key}`, () => sub.del(key, opts));
       },
       async *keys() {
         for await (const k of sub.keys()) yield k;
