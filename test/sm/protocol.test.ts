@@ -71,6 +71,8 @@ describe('stream management (XEP-0198) on the wire', () => {
     // Out: own presence, two ping results; the server asks for acks itself after a few stanzas.
     for (let i = 0; i < 5; i++) s.write(`<iq type='get' id='q${i}'><ping xmlns='urn:xmpp:ping'/></iq>`);
     await s.waitFor(/<r xmlns=["']urn:xmpp:sm:3["']\/>/);
+    // Every result is out (and counted) before the client acknowledges what it has.
+    await s.waitFor(/id=["']q4["']/);
     const session = ts.server.smSessions.get(id)!;
     assert.ok(session.sm!.unacked.length >= 5);
     s.write(`<a xmlns='${SM}' h='${session.sm!.unacked.length}'/><r xmlns='${SM}'/>`);
