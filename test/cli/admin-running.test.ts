@@ -2,11 +2,11 @@
 // users at a terminal, listing them, status. (Changes to sessions and the
 // stopped server: admin-changes.test.ts.)
 import assert from 'node:assert/strict';
-import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BIN, exited, runCli, startCli } from '../helpers/cli.ts';
+import { BIN, exited, runCli, startCliServer } from '../helpers/cli.ts';
 import { runOnPty } from '../helpers/pty.ts';
 import { connect } from '../helpers/xmpp-client.ts';
 import '../helpers/server.ts'; // accepts the generated self-signed certificate
@@ -21,34 +21,7 @@ describe('admin commands against a running server', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'jabberfly-admin-'));
-    config = join(dir, 'jabberfly.yaml');
-    writeFileSync(
-      config,
-      [
-        'listen: ["127.0.0.1"]',
-        `storage: { path: "${join(dir, 'storage')}" }`,
-        `tls: { dir: "${join(dir, 'certs')}" }`,
-        'c2s: { port: 0, directTlsPort: false }',
-        's2s: { port: false }',
-        'http: { port: false }',
-        'https: { port: false }',
-        'msn: { enabled: true }',
-      ].join('\n'),
-    );
-    const started = await startCli(['--config', config]);
-    server = started.child;
-    // The banner names the bound client port.
-    const m =
-      /XMPP clients\s+localhost:(\d+) \(STARTTLS\)/.exec(started.output()) ??
-      (await new Promise<RegExpExecArray>((resolve) => {
-        const check = () => {
-          const r = /XMPP clients\s+localhost:(\d+) \(STARTTLS\)/.exec(started.output());
-          if (r) resolve(r);
-          else server.stdout!.once('data', check);
-        };
-        check();
-      }));
-    port = Number(m[1]);
+    ({ config, port, child: server } = await startCliServer(dir));
   });
   after(async () => {
     if (server.exitCode === null) {

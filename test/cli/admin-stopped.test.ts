@@ -3,11 +3,11 @@
 // admin-changes cover the running server; one file each keeps every file
 // short on a loaded machine.)
 import assert from 'node:assert/strict';
-import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { exited, runCli, startCli } from '../helpers/cli.ts';
+import { exited, runCli, startCli, startCliServer } from '../helpers/cli.ts';
 import type { ChildProcess } from 'node:child_process';
 
 describe('admin commands once the server stops', () => {
@@ -18,21 +18,7 @@ describe('admin commands once the server stops', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'jabberfly-admin3-'));
-    config = join(dir, 'jabberfly.yaml');
-    writeFileSync(
-      config,
-      [
-        'listen: ["127.0.0.1"]',
-        `storage: { path: "${join(dir, 'storage')}" }`,
-        `tls: { dir: "${join(dir, 'certs')}" }`,
-        'c2s: { port: 0, directTlsPort: false }',
-        's2s: { port: false }',
-        'http: { port: false }',
-        'https: { port: false }',
-        'msn: { enabled: true }',
-      ].join('\n'),
-    );
-    server = (await startCli(['--config', config])).child;
+    ({ config, child: server } = await startCliServer(dir));
     const added = await Promise.all([
       cli('adduser', 'alice@localhost', '--password', 'alice-pw'),
       cli('adduser', 'bob@localhost', '--password', 'bob-pw'),

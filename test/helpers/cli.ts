@@ -1,5 +1,7 @@
 // Runs the real `jabberfly` command (bin/jabberfly.js) as a child process.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/jabberfly.js', import.meta.url));
@@ -44,4 +46,50 @@ export function startCli(args: string[], cwd?: string): Promise<{ child: ChildPr
 export function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((r) => child.once('exit', (code) => r(code)));
+}
+
+export interface CliServer {
+  dir: string;
+  config: string;
+  child: ChildProcess;
+  /** The client port the banner names (STARTTLS). */
+  port: number;
+  /** Runs a command against this server's config. */
+  cli: (...args: string[]) => Promise<CliResult>;
+}
+
+/**
+ * `jabberfly start` on a temp folder with a loopback config (clients on a
+ * free port, no s2s/http, the transport on), resolved once the banner names
+ * the client port.
+ */
+export async function startCliServer(dir: string): Promise<CliServer> {
+  const config = join(dir, 'jabberfly.yaml');
+  writeFileSync(
+    config,
+    [
+      'listen: ["127.0.0.1"]',
+      `storage: { path: "${join(dir, 'storage')}" }`,
+      `tls: { dir: "${join(dir, 'certs')}" }`,
+      'c2s: { port: 0, directTlsPort: false }',
+      's2s: { port: false }',
+      'http: { port: false }',
+      'https: { port: false }',
+      'msn: { enabled: true }',
+    ].join('\n'),
+  );
+  const started = await startCli(['--config', config]);
+  const child = started.child;
+  const banner = /XMPP clients\s+localhost:(\d+) \(STARTTLS\)/;
+  const m =
+    banner.exec(started.output()) ??
+    (await new Promise<RegExpExecArray>((resolve) => {
+      const check = () => {
+        const r = banner.exec(started.output());
+        if (r) resolve(r);
+        else child.stdout!.once('data', check);
+      };
+      check();
+    }));
+  return { dir, config, child, port: Number(m[1]), cli: (...args) => runCli([...args, '--config', config]) };
 }
