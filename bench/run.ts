@@ -1,5 +1,6 @@
-// `npm run bench`: jabberfly and Prosody side by side on this machine, the
-// same load against each, one table at the end. See the "Performance"
+// `npm run bench`: jabberfly, Prosody and (where Debian's package is
+// installed) ejabberd side by side on this machine, the same load against
+// each, one table at the end. See the "Performance"
 // section of README.md, or `npm run bench -- --help`.
 import { type ChildProcess, fork } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -14,6 +15,8 @@ import {
   type BenchServer,
   children,
   DOMAIN,
+  Ejabberd,
+  ejabberdInstalled,
   freePort,
   Jabberfly,
   makeCertificate,
@@ -27,8 +30,8 @@ import type { Command } from './worker.ts';
 
 const HELP = `npm run bench [-- options]
 
-Runs the same load against jabberfly and Prosody on this machine and prints
-one table (figure × server, ratio, server CPU and load-generator CPU).
+Runs the same load against jabberfly, Prosody and ejabberd on this machine and
+prints one table (figure × server, ratios, server CPU and load-generator CPU).
 
   --quick              a minute or two: 1 short run per figure, 2,000 idle connections, 200 fan-out contacts,
                        50 room messages
@@ -36,12 +39,16 @@ one table (figure × server, ratio, server CPU and load-generator CPU).
   --figures LIST       comma-separated: logins,messages,fanout,pep,muc,latency,memory,transport,archive,mamquery
                        (default: all)
   --archive-size N     messages in the archive of the mamquery figure (default 1000000, quick 200000)
-  --servers LIST       jabberfly,prosody (default: both)
+  --servers LIST       jabberfly,prosody,ejabberd (default: all three; ejabberd only where Debian's
+                       package is installed)
   --workers N          load-generator processes (default: max(2, cores-1), at most 8)
   --connections N      idle connections for the memory figure (default 10000, quick 2000)
   --rate N             messages/s of the latency figure (default 5000)
   --prosody-untuned    run Prosody with its defaults (Nagle's algorithm on); by default the bench runs it with
                        network_settings { nagle = false; opportunistic_writes = true }, as jabberfly sets TCP_NODELAY
+  --ejabberd-untuned   run ejabberd with the c2s shaper of Debian's ejabberd.yml (normal: 3,000 B/s, bursts of
+                       20,000 B) and its default listen backlog (5); by default the bench runs it with
+                       shaper: none on c2s and backlog 511 (Node's)
   --profile            afterwards, run jabberfly under --cpu-prof with the message loads
                        and print where the time goes (profile kept in bench/out/); with
                        the archive figure selected, jabberfly archives while profiled
@@ -62,6 +69,7 @@ const { values: opts } = parseArgs({
     rate: { type: 'string' },
     'archive-size': { type: 'string' },
     'prosody-untuned': { type: 'boolean', default: false },
+    'ejabberd-untuned': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -97,9 +105,19 @@ const figures = new Set<Figure>(
     return f as Figure;
   }),
 );
-const serverNames = (opts.servers ?? 'jabberfly,prosody').split(',');
-for (const s of serverNames)
-  if (s !== 'jabberfly' && s !== 'prosody') throw new Error(`unknown server '${s}'`);
+const SERVERS = ['jabberfly', 'prosody', 'ejabberd'] as const;
+type ServerName = (typeof SERVERS)[number];
+const haveEjabberd = ejabberdInstalled();
+const serverNames = (opts.servers ?? (haveEjabberd ? 'jabberfly,prosody,ejabberd' : 'jabberfly,prosody'))
+  .split(',')
+  .map((s) => {
+    if (!(SERVERS as readonly string[]).includes(s)) throw new Error(`unknown server '${s}' (${SERVERS.join(', ')})`);
+    return s as ServerName;
+  });
+if (serverNames.includes('ejabberd') && !haveEjabberd) {
+  console.error("ejabberd is not installed: install Debian's package (sudo bash scripts/install-test-deps.sh) or leave it out of --servers");
+  process.exit(2);
+}
 
 const log = (msg: string) =>
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -738,7 +756,7 @@ const ROWS: Record<string, Row> = {
     digits: 0,
   },
   archiveOn: {
-    figure: 'messages/s one-to-one, archiving on (jabberfly MAM; Prosody mod_mam, default storage)',
+    figure: 'messages/s one-to-one, archiving on (jabberfly MAM; Prosody mod_mam, default storage; ejabberd mod_mam, Mnesia)',
     better: 'higher',
     unit: '',
     digits: 0,
@@ -808,10 +826,14 @@ function cpuText(cell: Cell | undefined): string {
   return `${median(cell.map((c) => c.serverCpu)).toFixed(0)}% / ${median(cell.map((c) => c.genCpu)).toFixed(0)}%`;
 }
 
+const SHORT: Record<ServerName, string> = { jabberfly: 'jabberfly', prosody: 'Prosody', ejabberd: 'ejabberd' };
+
 function table(labels: Record<string, string>): string {
   const names = serverNames;
+  // One ratio column per peer, jabberfly's figure over the peer's.
+  const peers = names.includes('jabberfly') ? names.filter((n) => n !== 'jabberfly') : [];
   const head = ['figure', ...names.map((n) => labels[n] ?? n)];
-  if (names.length === 2) head.push('jabberfly / Prosody');
+  for (const p of peers) head.push(`jabberfly / ${SHORT[p]}`);
   for (const n of names) head.push(`${labels[n] ?? n}: server CPU / load-gen CPU`);
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const [key, row] of Object.entries(ROWS)) {
@@ -819,9 +841,9 @@ function table(labels: Record<string, string>): string {
     if (!per) continue;
     const cols = [`${row.figure} (${row.better} is better)`];
     for (const n of names) cols.push(cellText(per.get(n), row.digits));
-    if (names.length === 2) {
+    for (const p of peers) {
       const a = per.get('jabberfly');
-      const b = per.get('prosody');
+      const b = per.get(p);
       cols.push(
         Array.isArray(a) && Array.isArray(b) && a.length && b.length
           ? `${(median(a.map((x) => x.value)) / median(b.map((x) => x.value))).toFixed(2)}×`
@@ -862,7 +884,12 @@ async function benchServer(s: BenchServer): Promise<void> {
         if (typeof f === 'string') log(`  fan-out: ${f}`);
       }
       if (figures.has('pep')) {
-        const f = await figPep(s, t);
+        let f = await figPep(s, t);
+        // ejabberd 23.01's mod_caps sends its disco#info only for a local user's own
+        // broadcast presence (user_send_packet), never for the directed presence
+        // this figure sends, so no +notify is learnt and no item is delivered.
+        if (typeof f === 'string' && s.name === 'ejabberd')
+          f = `${f}: ejabberd 23.01 queries caps only on a user's broadcast presence, not on directed presence`;
         put('pep', s.name, typeof f === 'string' ? `n/a (${f})` : f);
         if (typeof f === 'string') log(`  pep: ${f}`);
       }
@@ -913,14 +940,19 @@ async function main(): Promise<void> {
   log(
     `${cores} cores, ${settings.workers} load-generator workers, ${settings.runs} run(s) per figure, temp ${root}`,
   );
+  if (!opts.servers && !haveEjabberd)
+    log("ejabberd is not installed (Debian's package: scripts/install-test-deps.sh): comparing jabberfly and Prosody only");
   const labels: Record<string, string> = {};
+  const make = async (name: ServerName, dir: string, archive = false): Promise<BenchServer> =>
+    name === 'jabberfly'
+      ? new Jabberfly(dir, await freePort(), cert, { archive })
+      : name === 'prosody'
+        ? new Prosody(dir, await freePort(), cert, !opts['prosody-untuned'], archive)
+        : new Ejabberd(dir, await freePort(), cert, !opts['ejabberd-untuned'], archive);
   for (const name of serverNames) {
     const dir = join(root, name);
     mkdirSync(dir);
-    const s: BenchServer =
-      name === 'jabberfly'
-        ? new Jabberfly(dir, await freePort(), cert)
-        : new Prosody(dir, await freePort(), cert, !opts['prosody-untuned']);
+    const s = await make(name, dir);
     labels[name] = s.label;
     if ([...figures].some((f) => f !== 'transport' && f !== 'archive' && f !== 'mamquery')) await benchServer(s);
     if (figures.has('archive')) {
@@ -928,9 +960,7 @@ async function main(): Promise<void> {
       await figArchive(async (archive) => {
         const d = join(root, `${name}-archive-${n++}`);
         mkdirSync(d);
-        return name === 'jabberfly'
-          ? new Jabberfly(d, await freePort(), cert, { archive })
-          : new Prosody(d, await freePort(), cert, !opts['prosody-untuned'], archive);
+        return make(name, d, archive);
       }, name);
     }
     if (figures.has('mamquery')) {
@@ -946,7 +976,7 @@ async function main(): Promise<void> {
   if (figures.has('transport')) {
     const available = transportAvailable();
     for (const name of serverNames) {
-      if (name === 'prosody') {
+      if (name !== 'jabberfly') {
         for (const row of ['msnRate', 'msnP50', 'msnP99']) put(row, name, 'n/a (no MSN transport)');
       } else if (available !== true) {
         for (const row of ['msnRate', 'msnP50', 'msnP99'])
@@ -970,7 +1000,7 @@ async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const lines = [
     '',
-    `jabberfly vs Prosody — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cores} cores (${cpu.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`,
+    `${serverNames.map((n) => SHORT[n]).join(' vs ')} — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cores} cores (${cpu.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`,
     `${quick ? 'quick mode' : 'full mode'}: median of ${settings.runs} run(s), (min–max) when more than one; ${settings.workers} load-generator processes; TLS: ${cipherSeen || '?'}`,
     'CPU columns: % of one core over the measured interval, server process / all load-generator processes together.',
     `Other processes on this machine used a median ${otherLoad.length ? median(otherLoad).toFixed(0) : '?'}% (max ${otherLoad.length ? Math.max(...otherLoad).toFixed(0) : '?'}%) of one core during the measurements${otherLoad.length && median(otherLoad) > 15 ? ' — the machine was NOT quiet: treat these figures as preliminary' : ''}.`,

@@ -1,8 +1,8 @@
-// The two servers under test, each a child process with its own temp
-// folder, certificates and loopback port: jabberfly through its real command
-// (bin/jabberfly.js start --config FILE) and Debian's Prosody 0.12 run as
-// the `prosody` user. Both get the same users (same password) before the
-// load starts.
+// The servers under test, each a child process with its own temp folder,
+// certificates and loopback port: jabberfly through its real command
+// (bin/jabberfly.js start --config FILE), Debian's Prosody 0.12 run as the
+// `prosody` user and Debian's ejabberd run as the `ejabberd` user. All get
+// the same users (same password) before the load starts.
 import { generateSelfSigned } from '../src/tls/certs.ts';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -78,7 +78,7 @@ async function stopChild(child: ChildProcess | null): Promise<void> {
 }
 
 export interface BenchServer {
-  readonly name: 'jabberfly' | 'prosody';
+  readonly name: 'jabberfly' | 'prosody' | 'ejabberd';
   readonly label: string;
   readonly port: number;
   readonly pid: number;
@@ -120,6 +120,16 @@ abstract class ServerProcess {
   async stop(): Promise<void> {
     await stopChild(this.child);
     this.child = null;
+  }
+}
+
+/** Gives a folder tree to a system user (Prosody and ejabberd refuse to run as root). */
+function chownTree(path: string, uid: number, gid: number): void {
+  chownSync(path, uid, gid);
+  for (const entry of readdirSync(path, { withFileTypes: true })) {
+    const p = join(path, entry.name);
+    if (entry.isDirectory()) chownTree(p, uid, gid);
+    else chownSync(p, uid, gid);
   }
 }
 
@@ -270,16 +280,7 @@ VirtualHost "${DOMAIN}"
 Component "conference.${DOMAIN}" "muc"
 `,
     );
-    this.chownTree(dir);
-  }
-
-  private chownTree(path: string): void {
-    chownSync(path, this.uid, this.gid);
-    for (const entry of readdirSync(path, { withFileTypes: true })) {
-      const p = join(path, entry.name);
-      if (entry.isDirectory()) this.chownTree(p);
-      else chownSync(p, this.uid, this.gid);
-    }
+    chownTree(dir, this.uid, this.gid);
   }
 
   private asProsody() {
@@ -315,5 +316,275 @@ Component "conference.${DOMAIN}" "muc"
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     await this.attach(child);
+  }
+}
+
+/** Whether Debian's ejabberd package is installed (the bench compares against it only then). */
+export function ejabberdInstalled(): boolean {
+  return ejabberdVersion() !== null;
+}
+
+/** The installed ejabberd package's version ("23.01-1"), or null. */
+function ejabberdVersion(): string | null {
+  try {
+    const list = execFileSync('dpkg', ['-l', 'ejabberd'], { stdio: 'pipe' }).toString();
+    return /^ii\s+ejabberd\s+(\S+)/m.exec(list)?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Start time of a live process (field 22 of /proc/<pid>/stat): with the PID,
+ * it names one process for sure. Null once it has exited (zombies included).
+ */
+function startTime(pid: number): string | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return f[0] === 'Z' ? null : (f[19] ?? null);
+  } catch {
+    return null;
+  }
+}
+
+/** Every process below `pid` (Erlang's erl_child_setup and the port programs it starts), with start times. */
+function descendants(pid: number): Array<{ pid: number; start: string }> {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {}
+  }
+  const out: Array<{ pid: number; start: string }> = [];
+  const walk = (p: number) => {
+    for (const [child, ppid] of parent) {
+      if (ppid !== p) continue;
+      const start = startTime(child);
+      if (start) out.push({ pid: child, start });
+      walk(child);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/**
+ * Debian's ejabberd (Erlang/OTP), run as the `ejabberd` user straight
+ * through `erl -s ejabberd` (what `ejabberdctl foreground` runs) without
+ * Erlang distribution: no node name, so no epmd and no distribution
+ * listener; the only socket is c2s on 127.0.0.1. Config, Mnesia spool and
+ * log live in the bench's temp folder. Tuned (the default): no c2s shaper
+ * and a listen backlog like Node's; untuned keeps the c2s shaper of
+ * Debian's ejabberd.yml (`normal`: 3,000 B/s, bursts of 20,000 B) and
+ * ejabberd's default backlog of 5.
+ */
+export class Ejabberd extends ServerProcess implements BenchServer {
+  readonly name = 'ejabberd' as const;
+  readonly label: string;
+  private readonly configFile: string;
+  private readonly uid: number;
+  private readonly gid: number;
+  private readonly erlLibs: string;
+
+  constructor(
+    private readonly dir: string,
+    readonly port: number,
+    cert: { crt: string; key: string },
+    tuned = true,
+    /** Load mod_mam with its default storage (Mnesia), archiving every message. */
+    archive = false,
+  ) {
+    super();
+    this.uid = Number(execFileSync('id', ['-u', 'ejabberd']).toString().trim());
+    this.gid = Number(execFileSync('id', ['-g', 'ejabberd']).toString().trim());
+    const version = ejabberdVersion() ?? '?';
+    this.label = `ejabberd ${version.replace(/-[^-]*$/, '')}${tuned ? ' (no shaper)' : ' (Debian shaper)'}${archive ? ' (mod_mam)' : ''}`;
+    // ERL_LIBS is the folder holding ejabberd-<version>/ebin (arch-specific on Debian).
+    const app = execFileSync('dpkg', ['-L', 'ejabberd'])
+      .toString()
+      .split('\n')
+      .find((l) => l.endsWith('/ebin/ejabberd.app'));
+    if (!app) throw new Error('ejabberd is installed but its ebin/ejabberd.app was not found');
+    this.erlLibs = app.split('/').slice(0, -3).join('/');
+    for (const d of ['certs', 'mnesia', 'log']) mkdirSync(join(dir, d), { recursive: true });
+    const crt = join(dir, 'certs', `${DOMAIN}.crt`);
+    const key = join(dir, 'certs', `${DOMAIN}.key`);
+    copyFileSync(cert.crt, crt);
+    copyFileSync(cert.key, key);
+    // Host names from /etc/hosts only: nothing the bench starts asks DNS.
+    writeFileSync(join(dir, 'inetrc'), '{lookup, ["file"]}.\n');
+    this.configFile = join(dir, 'ejabberd.yml');
+    // The same module set as Prosody's: roster, offline, carbons, blocking
+    // (with mod_privacy, which it needs), vCard, ping, disco, version, time,
+    // last activity, PEP (mod_pubsub's pep plugin with mod_caps), group chat
+    // at conference.<domain> with its defaults; MAM only for the archiving
+    // figure. TLS options as in Debian's ejabberd.yml. Logging at warning.
+    writeFileSync(
+      this.configFile,
+      `# Written by bench/servers.ts
+hosts: ["${DOMAIN}"]
+loglevel: warning
+log_rotate_count: 0
+certfiles:
+  - "${crt}"
+  - "${key}"
+c2s_ciphers: "HIGH:!aNULL:!eNULL:!3DES:@STRENGTH"
+c2s_protocol_options: ["no_sslv3", "no_tlsv1", "no_tlsv1_1", "cipher_server_preference", "no_compression"]
+listen:
+  -
+    port: ${port}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    max_stanza_size: 262144
+    shaper: c2s_shaper
+    access: c2s
+    starttls_required: true
+${tuned ? '    backlog: 511\n' : ''}auth_method: internal
+auth_password_format: scram
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+  muc_create:
+    allow: local
+  pubsub_createnode:
+    allow: local
+${
+  tuned
+    ? `shaper: {}
+shaper_rules:
+  max_user_sessions: 10
+  c2s_shaper: none
+`
+    : `shaper:
+  normal:
+    rate: 3000
+    burst_size: 20000
+  fast: 200000
+shaper_rules:
+  max_user_sessions: 10
+  c2s_shaper: normal
+`
+}modules:
+  mod_roster: {}
+  mod_disco: {}
+  mod_ping: {}
+  mod_vcard:
+    search: false
+  mod_carboncopy: {}
+  mod_offline: {}
+  mod_privacy: {}
+  mod_blocking: {}
+  mod_version: {}
+  mod_time: {}
+  mod_last: {}
+  mod_caps: {}
+  mod_pubsub:
+    access_createnode: pubsub_createnode
+    plugins: ["flat", "pep"]
+  mod_muc:
+    host: "conference.${DOMAIN}"
+    access_create: muc_create
+${archive ? '  mod_mam:\n    default: always\n' : ''}`,
+    );
+    chownTree(dir, this.uid, this.gid);
+  }
+
+  /** Runs `erl -s ejabberd` as the ejabberd user with `extra` arguments after it. */
+  private spawnErl(extra: string[]): ChildProcess {
+    const mnesia = JSON.stringify(join(this.dir, 'mnesia'));
+    return spawn(
+      '/usr/bin/erl',
+      ['-noinput', '-noshell', '+K', 'true', '+P', '250000', '-mnesia', 'dir', mnesia, '-s', 'ejabberd', ...extra],
+      {
+        cwd: this.dir,
+        uid: this.uid,
+        gid: this.gid,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH,
+          HOME: this.dir,
+          LANG: 'C.UTF-8',
+          EJABBERD_CONFIG_PATH: this.configFile,
+          EJABBERD_LOG_PATH: join(this.dir, 'log', 'ejabberd.log'),
+          ERL_LIBS: this.erlLibs,
+          ERL_INETRC: join(this.dir, 'inetrc'),
+          ERL_CRASH_DUMP: join(this.dir, 'log', 'erl_crash.dump'),
+          ERL_CRASH_DUMP_BYTES: '0',
+          ERL_MAX_PORTS: '65536',
+        },
+      },
+    );
+  }
+
+  /**
+   * Boots ejabberd once with an -eval that registers the first user through
+   * ejabberd_auth (SCRAM-SHA-1, as `ejabberdctl register` would), then
+   * writes the same passwd record under every other user name straight
+   * into Mnesia (one `ejabberdctl register` costs a VM start, about a
+   * second), then stops the node.
+   */
+  async prepare(users: string[]): Promise<void> {
+    for (const u of users) if (!/^[a-z0-9]+$/.test(u)) throw new Error(`user names must be plain alphanumerics: ${u}`);
+    const list = join(this.dir, 'users.txt');
+    writeFileSync(list, `${users.join('\n')}\n`);
+    chownSync(list, this.uid, this.gid);
+    const evalCode = `
+      H = <<"${DOMAIN}">>,
+      {ok, Bin} = file:read_file(${JSON.stringify(list)}),
+      [First | Rest] = binary:split(Bin, <<"\\n">>, [global, trim_all]),
+      case ejabberd_auth:try_register(First, H, <<"${PASSWORD}">>) of
+        ok -> ok;
+        Err -> io:format("bench-register-failed ~p~n", [Err]), erlang:halt(1)
+      end,
+      Tpl = [R || R <- mnesia:dirty_match_object(mnesia:table_info(passwd, wild_pattern)),
+                  element(1, element(2, R)) =:= First],
+      lists:foreach(fun(U) -> [ok = mnesia:dirty_write(setelement(2, R, setelement(1, element(2, R), U))) || R <- Tpl] end, Rest),
+      io:format("bench-registered ~p~n", [length(ejabberd_auth:get_users(H))]),
+      init:stop().`;
+    const child = this.spawnErl(['-eval', evalCode]);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    children.add(child);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    clearTimeout(timer);
+    children.delete(child);
+    const count = Number(/bench-registered (\d+)/.exec(out)?.[1] ?? -1);
+    if (code !== 0 || count < users.length)
+      throw new Error(
+        `ejabberd: registering ${users.length} users failed (exit ${code}, ${count} registered):\n${out.slice(-3000)}`,
+      );
+  }
+
+  async start(): Promise<void> {
+    await this.attach(this.spawnErl([]));
+  }
+
+  /**
+   * SIGTERM to beam.smp stops the node cleanly; the processes it started
+   * (erl_child_setup and its port programs) are recorded first and, if one
+   * outlives the node, killed by PID (same PID and start time, so never
+   * another process).
+   */
+  override async stop(): Promise<void> {
+    const below = this.pid ? descendants(this.pid) : [];
+    await super.stop();
+    const alive = () => below.filter((p) => startTime(p.pid) === p.start);
+    const deadline = Date.now() + 5000;
+    while (alive().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    for (const p of alive()) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {}
+    }
   }
 }

@@ -7,8 +7,8 @@
 # tests), pebble (ACME test server), coturn (TURN credentials test),
 # biboumi + ngircd (a real XEP-0114 component and the IRC server behind it),
 # go-sendxmpp (HTTP upload client), systemd (systemd-analyze checks
-# contrib/jabberfly.service) and fail2ban (its fail2ban-regex checks the
-# sample filter against our log lines). Idempotent: does nothing when
+# contrib/jabberfly.service), fail2ban (its fail2ban-regex checks the
+# sample filter against our log lines) and ejabberd (the bench's second peer). Idempotent: does nothing when
 # everything is present. Needs root (CI runs as root).
 #
 # No daemon is started by the install: a policy-rc.d that denies every
@@ -17,7 +17,7 @@
 set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for pkg in prosody prosody-modules lua-unbound chromium openssl postgresql redis-server pebble coturn biboumi ngircd go-sendxmpp systemd fail2ban; do
+for pkg in prosody prosody-modules lua-unbound chromium openssl postgresql redis-server pebble coturn biboumi ngircd go-sendxmpp systemd fail2ban ejabberd; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 /usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
