@@ -219,6 +219,8 @@ async function measured<T>(
   const cpu = cpuPercent(before, after);
   const other = otherPercent(before, after);
   otherLoad.push(other);
+  if (!otherByServer.has(server.name)) otherByServer.set(server.name, []);
+  otherByServer.get(server.name)!.push(other);
   return { result, serverCpu: cpu[0]!, genCpu: cpu.slice(1).reduce((a, b) => a + b, 0), otherCpu: other };
 }
 /**
@@ -239,6 +241,8 @@ async function settle(server: BenchServer): Promise<void> {
 }
 /** CPU used by the rest of the machine during every measured interval (% of one core). */
 const otherLoad: number[] = [];
+/** The same, per server: the servers are measured one after the other, so each saw its own share of the machine. */
+const otherByServer = new Map<string, number[]>();
 /** Measured intervals (µs, CLOCK_MONOTONIC), to cut the CPU profile down to them. */
 let windows: Array<[number, number]> = [];
 
@@ -1004,6 +1008,13 @@ async function main(): Promise<void> {
     `${quick ? 'quick mode' : 'full mode'}: median of ${settings.runs} run(s), (min–max) when more than one; ${settings.workers} load-generator processes; TLS: ${cipherSeen || '?'}`,
     'CPU columns: % of one core over the measured interval, server process / all load-generator processes together.',
     `Other processes on this machine used a median ${otherLoad.length ? median(otherLoad).toFixed(0) : '?'}% (max ${otherLoad.length ? Math.max(...otherLoad).toFixed(0) : '?'}%) of one core during the measurements${otherLoad.length && median(otherLoad) > 15 ? ' — the machine was NOT quiet: treat these figures as preliminary' : ''}.`,
+    ...(otherByServer.size > 1
+      ? [
+          `Per server: ${[...otherByServer]
+            .map(([n, xs]) => `${SHORT[n as ServerName] ?? n} median ${median(xs).toFixed(0)}% (max ${Math.max(...xs).toFixed(0)}%)`)
+            .join(', ')}.`,
+        ]
+      : []),
     '',
     table(labels),
     '',
