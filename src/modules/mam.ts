@@ -25,6 +25,7 @@ import { newArchiveId } from '../storage/archive-id.ts';
 import { type ArchiveDefault, type MamPrefs, MamPrefsStore } from '../storage/mam-prefs.ts';
 import { RosterStore } from '../storage/roster.ts';
 import { type Element, el, firstChild } from '../xml/element.ts';
+import { xmlString } from '../xml/serialize.ts';
 import { StanzaError } from '../xml/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 
@@ -114,12 +115,17 @@ export const mamModule: Module = async (host) => {
   // the router, so one slot is enough.
   let sent: { stanza: Element; xml: string } | null = null;
 
-  const store = (user: string, other: Jid, stanza: Element, xml = stanza.toString()) => {
+  // Appends gathered into one write share its promise: a failure is logged
+  // once per write, not once per message (and no handler is made per message).
+  let lastWrite: Promise<void> | null = null;
+  const store = (user: string, other: Jid, stanza: Element, xml = xmlString(stanza)) => {
     const { id, when } = newArchiveId();
     addStanzaId(stanza, user, id);
-    archive
-      .append(user, { id, when, with: other.bare, xml })
-      .catch((err) => host.log.error('archive write failed', { user, error: String(err) }));
+    const write = archive.append(user, { id, when, with: other.bare, xml });
+    if (write !== lastWrite) {
+      lastWrite = write;
+      write.catch((err) => host.log.error('archive write failed', { user, error: String(err) }));
+    }
     return xml;
   };
 

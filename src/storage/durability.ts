@@ -92,13 +92,24 @@ export class DurabilityBarrier<T = unknown> {
       this.work.unshift(entry);
     }
     entry.n++;
-    const e = entry;
-    const settle = () => {
-      e.n--;
-      if (e.n === 0) this.schedule();
-    };
-    work.then(settle, settle);
+    // Consecutive registrations of one promise (a group-committed write that
+    // carries many stanzas' appends) share one reaction: one callback per
+    // batch instead of one per stanza.
+    if (work !== this.lastWork) {
+      const waiting: WorkEntry[] = [];
+      this.lastWork = work;
+      this.lastWaiting = waiting;
+      const settle = () => {
+        if (this.lastWork === work) this.lastWork = null;
+        for (const e of waiting) if (--e.n === 0) this.schedule();
+      };
+      work.then(settle, settle);
+    }
+    this.lastWaiting.push(entry);
   }
+  /** The promise registered last and the entries waiting on it. */
+  private lastWork: PromiseLike<unknown> | null = null;
+  private lastWaiting: WorkEntry[] = [];
 
   /** Sends `item` now if nothing is pending, else once earlier stanzas' work is durable. */
   output(item: T): void {

@@ -13,34 +13,38 @@ import type { StorageBackend } from './types.ts';
 
 /** The backend, with every store it hands out tracked. */
 export function trackedBackend(inner: StorageBackend): StorageBackend {
-  return new Proxy(inner, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const result = value.apply(target, args);
-        if (isThenable(result)) return trackDurable(result);
-        // keyValue(), list(), pubsub(), ...: a store object.
-        if (result && typeof result === 'object') return trackedStore(result as object);
-        return result;
-      };
-    },
-  });
+  return wrap(inner, (result) => (result && typeof result === 'object' ? trackedStore(result as object) : result));
 }
 
 function trackedStore<T extends object>(store: T): T {
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
+  return wrap(store, (result) =>
+    result && typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+      ? trackedIterable(result as AsyncIterable<unknown>)
+      : result,
+  );
+}
+
+/**
+ * A proxy whose methods track the promises they return and pass other
+ * results through `other`. Each method's wrapper is made once and kept:
+ * stores sit on hot paths (an archive append per message), where a new
+ * closure per call would be garbage per call.
+ */
+function wrap<T extends object>(target: T, other: (result: unknown) => unknown): T {
+  const wrappers = new Map<PropertyKey, { fn: (...args: unknown[]) => unknown; wrapper: (...args: unknown[]) => unknown }>();
+  return new Proxy(target, {
+    get(t, prop, receiver) {
+      const value = Reflect.get(t, prop, receiver);
       if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const result = value.apply(target, args);
-        if (isThenable(result)) return trackDurable(result);
-        if (result && typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
-          return trackedIterable(result as AsyncIterable<unknown>);
-        }
-        return result;
+      const known = wrappers.get(prop);
+      if (known && known.fn === value) return known.wrapper;
+      const fn = value as (...args: unknown[]) => unknown;
+      const wrapper = (...args: unknown[]) => {
+        const result = fn.apply(t, args);
+        return isThenable(result) ? trackDurable(result) : other(result);
       };
+      wrappers.set(prop, { fn, wrapper });
+      return wrapper;
     },
   });
 }

@@ -5,6 +5,7 @@ import { connect as tlsConnect, type PeerCertificate, type SecureContext, TLSSoc
 import { type ChannelBinding, NO_CHANNEL_BINDING, tlsChannelBinding } from '../auth/channel-binding.ts';
 import type { Element } from '../xml/element.ts';
 import { escapeXML } from '../xml/element.ts';
+import { xmlString } from '../xml/serialize.ts';
 import { type ParserLimits, XmlStreamParser } from '../xml/stream-parser.ts';
 import type { Framing, FramingHandlers, StreamHeader } from './framing.ts';
 
@@ -107,7 +108,7 @@ export class TcpFraming implements Framing {
   }
 
   send(el: Element): void {
-    this.write(el.toString());
+    this.write(xmlString(el));
   }
 
   write(s: string): void {

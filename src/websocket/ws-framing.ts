@@ -8,6 +8,7 @@ import { type ChannelBinding, NO_CHANNEL_BINDING, tlsChannelBinding } from '../a
 import type { Framing, FramingHandlers, StreamHeader } from '../stream/framing.ts';
 import { Element, el } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
+import { xmlString } from '../xml/serialize.ts';
 import { type ParserLimits, XmlStreamParser } from '../xml/stream-parser.ts';
 
 // Each message is parsed as the only child of a wrapper element, so the
@@ -138,7 +139,7 @@ export class WsFraming implements Framing {
   }
 
   private write(e: Element): void {
-    if (!this.closed && this.ws.readyState === this.ws.OPEN) this.ws.send(e.toString(), this.written);
+    if (!this.closed && this.ws.readyState === this.ws.OPEN) this.ws.send(xmlString(e), this.written);
   }
 
   private drainWaiters: Array<() => void> = [];

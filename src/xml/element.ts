@@ -1,16 +1,25 @@
 // The one XML element type shared by every layer (ltx's), plus small helpers
 // that keep stanza code readable.
-import { Element, clone, createElement, escapeXML, escapeXMLText, parse } from 'ltx';
+import { Element, clone, escapeXML, escapeXMLText, parse } from 'ltx';
 
 export { Element, clone, escapeXML, escapeXMLText, parse };
 
 type Attrs = Record<string, string | number | undefined | null>;
 
-/** Builds an element: el('iq', {type: 'result'}, el('query', {xmlns: NS})). */
+/**
+ * Builds an element: el('iq', {type: 'result'}, el('query', {xmlns: NS})).
+ * Attributes go straight into the new element (ltx's createElement copies
+ * them twice and deletes keys): stanzas are built on every hot path.
+ */
 export function el(name: string, attrs?: Attrs | null, ...children: Array<Element | string | null | undefined | false>): Element {
-  const clean: Attrs = {};
-  if (attrs) for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) clean[k] = v;
-  const e = createElement(name, clean);
+  const e = new Element(name);
+  if (attrs) {
+    const own = e.attrs as Record<string, string>;
+    for (const k in attrs) {
+      const v = attrs[k];
+      if (v !== undefined && v !== null) own[k] = typeof v === 'string' ? v : String(v);
+    }
+  }
   for (const c of children) if (c !== null && c !== undefined && c !== false) e.cnode(c);
   return e;
 }
