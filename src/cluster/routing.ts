@@ -35,17 +35,11 @@ export class ClusterRouting implements ClusterRoute {
   /** Stanzas waiting for a claim lookup, per key (their order is kept). */
   private readonly waiting = new Map<string, Array<() => void>>();
   /** Claims this node acquired: callbacks that refresh what they cover (a room reloaded from storage). */
-  private readonly acquireHooks = new Map<string, (key: string) => void>();
 
   constructor(
     private readonly server: Server,
     private readonly cluster: Cluster,
   ) {}
-
-  /** Calls `fn` when this node takes over a claim whose key starts with `prefix`. */
-  onAcquire(prefix: string, fn: (key: string) => void): void {
-    this.acquireHooks.set(prefix, fn);
-  }
 
   /** Forgets what a dead instance owned. */
   forgetOwner(inst: string): void {
@@ -145,15 +139,29 @@ export class ClusterRouting implements ClusterRoute {
   }
 
   private resolved(key: string, owner: string | null): void {
-    const before = this.owners.get(key);
-    if (owner) this.owners.set(key, owner);
-    else this.owners.delete(key);
-    if (owner === this.cluster.instance && before !== owner) {
-      for (const [prefix, fn] of this.acquireHooks) if (key.startsWith(prefix)) fn(key.slice(prefix.length));
+    const finish = () => {
+      if (owner) this.owners.set(key, owner);
+      else this.owners.delete(key);
+      const queue = this.waiting.get(key) ?? [];
+      this.waiting.delete(key);
+      for (const deliver of queue) deliver();
+    };
+    if (owner !== this.cluster.instance || this.owners.get(key) === owner) return finish();
+    // This node takes the key over (a room whose node died, or its first
+    // use here): what the modules keep of it in memory is brought up to date
+    // from storage before any stanza for it is handled. Stanzas arriving
+    // meanwhile wait in the same queue, in order.
+    const work: Array<Promise<void>> = [];
+    for (const [prefix, fn] of this.server.router.claimHooks) {
+      if (key.startsWith(prefix)) work.push(Promise.resolve().then(() => fn(key.slice(prefix.length))));
     }
-    const queue = this.waiting.get(key) ?? [];
-    this.waiting.delete(key);
-    for (const deliver of queue) deliver();
+    if (work.length === 0) return finish();
+    void Promise.allSettled(work).then((results) => {
+      for (const r of results) {
+        if (r.status === 'rejected') this.cluster.log.error('taking over a claim failed', { key, error: String(r.reason) });
+      }
+      finish();
+    });
   }
 
   /** Whether the session is mirrored from another node. */

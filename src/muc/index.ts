@@ -21,6 +21,11 @@ import { MucService } from './service.ts';
 export const mucModule: Module = async (host) => {
   const service = new MucService(host);
   await service.load();
+  // Cluster mode: a room this node takes over is read again from storage first.
+  host.server.router.claimHooks.set('room:', (key) => {
+    const at = key.lastIndexOf('@');
+    if (key.slice(at + 1) === host.name) return service.takeOver(key.slice(0, at));
+  });
   host.identities.push({ category: 'conference', type: 'text', name: 'Chatrooms' });
   for (const f of [NS.discoInfo, NS.discoItems, NS.muc, NS.ping]) host.features.add(f);
   host.onStop(() => service.stop());

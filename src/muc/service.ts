@@ -4,7 +4,7 @@
 import type { Host } from '../host/host.ts';
 import type { Jid } from '../jid/jid.ts';
 import type { Logger } from '../log.ts';
-import { MucRoomStore } from '../storage/muc-rooms.ts';
+import { MucRoomStore, type RoomRecord } from '../storage/muc-rooms.ts';
 import { detached } from '../stream/inbound-context.ts';
 import { KeyedMutex } from '../util/keyed-mutex.ts';
 import type { Element } from '../xml/element.ts';
@@ -40,17 +40,42 @@ export class MucService implements RoomContext, InviteeCheck {
   }
 
   async load(): Promise<void> {
-    for await (const record of this.store.roomsOf(this.domain)) {
-      const name = record.jid.slice(0, record.jid.lastIndexOf('@'));
-      const room = new Room(this, name, this.domain, record, { locked: false });
-      // The archive has every message (it is written as they come); the
-      // snapshot of the last clean shutdown is for rooms without one.
-      const archived = await this.archive.recent(room, room.history.capacity);
-      room.history.restore(archived.length ? archived : await this.store.getHistory(record.jid));
-      this.rooms.set(name, room);
-      this.stored.add(room.jid);
-    }
+    for await (const record of this.store.roomsOf(this.domain)) await this.restore(record);
     if (this.rooms.size) this.log.info('persistent rooms loaded', { rooms: this.rooms.size });
+  }
+
+  private async restore(record: RoomRecord): Promise<Room> {
+    const name = record.jid.slice(0, record.jid.lastIndexOf('@'));
+    const room = new Room(this, name, this.domain, record, { locked: false });
+    // The archive has every message (it is written as they come); the
+    // snapshot of the last clean shutdown is for rooms without one.
+    const archived = await this.archive.recent(room, room.history.capacity);
+    room.history.restore(archived.length ? archived : await this.store.getHistory(record.jid));
+    this.rooms.set(name, room);
+    this.stored.add(room.jid);
+    return room;
+  }
+
+  /**
+   * Cluster mode: this node now serves the room (its node died, or nobody
+   * served it yet). The copy loaded at start may be stale (configuration,
+   * affiliations or subject changed on the other node since, or the room
+   * was destroyed there), so the stored room replaces it; its occupants
+   * were on the other node and join again, as after a restart. A room with
+   * occupants here is left as it is.
+   */
+  async takeOver(name: string): Promise<void> {
+    const current = this.rooms.get(name);
+    if (current && current.occupants.size > 0) return;
+    const jid = `${name}@${this.domain}`;
+    const record = await this.writes.run(jid, () => this.store.get(jid));
+    if (record) {
+      await this.restore(record);
+      this.log.info('room taken over', { room: jid });
+    } else if (current) {
+      this.rooms.delete(name);
+      this.stored.delete(jid);
+    }
   }
 
   /**

@@ -34,6 +34,13 @@ export class Router {
   remote: RemoteRoute | null = null;
   /** Set while this process is a node of a cluster. */
   cluster: ClusterRoute | null = null;
+  /**
+   * In cluster mode, what a module does when this node takes over a
+   * claimed key (e.g. `room:` + a room's JID, when the room's node died or
+   * this node is the first to serve it), by key prefix: stanzas for the key
+   * wait until the returned promise settles. Unused in a single process.
+   */
+  readonly claimHooks = new Map<string, (key: string) => Promise<void> | void>();
 
   constructor(
     private readonly hosts: Map<string, Host>,

@@ -81,6 +81,11 @@ export class MucRoomStore {
     }
   }
 
+  /** One stored room, or undefined if it is not stored (temporary, destroyed, never made). */
+  get(jid: string): Promise<RoomRecord | undefined> {
+    return this.rooms.get(jid);
+  }
+
   save(record: RoomRecord): Promise<void> {
     return this.rooms.set(record.jid, record);
   }

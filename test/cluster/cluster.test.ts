@@ -44,6 +44,19 @@ const body = (text: string) => (s: Element) => s.is('message') && s.getChildText
 const presenceFrom = (jid: string, type?: string) => (s: Element) =>
   s.is('presence') && s.attrs.from === jid && s.attrs.type === type;
 
+const MUC = 'http://jabber.org/protocol/muc';
+const ROOM = 'crash@conference.localhost';
+const statusCodes = (p: Element) => (p.getChild('x', `${MUC}#user`)?.getChildren('status') ?? []).map((s: Element) => s.attrs.code as string);
+/** Joins ROOM; resolves with the self-presence (status 110) or an error presence. */
+async function enterRoom(c: TestClient, nick: string): Promise<Element> {
+  await c.send(xml('presence', { to: `${ROOM}/${nick}` }, xml('x', { xmlns: MUC })));
+  return c.waitFor(
+    (s) => s.is('presence') && s.attrs.from === `${ROOM}/${nick}` && (s.attrs.type === 'error' || statusCodes(s).includes('110')),
+    `joining ${ROOM}`,
+    WAIT,
+  );
+}
+
 describe('cluster of three nodes over PostgreSQL and Redis', () => {
   let db: TestDatabase;
   let redis: TestRedis;
@@ -244,6 +257,32 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
     await alice.waitFor(presenceFrom('bob@localhost/tablet', 'unavailable'), 'tablet gone', WAIT);
   });
 
+  it('serves a persistent room from the node that claimed it (node 2, where bob made it)', async () => {
+    // Made after every node started, so the others never loaded it: only storage knows it.
+    const entered = await enterRoom(bob, 'bob');
+    assert.ok(statusCodes(entered).includes('201'), `a new room: ${entered.toString()}`);
+    const form = xml(
+      'query',
+      { xmlns: `${MUC}#owner` },
+      xml(
+        'x',
+        { xmlns: 'jabber:x:data', type: 'submit' },
+        xml('field', { var: 'FORM_TYPE' }, xml('value', {}, `${MUC}#roomconfig`)),
+        xml('field', { var: 'muc#roomconfig_persistentroom' }, xml('value', {}, '1')),
+        xml('field', { var: 'muc#roomconfig_roomname' }, xml('value', {}, 'Crash room')),
+      ),
+    );
+    assert.equal((await iq(bob, 'set', form, ROOM)).attrs.type, 'result');
+    await bob.send(xml('message', { to: ROOM, type: 'groupchat' }, xml('subject', {}, 'set on node 2')));
+    await bob.waitFor((s) => s.is('message') && s.getChildText('subject') === 'set on node 2', 'subject reflected', WAIT);
+    const r = new Redis(redis.url);
+    try {
+      assert.match((await r.get(`jf:claim:room:${ROOM}`)) ?? '', /^n2#/);
+    } finally {
+      r.disconnect();
+    }
+  });
+
   it('after node 2 is killed, its session expires and messages for bob go to offline storage, delivered when it is back', async () => {
     await nodes[1]!.kill('SIGKILL');
     // Sent before anyone noticed: it waits in node 2's inbox and is taken over.
@@ -270,5 +309,19 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
     await alice.waitFor(presenceFrom('bob@localhost/phone'), 'bob back on node 1', WAIT);
     await alice3.send(xml('message', { to: 'bob@localhost', type: 'chat', id: 'c9' }, xml('body', {}, 'welcome back')));
     await bob.waitFor(body('welcome back'), 'message from node 3 to the restarted node 2', WAIT);
+  });
+
+  it("takes over a dead node's persistent room as stored, not as loaded at start", async () => {
+    // Node 2 died holding the room; its claim went with it. alice's presence has it claimed again by a
+    // node that never loaded it (they started before it was made): that node reads it from storage
+    // before handling her join (without that, she would make a new room of that name).
+    const entered = await enterRoom(alice, 'alice');
+    assert.equal(entered.attrs.type, undefined, entered.toString());
+    assert.ok(!statusCodes(entered).includes('201'), `joined the existing room, not a new one: ${entered.toString()}`);
+    assert.equal(entered.getChild('x', `${MUC}#user`)?.getChild('item')?.attrs.affiliation, 'none');
+    const subject = await alice.waitFor((s) => s.is('message') && s.attrs.from?.startsWith(ROOM) && s.getChild('subject') !== undefined, 'room subject', WAIT);
+    assert.equal(subject.getChildText('subject'), 'set on node 2');
+    const info = await iq(alice, 'get', xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }), ROOM);
+    assert.equal(info.getChild('query')?.getChild('identity')?.attrs.name, 'Crash room');
   });
 });
