@@ -7,10 +7,9 @@
 // batch, where each owner's new entries become a few segments rather than
 // a key each. That is what keeps archiving cheap at tens of thousands of
 // messages per second: LevelDB's cost (and the JavaScript cost of a batch)
-// is per key far more than per byte. Each entry is encoded into its
-// segment's buffer as it is appended, so queued entries are bytes outside
-// the JavaScript heap, not strings the garbage collector must trace and
-// then copy again into the batch. Appends to one owner come in id order
+// is per key far more than per byte. A segment's entries are joined as a
+// string while it fills and encoded once, when it is sealed (see
+// SegmentWriter). Appends to one owner come in id order
 // (ids are made just before they are appended), so segments never overlap;
 // the highest id written is kept so that ids made after a restart still
 // sort after it (archive-id.ts `seedArchiveIds`).
