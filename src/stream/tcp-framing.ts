@@ -8,6 +8,7 @@ import { escapeXML } from '../xml/element.ts';
 import { xmlString } from '../xml/serialize.ts';
 import { type ParserLimits, XmlStreamParser } from '../xml/stream-parser.ts';
 import type { Framing, FramingHandlers, StreamHeader } from './framing.ts';
+import { TlsPacedWriter } from './tls-paced-writer.ts';
 
 export interface TcpFramingOptions {
   limits: ParserLimits;
@@ -25,6 +26,8 @@ export class TcpFraming implements Framing {
   readonly transport = 'tcp' as const;
   readonly remoteAddress: string;
   private socket: Socket;
+  /** Output to the TLS socket, paced while small (see tls-paced-writer.ts); null before TLS. */
+  private tlsOut: TlsPacedWriter | null = null;
   private handlers: FramingHandlers | null = null;
   private readonly parser: XmlStreamParser;
   private closed = false;
@@ -67,6 +70,7 @@ export class TcpFraming implements Framing {
   }
 
   private attach(socket: Socket): void {
+    this.tlsOut = socket instanceof TLSSocket ? new TlsPacedWriter(socket, this.onOutputIdle) : null;
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('error', this.onError);
@@ -116,15 +120,14 @@ export class TcpFraming implements Framing {
     this.lastWrite = Date.now();
     // The first write of an event-loop turn goes out at once; the rest of
     // that turn's writes are joined into one (one TLS record, one system
-    // call), so a presence broadcast or a burst of messages costs a fraction
-    // of a write per stanza. Deferring every write, or cork(), measured
-    // ~14 KiB more memory per idle TLS connection.
+    // call, as far as the TLS pacing lets them), so a presence broadcast or a
+    // burst of messages costs a fraction of a write per stanza.
     if (this.pending) {
       this.pending.push(s);
       this.pendingLength += s.length;
       return;
     }
-    this.socket.write(s);
+    this.out(this.socket, s);
     this.pending = [];
     const socket = this.socket;
     process.nextTick(() => this.flush(socket));
@@ -136,11 +139,17 @@ export class TcpFraming implements Framing {
     if (!batch) return;
     this.pending = null;
     this.pendingLength = 0;
-    if (batch.length && socket.writable) socket.write(batch.length === 1 ? batch[0]! : batch.join(''));
+    if (batch.length && socket.writable) this.out(socket, batch.length === 1 ? batch[0]! : batch.join(''));
+  }
+
+  /** To the TLS pacing when `socket` is the current TLS socket, else straight to the socket. */
+  private out(socket: Socket, s: string): void {
+    if (this.tlsOut && socket === this.socket) this.tlsOut.write(s);
+    else socket.write(s);
   }
 
   get unsentBytes(): number {
-    return this.socket.writableLength + this.pendingLength;
+    return this.socket.writableLength + this.pendingLength + (this.tlsOut?.pending ?? 0);
   }
 
   private drainWaiters: Array<() => void> = [];
@@ -153,9 +162,14 @@ export class TcpFraming implements Framing {
       setImmediate(fn);
       return;
     }
-    if (this.drainWaiters.length === 0) this.socket.once('drain', this.wakeDrainWaiters);
+    // Paced TLS output reports its own idle moments (onOutputIdle).
+    if (this.drainWaiters.length === 0 && !this.tlsOut) this.socket.once('drain', this.wakeDrainWaiters);
     this.drainWaiters.push(fn);
   }
+
+  private readonly onOutputIdle = (): void => {
+    if (this.drainWaiters.length && this.unsentBytes === 0) this.wakeDrainWaiters();
+  };
 
   private readonly wakeDrainWaiters = (): void => {
     const waiters = this.drainWaiters;
@@ -172,6 +186,7 @@ export class TcpFraming implements Framing {
     if (this.closed) return;
     this.write('</stream:stream>');
     this.flush(this.socket);
+    this.tlsOut?.flushAll();
     const socket = this.socket;
     if (this.inputAbandoned) socket.once('finish', () => socket.destroy());
     socket.end();
