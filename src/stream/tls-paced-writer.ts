@@ -10,11 +10,13 @@
 //
 // So while a connection's output is small, it goes out one piece of at most
 // SMALL_WRITE bytes at a time, the next piece when the socket reports the
-// previous one written (by then Node has emptied the 1 KiB buffer). When
-// more than BULK_WRITE bytes are waiting (a busy receiver), everything
-// queued goes in one write, as Node's own write buffering would have done:
-// throughput does not depend on piece size, and such a connection pays for
-// the large buffer only because it really needed one.
+// previous one written (by then Node has emptied the 1 KiB buffer): the
+// login exchange, a roster, presence and the odd message never need more.
+// The first time more than BULK_WRITE bytes are waiting (a busy receiver),
+// everything queued goes in one write and the connection stops pacing for
+// good: it has the large buffer from then on, and pieces would only cost it
+// throughput (one piece per event-loop turn: pacing busy receivers too
+// halved messages/s).
 import type { TLSSocket } from 'node:tls';
 
 /**
@@ -23,13 +25,15 @@ import type { TLSSocket } from 'node:tls';
  * most 85 bytes more) still fits the 1,024-byte first buffer.
  */
 export const SMALL_WRITE = 900;
-/** Bytes waiting above which the queue goes out in one write. */
+/** Bytes waiting above which the queue goes out in one write, and pacing stops. */
 export const BULK_WRITE = 16 * 1024;
 
 export class TlsPacedWriter {
   private queue: Array<string | Buffer> = [];
   private queuedBytes = 0;
   private inFlight = false;
+  /** Set once a burst outgrew pacing: writes go straight to the socket. */
+  private bulk = false;
 
   constructor(
     private readonly socket: TLSSocket,
@@ -43,6 +47,10 @@ export class TlsPacedWriter {
   }
 
   write(data: string): void {
+    if (this.bulk && this.queuedBytes === 0) {
+      this.socket.write(data, this.bulkWritten);
+      return;
+    }
     const bytes = data.length * 3 <= SMALL_WRITE ? data.length : Buffer.byteLength(data);
     if (!this.inFlight && this.queuedBytes === 0 && bytes <= SMALL_WRITE) {
       this.send(data);
@@ -77,9 +85,14 @@ export class TlsPacedWriter {
     if (!this.inFlight) this.onIdle();
   };
 
+  private readonly bulkWritten = (err?: Error | null): void => {
+    if (!err && this.socket.writableLength === 0 && !this.inFlight) this.onIdle();
+  };
+
   private pump(): void {
     if (this.queuedBytes === 0 || !this.socket.writable) return;
     if (this.queuedBytes > BULK_WRITE) {
+      this.bulk = true;
       this.send(this.takeAll());
       return;
     }
