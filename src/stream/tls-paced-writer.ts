@@ -91,7 +91,7 @@ export class TlsPacedWriter {
 
   private pump(): void {
     if (this.queuedBytes === 0 || !this.socket.writable) return;
-    if (this.queuedBytes > BULK_WRITE) {
+    if (this.bulk || this.queuedBytes > BULK_WRITE) {
       this.bulk = true;
       this.send(this.takeAll());
       return;
