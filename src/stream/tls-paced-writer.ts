@@ -51,13 +51,15 @@ export class TlsPacedWriter {
       this.socket.write(data, this.bulkWritten);
       return;
     }
-    const bytes = data.length * 3 <= SMALL_WRITE ? data.length : Buffer.byteLength(data);
-    if (!this.inFlight && this.queuedBytes === 0 && bytes <= SMALL_WRITE) {
-      this.send(data);
-      return;
+    if (!this.inFlight && this.queuedBytes === 0) {
+      // UTF-8 takes at most 3 bytes per UTF-16 unit: most writes fit without counting.
+      if (data.length * 3 <= SMALL_WRITE || Buffer.byteLength(data) <= SMALL_WRITE) {
+        this.send(data);
+        return;
+      }
     }
     this.queue.push(data);
-    this.queuedBytes += bytes;
+    this.queuedBytes += Buffer.byteLength(data);
     if (!this.inFlight) this.pump();
   }
 
