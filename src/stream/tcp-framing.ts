@@ -142,9 +142,9 @@ export class TcpFraming implements Framing {
     if (batch.length && socket.writable) this.out(socket, batch.length === 1 ? batch[0]! : batch.join(''));
   }
 
-  /** To the TLS pacing when `socket` is the current TLS socket, else straight to the socket. */
+  /** To the TLS pacing while `socket` is the current, still paced TLS socket; else straight to the socket. */
   private out(socket: Socket, s: string): void {
-    if (this.tlsOut && socket === this.socket) this.tlsOut.write(s);
+    if (this.tlsOut && !this.tlsOut.bulk && socket === this.socket) this.tlsOut.write(s);
     else socket.write(s);
   }
 
@@ -162,8 +162,9 @@ export class TcpFraming implements Framing {
       setImmediate(fn);
       return;
     }
-    // Paced TLS output reports its own idle moments (onOutputIdle).
-    if (this.drainWaiters.length === 0 && !this.tlsOut) this.socket.once('drain', this.wakeDrainWaiters);
+    // Paced TLS output reports its own idle moments (onOutputIdle); the
+    // pacer also reports the end of the bulk write that ends pacing.
+    if (this.drainWaiters.length === 0 && (!this.tlsOut || this.tlsOut.bulk)) this.socket.once('drain', this.wakeDrainWaiters);
     this.drainWaiters.push(fn);
   }
 

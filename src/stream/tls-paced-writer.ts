@@ -32,8 +32,8 @@ export class TlsPacedWriter {
   private queue: Array<string | Buffer> = [];
   private queuedBytes = 0;
   private inFlight = false;
-  /** Set once a burst outgrew pacing: writes go straight to the socket. */
-  private bulk = false;
+  /** Set once a burst outgrew pacing: from then on the caller writes straight to the socket. */
+  bulk = false;
 
   constructor(
     private readonly socket: TLSSocket,
@@ -47,10 +47,6 @@ export class TlsPacedWriter {
   }
 
   write(data: string): void {
-    if (this.bulk && this.queuedBytes === 0) {
-      this.socket.write(data, this.bulkWritten);
-      return;
-    }
     if (!this.inFlight && this.queuedBytes === 0) {
       // UTF-8 takes at most 3 bytes per UTF-16 unit: most writes fit without counting.
       if (data.length * 3 <= SMALL_WRITE || Buffer.byteLength(data) <= SMALL_WRITE) {
@@ -85,10 +81,6 @@ export class TlsPacedWriter {
     }
     this.pump();
     if (!this.inFlight) this.onIdle();
-  };
-
-  private readonly bulkWritten = (err?: Error | null): void => {
-    if (!err && this.socket.writableLength === 0 && !this.inFlight) this.onIdle();
   };
 
   private pump(): void {
