@@ -12,11 +12,14 @@
 // SMALL_WRITE bytes at a time, the next piece when the socket reports the
 // previous one written (by then Node has emptied the 1 KiB buffer): the
 // login exchange, a roster, presence and the odd message never need more.
-// The first time more than BULK_WRITE bytes are waiting (a busy receiver),
-// everything queued goes in one write and the connection stops pacing for
-// good: it has the large buffer from then on, and pieces would only cost it
-// throughput (one piece per event-loop turn: pacing busy receivers too
-// halved messages/s).
+// The first time output keeps waiting — more than BULK_WRITE bytes queued,
+// or MAX_PIECES pieces in a row without the queue emptying (a busy
+// receiver) — everything queued goes in one write and the connection stops
+// pacing for good: it has the large buffer from then on, and pieces would
+// only cost it throughput (one piece per event-loop turn: pacing busy
+// receivers halved messages/s, and still cost a third with a 16 KiB
+// threshold alone, which a receiver with 100 messages in flight rarely
+// reaches).
 import type { TLSSocket } from 'node:tls';
 
 /**
@@ -27,11 +30,15 @@ import type { TLSSocket } from 'node:tls';
 export const SMALL_WRITE = 900;
 /** Bytes waiting above which the queue goes out in one write, and pacing stops. */
 export const BULK_WRITE = 16 * 1024;
+/** Pieces in a row (the queue never empty in between) after which pacing stops: about 7 KiB. */
+export const MAX_PIECES = 8;
 
 export class TlsPacedWriter {
   private queue: Array<string | Buffer> = [];
   private queuedBytes = 0;
   private inFlight = false;
+  /** Pieces written since the queue was last empty. */
+  private streak = 0;
   /** Set once a burst outgrew pacing: from then on the caller writes straight to the socket. */
   bulk = false;
 
@@ -80,16 +87,20 @@ export class TlsPacedWriter {
       return;
     }
     this.pump();
-    if (!this.inFlight) this.onIdle();
+    if (!this.inFlight) {
+      this.streak = 0;
+      this.onIdle();
+    }
   };
 
   private pump(): void {
     if (this.queuedBytes === 0 || !this.socket.writable) return;
-    if (this.bulk || this.queuedBytes > BULK_WRITE) {
+    if (this.bulk || this.queuedBytes > BULK_WRITE || this.streak >= MAX_PIECES) {
       this.bulk = true;
       this.send(this.takeAll());
       return;
     }
+    this.streak++;
     this.send(this.takePiece());
   }
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
-import { BULK_WRITE, SMALL_WRITE, TlsPacedWriter } from '../../src/stream/tls-paced-writer.ts';
+import { BULK_WRITE, MAX_PIECES, SMALL_WRITE, TlsPacedWriter } from '../../src/stream/tls-paced-writer.ts';
 import { generateSelfSigned } from '../../src/tls/certs.ts';
 
 describe('TLS output pacing', () => {
@@ -69,7 +69,7 @@ describe('TLS output pacing', () => {
     const w = new TlsPacedWriter(srv, () => idle++);
     // Small and large strings, with 2-, 3- and 4-byte characters across piece boundaries.
     // Short multi-byte strings too: queued, they count by their UTF-8 bytes.
-    const parts = ['<a/>', 'ü', '€'.repeat(10), 'é'.repeat(700), 'x'.repeat(2500), '€'.repeat(333), '𝄞'.repeat(401), '<b/>', 'y'.repeat(899)];
+    const parts = ['<a/>', 'ü', '€'.repeat(10), 'é'.repeat(700), 'x'.repeat(600), '€'.repeat(333), '𝄞'.repeat(100), '<b/>', 'y'.repeat(500)];
     for (const p of parts) w.write(p);
     const total = parts.reduce((n, p) => n + Buffer.byteLength(p), 0);
     assert.ok(total < BULK_WRITE);
@@ -81,6 +81,7 @@ describe('TLS output pacing', () => {
     assert.equal(got.length, total);
     assert.ok(writes.length >= Math.ceil(total / SMALL_WRITE), `${writes.length} writes`);
     assert.ok(Math.max(...writes) <= SMALL_WRITE, `largest write ${Math.max(...writes)}`);
+    assert.equal(w.bulk, false);
     assert.ok(idle >= 1, 'reports when everything was written');
   });
 
@@ -111,5 +112,20 @@ describe('TLS output pacing', () => {
     srv.write('s'.repeat(3000));
     const got = await received();
     assert.equal(got.toString(), `<first/>${'q'.repeat(100)}${'r'.repeat(3000)}${burst.join('')}${'s'.repeat(3000)}`);
+  });
+
+  it('stops pacing after MAX_PIECES pieces in a row, though less than BULK_WRITE waits', async () => {
+    const { srv, writes, received } = await pair();
+    const w = new TlsPacedWriter(srv, () => {});
+    const stanzas = Array.from({ length: 40 }, (_, i) => `<m n='${String(i).padStart(2, '0')}'>${'c'.repeat(286)}</m>`);
+    for (const m of stanzas) w.write(m);
+    const total = stanzas.join('').length;
+    assert.ok(total < BULK_WRITE);
+    while (w.pending > 0) await new Promise((r) => setImmediate(r));
+    assert.equal(w.bulk, true);
+    // The first write, MAX_PIECES pieces, then the rest in one.
+    assert.equal(writes.length, 1 + MAX_PIECES + 1, writes.join(','));
+    assert.ok(writes.slice(0, -1).every((n) => n <= SMALL_WRITE));
+    assert.equal((await received()).toString(), stanzas.join(''));
   });
 });
