@@ -11,6 +11,7 @@ import { ComponentService } from './component/component-service.ts';
 import { servedDomains, uploadsServed } from './config/domains.ts';
 import type { Config } from './config/schema.ts';
 import type { ServerContext, StoreClass } from './host/context.ts';
+import { StoreChangeHub } from './host/store-changes.ts';
 import { Host } from './host/host.ts';
 import type { ClientSession } from './host/session.ts';
 import { Logger } from './log.ts';
@@ -54,6 +55,8 @@ export class Server implements ServerContext {
   readonly acmeChallenges = new AcmeChallenges();
   /** Set in cluster mode (cluster.redis): this process is one node of several. */
   cluster: Cluster | null = null;
+  /** How stores that keep entries in memory tell other nodes of changes (the cluster attaches a link). */
+  readonly storeChanges: StoreChangeHub;
   private readonly services: Service[] = [];
   private readonly storeCache = new Map<unknown, unknown>();
   private stopping: Promise<void> | null = null;
@@ -66,6 +69,7 @@ export class Server implements ServerContext {
     readonly serverSecret: Buffer,
   ) {
     this.log = log;
+    this.storeChanges = new StoreChangeHub(log.child('store-changes'));
     const { limits } = config;
     this.authThrottle = new AuthThrottle(
       {

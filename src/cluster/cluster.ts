@@ -7,7 +7,8 @@
 //   jf:inbox:<inst>        stream: commands to that instance (stanzas to deliver or handle)
 //   jf:claim:<key>         the instance a room (or a component link) lives on
 //   jf:claims:<inst>       set: the claim keys an instance holds
-//   jf:events              channel: session changes, nodes joining and dying
+//   jf:events              channel: session changes, nodes joining and dying,
+//                          changed entries of stores kept in memory
 //
 // Every node mirrors every session (remote-session.ts) so modules see the
 // whole cluster in `server.sessions`; stanzas for a user are handled on
@@ -21,10 +22,18 @@
 // A node instance is the node name plus a random suffix: a restarted node
 // is a new instance, and the old one's leftovers are cleaned like any dead
 // node's.
+//
+// Stores that keep per-user entries in memory (blocklists, archiving
+// preferences, push registrations, roster views) announce a changed entry
+// on jf:events once it is stored; the other nodes re-read it from storage
+// (host/store-changes.ts). Pub/sub may lose notices while a connection is
+// down: a node whose events connection comes back, like a node joining,
+// re-reads every such entry.
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { ComponentService } from '../component/component-service.ts';
 import type { Host } from '../host/host.ts';
+import type { StoreChangesLink } from '../host/store-changes.ts';
 import type { ClientSession, Origin } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
 import type { Logger } from '../log.ts';
@@ -110,7 +119,7 @@ function connect(url: string, log: Logger, role: string, autoPipeline: boolean):
   return redis;
 }
 
-export class Cluster implements MirrorLink {
+export class Cluster implements MirrorLink, StoreChangesLink {
   readonly node: string;
   readonly instance: string;
   readonly routing: ClusterRouting;
@@ -129,6 +138,8 @@ export class Cluster implements MirrorLink {
   private readonly outbox = new Map<string, { cmds: string[]; done: Array<(r: CommandResult) => void> }>();
   private flushScheduled = false;
   private readerDone: Promise<void> = Promise.resolve();
+  /** Store-change notices Redis refused ("store\nkey"): published again when the connection is back. */
+  private readonly unsentChanges = new Set<string>();
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
   /** Counters for `jabberfly status` and the bench. */
@@ -166,10 +177,18 @@ export class Cluster implements MirrorLink {
     this.sub.on('message', (_channel: string, message: string) => this.onEvent(JSON.parse(message) as ClusterEvent));
     await this.sub.subscribe(EVENTS);
     // A reconnected events connection may have missed changes: read the registry again.
-    this.sub.on('ready', () => void this.resync().catch((e) => this.log.warn('resync failed', { error: String(e) })));
+    // Store-change notices may have been missed too: every entry kept in memory is read again.
+    this.sub.on('ready', () => {
+      void this.resync().catch((e) => this.log.warn('resync failed', { error: String(e) }));
+      void this.server.storeChanges.resync();
+    });
+    this.cmd.on('ready', () => this.publishUnsent());
     await this.cmd.zadd(NODES, Date.now() + this.timeoutMs, this.instance);
     await this.cmd.publish(EVENTS, JSON.stringify({ t: 'up', i: this.instance } satisfies ClusterEvent));
     await this.resync();
+    // The stores were loaded before this node listened for changes: what changed meanwhile is read now.
+    this.server.storeChanges.attach(this);
+    await this.server.storeChanges.resync();
     this.readerDone = this.readInbox();
     this.beatTimer = setInterval(() => void this.beat().catch((e) => this.log.warn('heartbeat failed', { error: String(e) })), this.heartbeatMs);
     this.beatTimer.unref();
@@ -187,6 +206,7 @@ export class Cluster implements MirrorLink {
       remoteSessions: this.mirrorCount(),
       forwarded: this.stats.forwarded,
       received: this.stats.received,
+      storeEntriesReloaded: this.server.storeChanges.stats.reloaded,
     };
   }
 
@@ -316,6 +336,30 @@ export class Cluster implements MirrorLink {
       case 'dead':
         this.forgetInstance(e.i);
         break;
+      case 'c':
+        void this.server.storeChanges.received(e.n, e.k);
+        break;
+    }
+  }
+
+  // ---- store changes --------------------------------------------------
+
+  /** Tells the other nodes that an entry kept in memory changed (it is stored already). */
+  async publish(store: string, key: string): Promise<void> {
+    try {
+      await this.cmd.publish(EVENTS, JSON.stringify({ t: 'c', i: this.instance, n: store, k: key } satisfies ClusterEvent));
+    } catch (err) {
+      // Kept, and sent again once Redis answers (the others re-read: a late notice is harmless).
+      this.unsentChanges.add(`${store}\n${key}`);
+      throw err;
+    }
+  }
+
+  private publishUnsent(): void {
+    for (const entry of [...this.unsentChanges]) {
+      this.unsentChanges.delete(entry);
+      const [store, key] = entry.split('\n') as [string, string];
+      this.publish(store, key).catch((err) => this.log.warn('store change still not announced', { store, key, error: String(err) }));
     }
   }
 
@@ -604,6 +648,7 @@ export class Cluster implements MirrorLink {
     this.stopped = true;
     if (this.beatTimer) clearInterval(this.beatTimer);
     this.server.router.cluster = null;
+    this.server.storeChanges.attach(null);
     try {
       // Out of the member list first: nobody appends to the inbox after this.
       await this.cmd.zrem(NODES, this.instance);

@@ -60,7 +60,9 @@ export type ClusterEvent =
   /** A session ended. */
   | { t: 'g'; i: string; j: string; s: string }
   /** A node was found dead and cleaned up (its sessions, claims and inbox are gone). */
-  | { t: 'dead'; i: string };
+  | { t: 'dead'; i: string }
+  /** An entry of a store kept in memory changed (store n, key k, stored already): re-read it. */
+  | { t: 'c'; i: string; n: string; k: string };
 
 export function encodeOrigin(origin: Origin, instanceOf: (s: Extract<Origin, { kind: 'c2s' }>['session']) => string): OriginWire {
   switch (origin.kind) {

@@ -11,7 +11,7 @@ import type { Logger } from '../log.ts';
 import type { Router } from '../router/router.ts';
 import type { SessionRegistry } from '../router/session-registry.ts';
 import type { AccountStore } from '../storage/accounts.ts';
-import type { StorageBackend } from '../storage/types.ts';
+import type { StorageBackend, StoreChanges } from '../storage/types.ts';
 import type { Host } from './host.ts';
 
 /** A typed store built over the backend; one shared instance per class per server. */
@@ -34,6 +34,11 @@ export interface ServerContext {
   readonly startedAt: number;
   /** One shared instance per store class, so modules and the gateway agree. */
   store<T>(ctor: StoreClass<T>): T;
+  /**
+   * For stores that keep per-user entries in memory: announce changes to,
+   * and follow those of, the other nodes of a cluster (a no-op otherwise).
+   */
+  readonly storeChanges: StoreChanges;
   /** Sections of `jabberfly status` (admin channel); a feature adds its own. */
   readonly statusSections: StatusSections;
 }

@@ -32,6 +32,6 @@ export async function removeAccount(server: ServerContext, bare: string): Promis
   await server.store(BlocklistStore).unblock(bare, null);
   await server.store(MamPrefsStore).forget(bare);
   await deleteUserData(server.storage, bare, server.config);
-  // Push registrations are kept in memory as well; storage is clear by now.
-  server.store(PushStore).forget(bare);
+  // Push registrations are kept in memory as well (here and on other cluster nodes); storage is clear by now.
+  await server.store(PushStore).forget(bare);
 }

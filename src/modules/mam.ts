@@ -84,8 +84,17 @@ export const mamModule: Module = async (host) => {
     const roster = await rosters.get(user);
     rosterViews.set(user, new Set(roster.items.keys()));
   };
-  rosters.onChange((user, roster) => {
-    if (rosterViews.has(user)) rosterViews.set(user, new Set(roster.items.keys()));
+  // Changed here or, in a cluster, on another node (then read again for the users viewed here only).
+  rosters.onChange(
+    (user, roster) => {
+      if (rosterViews.has(user)) rosterViews.set(user, new Set(roster.items.keys()));
+    },
+    (user) => rosterViews.has(user),
+  );
+  // Preferences changed here or on another node: the roster view exists before the first message is judged by it.
+  prefsStore.onChange(async (user, next) => {
+    if (next?.default === 'roster' || (next === undefined && cfg.default === 'roster')) await watchRoster(user);
+    else if (cfg.default !== 'roster') rosterViews.delete(user);
   });
   if (cfg.default === 'roster') {
     for await (const local of server.accounts.users()) await watchRoster(`${local}@${host.name}`);
@@ -210,10 +219,7 @@ export const mamModule: Module = async (host) => {
   host.hook(`iq-set/self/${NS.mam}:prefs`, async (event: StanzaEvent) => {
     const user = event.to.bare;
     const prefs = readPrefs(firstChild(event.stanza)!, server.config.limits.rosterMaxItems);
-    // The roster view exists before the first message is judged by it.
-    if (prefs.default === 'roster') await watchRoster(user);
     await prefsStore.set(user, prefs);
-    if (prefs.default !== 'roster' && cfg.default !== 'roster') rosterViews.delete(user);
     sendResult(event, prefsElement(prefs));
   });
   // Other users' archives are private (XEP-0313 §8).

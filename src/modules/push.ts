@@ -49,12 +49,7 @@ export const pushModule: Module = async (host) => {
   const pending = new Map<string, Pending>();
   const keyOf = (user: string, r: PushRegistration) => `${user}\u0000${r.jid}\u0000${r.node}`;
   host.accountFeatures.add(NS.push);
-  // In a cluster, a registration may have been made on another node: read storage at each decision.
-  const clustered = server.config.cluster.redis !== '';
-  const registrations = (user: string, then: (regs: readonly PushRegistration[]) => void) => {
-    if (!clustered) return then(store.get(user));
-    store.current(user).then(then, (err) => host.log.error('push registrations unreadable', { user, error: String(err) }));
-  };
+  // In a cluster, a registration made on another node reaches this one's memory too (storage/memory-entries.ts).
 
   host.hook(`iq-set/self/${NS.push}:enable`, (event: StanzaEvent) => {
     if (event.origin.kind !== 'c2s') return false;
@@ -106,12 +101,10 @@ export const pushModule: Module = async (host) => {
   // After blocking (100) and the archive (50), before delivery (-1).
   const arriving = (event: StanzaEvent) => {
     const user = event.to.bare;
-    if (!important(event.stanza) || (!clustered && store.get(user).length === 0)) return false;
-    registrations(user, (regs) => {
-      for (const r of regs) {
-        if (!server.sessions.get(Jid.of(event.to.local, event.to.domain, r.resource))) notify(user, r, event.from, event.stanza);
-      }
-    });
+    if (!important(event.stanza) || store.get(user).length === 0) return false;
+    for (const r of store.get(user)) {
+      if (!server.sessions.get(Jid.of(event.to.local, event.to.domain, r.resource))) notify(user, r, event.from, event.stanza);
+    }
     return false;
   };
   host.hook('message/bare', arriving, 40);
@@ -120,13 +113,11 @@ export const pushModule: Module = async (host) => {
   // A message handed to a session held by stream management (c2s-session.ts).
   host.hook('message/held', (event: StanzaEvent) => {
     const user = event.to.bare;
-    if (!clustered && store.get(user).length === 0) return false;
+    if (store.get(user).length === 0) return false;
     const message = unwrapCarbon(event.stanza);
     if (!message || !important(message)) return false;
     const from = Jid.tryParse(message.attrs.from) ?? event.from;
-    registrations(user, (regs) => {
-      for (const r of regs) if (r.resource === event.to.resource) notify(user, r, from, message);
-    });
+    for (const r of store.get(user)) if (r.resource === event.to.resource) notify(user, r, from, message);
     return false;
   });
 

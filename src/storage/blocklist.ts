@@ -1,30 +1,27 @@
 // Blocklists (XEP-0191): per user (bare JID), the JIDs they blocked. Every
 // stanza to or from a user is checked against them synchronously, so all
 // lists are kept in memory, loaded once at start (lists are short and a
-// small site has few users); changes are written through per user in order.
+// small site has few users); changes are written through per user in
+// order, each made to what storage holds, and in a cluster the other nodes
+// re-read the list (memory-entries.ts).
 import type { Jid } from '../jid/jid.ts';
-import { KeyedMutex } from '../util/keyed-mutex.ts';
-import type { KeyValueStore, StorageBackend } from './types.ts';
+import { MemoryEntries } from './memory-entries.ts';
+import type { StorageBackend, StoreChanges } from './types.ts';
+
+/** The store name (also the name its changes are announced under). */
+export const BLOCKLIST_STORE = 'blocklist';
 
 export class BlocklistStore {
-  private readonly kv: KeyValueStore<string[]>;
-  private readonly lists = new Map<string, Set<string>>();
-  private readonly mutex = new KeyedMutex();
-  private loading: Promise<void> | null = null;
+  private readonly lists: MemoryEntries<string[], Set<string>>;
 
-  constructor(backend: StorageBackend) {
-    this.kv = backend.keyValue<string[]>('blocklist');
+  constructor(backend: StorageBackend, ctx?: { readonly storeChanges?: StoreChanges }) {
+    const kv = backend.keyValue<string[]>(BLOCKLIST_STORE);
+    this.lists = new MemoryEntries(kv, BLOCKLIST_STORE, (jids) => (jids.length ? new Set(jids) : undefined), ctx?.storeChanges);
   }
 
   /** Reads every list into memory; call (and await) before using the others. */
   load(): Promise<void> {
-    this.loading ??= (async () => {
-      for await (const user of this.kv.keys()) {
-        const jids = await this.kv.get(user);
-        if (jids?.length) this.lists.set(user, new Set(jids));
-      }
-    })();
-    return this.loading;
+    return this.lists.load();
   }
 
   get(user: string): string[] {
@@ -51,32 +48,25 @@ export class BlocklistStore {
    * (and changes nothing) if the list would grow past `max`.
    */
   block(user: string, jids: string[], max: number): Promise<string[] | null> {
-    return this.mutex.run(user, async () => {
-      const list = new Set(this.lists.get(user));
+    return this.lists.run(user, async () => {
+      // What storage holds: another node may have changed it since this one read it.
+      const list = new Set((await this.lists.stored(user)) ?? []);
       const added = jids.filter((j) => !list.has(j));
       if (list.size + added.length > max) return null;
       for (const j of added) list.add(j);
-      if (added.length) await this.save(user, list);
+      if (added.length) await this.lists.write(user, [...list]);
       return added;
     });
   }
 
   /** Removes JIDs (all of them when `jids` is null); returns those removed. */
   unblock(user: string, jids: string[] | null): Promise<string[]> {
-    return this.mutex.run(user, async () => {
-      const list = new Set(this.lists.get(user));
+    return this.lists.run(user, async () => {
+      const list = new Set((await this.lists.stored(user)) ?? []);
       const removed = jids === null ? [...list] : jids.filter((j) => list.has(j));
       for (const j of removed) list.delete(j);
-      if (removed.length) await this.save(user, list);
+      if (removed.length) await this.lists.write(user, list.size ? [...list] : undefined);
       return removed;
     });
-  }
-
-  private async save(user: string, list: Set<string>): Promise<void> {
-    if (list.size) await this.kv.set(user, [...list]);
-    else await this.kv.delete(user);
-    // Memory changes only once storage has it, so a failed write changes nothing.
-    if (list.size) this.lists.set(user, list);
-    else this.lists.delete(user);
   }
 }

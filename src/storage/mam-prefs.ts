@@ -3,9 +3,13 @@
 // archived message consults them synchronously, so the preferences of the
 // users who set any are kept in memory, loaded once at start (few users
 // change them); the others get the configured default. Changes are written
-// through per user in order.
-import { KeyedMutex } from '../util/keyed-mutex.ts';
-import type { KeyValueStore, StorageBackend } from './types.ts';
+// through per user in order, and in a cluster the other nodes re-read them
+// (memory-entries.ts).
+import { type EntryHook, MemoryEntries } from './memory-entries.ts';
+import type { StorageBackend, StoreChanges } from './types.ts';
+
+/** The store name (also the name its changes are announced under). */
+export const MAM_PREFS_STORE = 'mam-prefs';
 
 export type ArchiveDefault = 'always' | 'never' | 'roster';
 
@@ -18,24 +22,16 @@ export interface MamPrefs {
 }
 
 export class MamPrefsStore {
-  private readonly kv: KeyValueStore<MamPrefs>;
-  private readonly prefs = new Map<string, MamPrefs>();
-  private readonly mutex = new KeyedMutex();
-  private loading: Promise<void> | null = null;
+  private readonly prefs: MemoryEntries<MamPrefs, MamPrefs>;
 
-  constructor(backend: StorageBackend) {
-    this.kv = backend.keyValue<MamPrefs>('mam-prefs');
+  constructor(backend: StorageBackend, ctx?: { readonly storeChanges?: StoreChanges }) {
+    const kv = backend.keyValue<MamPrefs>(MAM_PREFS_STORE);
+    this.prefs = new MemoryEntries(kv, MAM_PREFS_STORE, (p) => p, ctx?.storeChanges);
   }
 
   /** Reads every user's preferences into memory; call (and await) before the others. */
   load(): Promise<void> {
-    this.loading ??= (async () => {
-      for await (const user of this.kv.keys()) {
-        const p = await this.kv.get(user);
-        if (p) this.prefs.set(user, p);
-      }
-    })();
-    return this.loading;
+    return this.prefs.load();
   }
 
   /** The user's preferences, or undefined when they never set any. */
@@ -43,24 +39,26 @@ export class MamPrefsStore {
     return this.prefs.get(user);
   }
 
-  /** Users whose default is `roster` (their rosters are consulted per message). */
+  /** Users whose default is `mode`. */
   usersWithDefault(mode: ArchiveDefault): string[] {
-    return [...this.prefs].filter(([, p]) => p.default === mode).map(([u]) => u);
+    return [...this.prefs.entries()].filter(([, p]) => p.default === mode).map(([u]) => u);
+  }
+
+  /**
+   * Calls `hook` with a user's next preferences (undefined: none) before
+   * they apply, whether changed here or re-read after another node changed
+   * them, so what depends on them (a roster view) is ready first.
+   */
+  onChange(hook: EntryHook<MamPrefs>): void {
+    this.prefs.onChange(hook);
   }
 
   set(user: string, prefs: MamPrefs): Promise<void> {
-    return this.mutex.run(user, async () => {
-      await this.kv.set(user, prefs);
-      // Memory changes only once storage has it, so a failed write changes nothing.
-      this.prefs.set(user, prefs);
-    });
+    return this.prefs.run(user, () => this.prefs.write(user, prefs));
   }
 
   /** Drops the user's preferences (account removal). */
   forget(user: string): Promise<void> {
-    return this.mutex.run(user, async () => {
-      await this.kv.delete(user);
-      this.prefs.delete(user);
-    });
+    return this.prefs.run(user, () => this.prefs.write(user, undefined));
   }
 }

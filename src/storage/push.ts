@@ -5,10 +5,10 @@
 // Every message to an absent user is checked against them synchronously,
 // so all registrations are kept in memory, loaded once at start (few users
 // enable push); changes are written through per user in order, each made
-// to what storage holds (not to this process's copy). In a cluster another
-// node may have changed them since: `current()` reads storage.
-import { KeyedMutex } from '../util/keyed-mutex.ts';
-import type { KeyValueStore, StorageBackend } from './types.ts';
+// to what storage holds (not to this process's copy), and in a cluster the
+// other nodes re-read them (memory-entries.ts).
+import { MemoryEntries } from './memory-entries.ts';
+import type { StorageBackend, StoreChanges } from './types.ts';
 
 /** The store name (listed in storage/user-data.ts). */
 export const PUSH_STORE = 'push';
@@ -27,24 +27,16 @@ export interface PushRegistration {
 }
 
 export class PushStore {
-  private readonly kv: KeyValueStore<PushRegistration[]>;
-  private readonly byUser = new Map<string, PushRegistration[]>();
-  private readonly mutex = new KeyedMutex();
-  private loading: Promise<void> | null = null;
+  private readonly byUser: MemoryEntries<PushRegistration[], PushRegistration[]>;
 
-  constructor(backend: StorageBackend) {
-    this.kv = backend.keyValue<PushRegistration[]>(PUSH_STORE);
+  constructor(backend: StorageBackend, ctx?: { readonly storeChanges?: StoreChanges }) {
+    const kv = backend.keyValue<PushRegistration[]>(PUSH_STORE);
+    this.byUser = new MemoryEntries(kv, PUSH_STORE, (list) => (list.length ? list : undefined), ctx?.storeChanges);
   }
 
   /** Reads every user's registrations into memory; call (and await) before the others. */
   load(): Promise<void> {
-    this.loading ??= (async () => {
-      for await (const user of this.kv.keys()) {
-        const list = await this.kv.get(user);
-        if (list?.length) this.byUser.set(user, list);
-      }
-    })();
-    return this.loading;
+    return this.byUser.load();
   }
 
   /** The user's registrations as this process knows them (none: an empty list). */
@@ -52,12 +44,10 @@ export class PushStore {
     return this.byUser.get(user) ?? [];
   }
 
-  /** The user's registrations as storage has them (another cluster node may have changed them); memory follows. */
+  /** The user's registrations as storage has them now; memory follows. */
   async current(user: string): Promise<readonly PushRegistration[]> {
-    const list = (await this.kv.get(user)) ?? [];
-    if (list.length) this.byUser.set(user, list);
-    else this.byUser.delete(user);
-    return list;
+    await this.byUser.reload(user);
+    return this.get(user);
   }
 
   /**
@@ -84,21 +74,18 @@ export class PushStore {
     return removed;
   }
 
-  /** Memory changes only once storage has the change; `change` returns null for "nothing to do". */
+  /** Made to what storage holds; `change` returns null for "nothing to do". */
   private update(user: string, change: (list: PushRegistration[]) => PushRegistration[] | null): Promise<PushRegistration[] | null> {
-    return this.mutex.run(user, async () => {
-      const next = change((await this.kv.get(user)) ?? []);
+    return this.byUser.run(user, async () => {
+      const next = change((await this.byUser.stored(user)) ?? []);
       if (next === null) return null;
-      if (next.length) await this.kv.set(user, next);
-      else await this.kv.delete(user);
-      if (next.length) this.byUser.set(user, next);
-      else this.byUser.delete(user);
+      await this.byUser.write(user, next.length ? next : undefined);
       return next;
     });
   }
 
-  /** Drops a removed account's registrations from memory (storage is cleared by user-data.ts). */
-  forget(user: string): void {
-    this.byUser.delete(user);
+  /** Drops a removed account's registrations from memory here and on the other nodes (storage is cleared by user-data.ts). */
+  forget(user: string): Promise<void> {
+    return this.byUser.forget(user);
   }
 }

@@ -3,9 +3,19 @@
 // (XEP-0237, a counter bumped whenever an item changes). The roster module,
 // the presence module and the MSN gateway all edit rosters through this one
 // shared instance; `update` serialises read-modify-write per user and reports
-// which items changed, so callers know what to push.
+// which items changed, so callers know what to push. Rosters are not kept in
+// memory, but views of some are (onChange); in a cluster those follow the
+// other nodes' changes too.
 import { KeyedMutex } from '../util/keyed-mutex.ts';
-import type { KeyValueStore, StorageBackend } from './types.ts';
+import type { KeyValueStore, StorageBackend, StoreChanges } from './types.ts';
+
+/** The store name (also the name its changes are announced under). */
+export const ROSTER_STORE = 'roster';
+
+interface Watcher {
+  fn: (user: string, roster: Roster) => void;
+  follows: (user: string) => boolean;
+}
 
 export type Subscription = 'none' | 'to' | 'from' | 'both';
 
@@ -53,15 +63,39 @@ interface Stored {
 export class RosterStore {
   private readonly kv: KeyValueStore<Stored>;
   private readonly mutex = new KeyedMutex();
-  private readonly watchers: Array<(user: string, roster: Roster) => void> = [];
+  private readonly watchers: Watcher[] = [];
+  private readonly changes: StoreChanges | undefined;
 
-  constructor(backend: StorageBackend) {
-    this.kv = backend.keyValue<Stored>('roster');
+  constructor(backend: StorageBackend, ctx?: { readonly storeChanges?: StoreChanges }) {
+    this.kv = backend.keyValue<Stored>(ROSTER_STORE);
+    this.changes = ctx?.storeChanges;
+    this.changes?.follow(ROSTER_STORE, { reload: (user) => this.reread(user), reloadAll: () => this.rereadAll() });
   }
 
-  /** Calls `fn` after each saved change of any roster (for views kept in memory). */
-  onChange(fn: (user: string, roster: Roster) => void): void {
-    this.watchers.push(fn);
+  /**
+   * Calls `fn` after each saved change of any roster (for views kept in
+   * memory), and after another cluster node changed the roster of a user
+   * `follows` says the view covers (only those are read again).
+   */
+  onChange(fn: (user: string, roster: Roster) => void, follows: (user: string) => boolean): void {
+    this.watchers.push({ fn, follows });
+  }
+
+  /** Another node changed the user's roster: the views covering it see it as storage has it. */
+  private reread(user: string): Promise<void> {
+    const watching = this.watchers.filter((w) => w.follows(user));
+    if (!watching.length) return Promise.resolve();
+    // In turn with this node's own updates, so a view never goes back to an older roster.
+    return this.mutex.run(user, async () => {
+      const roster = await this.get(user);
+      for (const w of watching) w.fn(user, roster);
+    });
+  }
+
+  /** Changes may have been missed: every roster a view covers is read again. */
+  private async rereadAll(): Promise<void> {
+    if (!this.watchers.length) return;
+    for await (const user of this.kv.keys()) await this.reread(user);
   }
 
   async get(user: string): Promise<Roster> {
@@ -106,7 +140,9 @@ export class RosterStore {
           items: [...roster.items.values()],
           pending: [...roster.pending.values()],
         });
-        for (const fn of this.watchers) fn(user, roster);
+        for (const w of this.watchers) w.fn(user, roster);
+        // Views hold items only: a change of pending requests alone is not announced.
+        if (changed.length) await this.changes?.changed(ROSTER_STORE, user);
       }
       return { result, version: roster.version, changed };
     });

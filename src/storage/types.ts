@@ -205,3 +205,25 @@ export interface ArchiveStore {
   /** Removes one owner's whole archive (account deletion). */
   removeOwner(owner: string): Promise<void>;
 }
+
+/**
+ * Announcing changes of per-user entries that a store keeps in memory, to
+ * the other processes sharing the same storage (cluster mode), and
+ * following theirs. The server provides it (host/store-changes.ts); the
+ * cluster layer carries the notices; in a single process announcing does
+ * nothing. A notice names an entry, never its value: a follower re-reads
+ * the entry from storage, so concurrent changes end as storage has them.
+ */
+export interface StoreChanges {
+  /** Tells the other processes that `key` of `store` changed. Call once the write is durable; never rejects. */
+  changed(store: string, key: string): Promise<void>;
+  /** Follows the other processes' changes of `store`. */
+  follow(store: string, follower: StoreFollower): void;
+}
+
+export interface StoreFollower {
+  /** Re-reads one entry from storage (another process changed it). */
+  reload(key: string): Promise<void>;
+  /** Re-reads every entry (notices may have been missed: joining, a lost connection). */
+  reloadAll(): Promise<void>;
+}

@@ -21,6 +21,7 @@ import { msnGatewayModule } from '../gateway/msn/index.ts';
 import { RemoteUserServer } from '../gateway/msn/remote-user-server.ts';
 import type { ServerContext, StoreClass } from '../host/context.ts';
 import { Host } from '../host/host.ts';
+import { StoreChangeHub } from '../host/store-changes.ts';
 import { Logger } from '../log.ts';
 import { Router } from '../router/router.ts';
 import { SessionRegistry } from '../router/session-registry.ts';
@@ -43,6 +44,8 @@ export class TransportServer implements ServerContext {
   readonly authThrottle: AuthThrottle;
   readonly statusSections = new StatusSections();
   readonly startedAt = Date.now();
+  /** Never attached: a standalone transport is one process with its own storage. */
+  readonly storeChanges: StoreChangeHub;
   readonly link: ComponentLink;
   private readonly storeCache = new Map<unknown, unknown>();
   private gateway: MsnGateway | undefined;
@@ -55,6 +58,7 @@ export class TransportServer implements ServerContext {
     log: Logger,
   ) {
     this.log = log;
+    this.storeChanges = new StoreChangeHub(log.child('store-changes'));
     const { limits } = config;
     // Nobody logs in here; the interface wants one all the same.
     this.authThrottle = new AuthThrottle(
