@@ -206,7 +206,7 @@ export class Cluster implements MirrorLink, StoreChangesLink {
       remoteSessions: this.mirrorCount(),
       forwarded: this.stats.forwarded,
       received: this.stats.received,
-      storeEntriesReloaded: this.server.storeChanges.stats.reloaded,
+      storeEntriesReloaded: Object.fromEntries(this.server.storeChanges.reloaded),
     };
   }
 

@@ -15,8 +15,8 @@ export interface StoreChangesLink {
 export class StoreChangeHub implements StoreChanges {
   private link: StoreChangesLink | null = null;
   private readonly followers = new Map<string, StoreFollower[]>();
-  /** Entries re-read after another process's notice, and full re-reads (`jabberfly status`, tests). */
-  readonly stats = { reloaded: 0, resyncs: 0 };
+  /** Entries re-read after another process's notice, per store (`jabberfly status`, tests). */
+  readonly reloaded = new Map<string, number>();
 
   constructor(private readonly log: Logger) {}
 
@@ -44,7 +44,7 @@ export class StoreChangeHub implements StoreChanges {
     for (const f of this.followers.get(store) ?? []) {
       try {
         await f.reload(key);
-        this.stats.reloaded++;
+        this.reloaded.set(store, (this.reloaded.get(store) ?? 0) + 1);
       } catch (err) {
         this.log.error('store entry not re-read after a change elsewhere', { store, key, error: String(err) });
       }
@@ -62,6 +62,5 @@ export class StoreChangeHub implements StoreChanges {
         }
       }
     }
-    this.stats.resyncs++;
   }
 }

@@ -8,7 +8,9 @@
 // is killed with SIGKILL, its session leaves
 // the registry within the configured bound (alice sees bob go offline),
 // messages sent to bob meanwhile and afterwards are stored offline, and
-// bob gets them from node 2 restarted.
+// bob gets them from node 2 restarted. Last, what nodes keep in memory per
+// user (blocklists, archiving preferences) follows a change made on
+// another node.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +25,7 @@ import { AccountStore } from '../../src/storage/accounts.ts';
 import { MsnSimulator, type SimulatorEndpoints } from '../msn-sim/simulator.ts';
 import { PgBackend } from '../../src/storage/pg.ts';
 import { BIN } from '../helpers/cli.ts';
-import { iq } from '../helpers/mam.ts';
+import { bodyOf, iq, MAM, query } from '../helpers/mam.ts';
 import { freePort, PeerProcess } from '../helpers/peer-process.ts';
 import { type TestDatabase, testDatabase } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -140,7 +142,7 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
     // Accounts straight into the shared database (no node running yet).
     const backend = await PgBackend.open(db.url);
     const accounts = new AccountStore(backend);
-    for (const u of ['alice', 'bob']) await accounts.setPassword(u, `${u}-pw`);
+    for (const u of ['alice', 'bob', 'carol']) await accounts.setPassword(u, `${u}-pw`);
     await backend.close();
     // Three nodes starting together agree on one schema and one set of secrets.
     await Promise.all([0, 1, 2].map(startNode));
@@ -323,5 +325,64 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
     assert.equal(subject.getChildText('subject'), 'set on node 2');
     const info = await iq(alice, 'get', xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }), ROOM);
     assert.equal(info.getChild('query')?.getChild('identity')?.attrs.name, 'Crash room');
+  });
+
+  /** How many entries of `store` node `i` re-read after another node's change notice (its admin status). */
+  async function reloads(i: number, store: string): Promise<number> {
+    const status = await adminCall(join(root, `node${i + 1}`, `admin-n${i + 1}.sock`), { op: 'status' });
+    const counts = (status?.cluster as { storeEntriesReloaded?: Record<string, number> } | undefined)?.storeEntriesReloaded;
+    return counts?.[store] ?? 0;
+  }
+  async function reloaded(i: number, store: string, atLeast: number): Promise<void> {
+    const deadline = Date.now() + WAIT;
+    while ((await reloads(i, store)) < atLeast) {
+      assert.ok(Date.now() < deadline, `node ${i + 1} re-read ${store}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+
+  it('applies a blocklist and archiving preferences set on bob\'s home node on the node of his other resource', async () => {
+    // bob's phone on node 2 is his home: his own iqs are handled there. A message to his full JID
+    // bob/desk is handled on node 3, which holds that session: node 3 applies bob's blocklist and
+    // archiving preferences from its memory, loaded before bob changed them on node 2.
+    const desk = await client(2, 'bob', 'desk');
+    await desk.send(xml('presence'));
+    const carol = await client(0, 'carol', 'pc');
+    const DESK = 'bob@localhost/desk';
+    const archivedByBob = (m: Element) => m.getChildren('stanza-id', 'urn:xmpp:sid:0').some((sid) => sid.attrs.by === 'bob@localhost');
+
+    // Before: node 3 delivers alice's message and archives carol's (bob's default is to archive).
+    await alice.send(xml('message', { to: DESK, type: 'chat', id: 'b0' }, xml('body', {}, 'before the block')));
+    await desk.waitFor(body('before the block'), "alice's message on node 3", WAIT);
+    await carol.send(xml('message', { to: DESK, type: 'chat', id: 'm0' }, xml('body', {}, 'archived')));
+    assert.ok(archivedByBob(await desk.waitFor(body('archived'), "carol's first message", WAIT)), 'archived while the default is always');
+
+    const blocked = await reloads(2, 'blocklist');
+    const prefs = await reloads(2, 'mam-prefs');
+    assert.equal((await iq(bob, 'set', xml('block', { xmlns: 'urn:xmpp:blocking' }, xml('item', { jid: 'alice@localhost' })))).attrs.type, 'result');
+    assert.equal((await iq(bob, 'set', xml('prefs', { xmlns: MAM, default: 'never' }, xml('always'), xml('never')))).attrs.type, 'result');
+    // The change is stored on node 2, announced, and re-read by node 3 (docs/scaling.md: the window in between).
+    await reloaded(2, 'blocklist', blocked + 1);
+    await reloaded(2, 'mam-prefs', prefs + 1);
+
+    // Blocked on node 3: alice gets service-unavailable (XEP-0191 §3.5), the desk nothing.
+    await alice.send(xml('message', { to: DESK, type: 'chat', id: 'b1' }, xml('body', {}, 'while blocked')));
+    const bounce = await alice.waitFor((st) => st.is('message') && st.attrs.id === 'b1' && st.attrs.type === 'error', 'error for the blocked message', WAIT);
+    assert.ok(bounce.getChild('error')?.getChild('service-unavailable', 'urn:ietf:params:xml:ns:xmpp-stanzas'));
+    // Not archived on node 3: no stanza-id of bob's on it, and his archive (read on node 2) holds only the first.
+    const unarchived = await carol.send(xml('message', { to: DESK, type: 'chat', id: 'm1' }, xml('body', {}, 'not archived'))).then(() =>
+      desk.waitFor(body('not archived'), "carol's second message", WAIT),
+    );
+    assert.ok(!archivedByBob(unarchived), 'not archived once the default is never');
+    const archive = await query(desk, { with: 'carol@localhost' });
+    assert.deepEqual(archive.results.map(bodyOf), ['archived']);
+
+    // Unblocked on node 2: node 3 delivers again.
+    const unblocks = await reloads(2, 'blocklist');
+    assert.equal((await iq(bob, 'set', xml('unblock', { xmlns: 'urn:xmpp:blocking' }, xml('item', { jid: 'alice@localhost' })))).attrs.type, 'result');
+    await reloaded(2, 'blocklist', unblocks + 1);
+    await alice.send(xml('message', { to: DESK, type: 'chat', id: 'b2' }, xml('body', {}, 'after the unblock')));
+    await desk.waitFor(body('after the unblock'), "alice's message after the unblock", WAIT);
+    assert.ok(!desk.received.some(body('while blocked')), 'the blocked message never reached the desk');
   });
 });
