@@ -184,7 +184,11 @@ async function start(config: Config, file: string | null, flag: string | null, w
     server.log.info('shutting down', { signal });
     server.stop().then(
       () => process.exit(0),
-      () => process.exit(1),
+      (err: unknown) => {
+        // Exits non-zero so a supervisor notices; the log says why.
+        server.log.error('stopping failed', { error: String((err as Error)?.stack ?? err) });
+        process.exit(1);
+      },
     );
   };
   // SIGHUP picks up certificates dropped into tls.dir, as Prosody's reload does.

@@ -121,12 +121,13 @@ describe('jabberfly CLI', () => {
 
   it('closes client streams cleanly on SIGTERM', async () => {
     await runCli(['adduser', 'yan@localhost', '--password', 'pw', '--config', config]);
-    const { child } = await startCli(['--config', config]);
+    const { child, output } = await startCli(['--config', config]);
     const s = await RawSocket.connect(port);
     s.write("<stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
     await s.waitFor(/<\/stream:features>/);
     child.kill('SIGTERM');
     await s.waitFor(/<system-shutdown xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>.*<\/stream:stream>/s);
-    assert.equal(await exited(child), 0);
+    // Its log, if it did not stop cleanly.
+    assert.equal(await exited(child), 0, output());
   });
 });
