@@ -36,6 +36,7 @@ import type { Host } from '../host/host.ts';
 import type { StoreChangesLink } from '../host/store-changes.ts';
 import type { ClientSession, Origin } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
+import { trackDurable } from '../storage/durability.ts';
 import type { Logger } from '../log.ts';
 import type { Server } from '../server.ts';
 import { type Element, parse } from '../xml/element.ts';
@@ -415,12 +416,17 @@ export class Cluster implements MirrorLink, StoreChangesLink {
   /** A stanza to handle on another instance (its recipient's home, a room's node). */
   forward(inst: string, stanza: Element, origin: Origin, hops = 0): void {
     const cmd: Command = { t: 'route', x: stanza.toString(), o: encodeOrigin(origin, (sess) => this.instanceOf(sess)), h: hops + 1 };
-    void this.command(inst, cmd).then((r) => {
-      // That node is gone: route it again now that its sessions are forgotten.
-      if (r === 'gone') this.server.router.route(stanza, origin);
-      // Redis failed: handle it here, where it stays (a message for a session on another node then goes offline).
-      else if (r === 'error') this.server.router.deliverHere(stanza, origin, true, hops);
-    });
+    // Tracked by the sender's durability barrier: its later replies (and
+    // stream-management acks) wait until the stanza is in the other node's
+    // inbox, or handled here (e.g. stored offline) when Redis failed.
+    trackDurable(
+      this.command(inst, cmd).then((r) => {
+        // That node is gone: route it again now that its sessions are forgotten.
+        if (r === 'gone') this.server.router.route(stanza, origin);
+        // Redis failed: handle it here, where it stays (a message for a session on another node then goes offline).
+        else if (r === 'error') this.server.router.deliverHere(stanza, origin, true, hops);
+      }),
+    );
   }
 
   /**
@@ -649,7 +655,7 @@ export class Cluster implements MirrorLink, StoreChangesLink {
     if (this.beatTimer) clearInterval(this.beatTimer);
     this.server.router.cluster = null;
     this.server.storeChanges.attach(null);
-    try {
+    const leave = async () => {
       // Out of the member list first: nobody appends to the inbox after this.
       await this.cmd.zrem(NODES, this.instance);
       await this.cmd.publish(EVENTS, JSON.stringify({ t: 'dead', i: this.instance } satisfies ClusterEvent));
@@ -664,9 +670,23 @@ export class Cluster implements MirrorLink, StoreChangesLink {
       }
       await this.cmd.del(inboxKey(this.instance), sessionsKey(this.instance));
       await this.cmd.jfRelease(claimsKey(this.instance), this.instance);
-    } catch (err) {
-      this.log.warn('leaving the cluster cleanly failed (the others will time this node out)', { error: String(err) });
-    }
+    };
+    // Redis unreachable: the commands would wait for it for ever (the
+    // command connection retries without limit) and the process would never
+    // exit. After nodeTimeout the other nodes treat this one as dead and
+    // clean up after it (its inbox included), so waiting longer gains nothing.
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      leave().then(
+        () => null,
+        (err: unknown) => String(err),
+      ),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(`Redis did not answer within ${this.timeoutMs} ms (cluster.nodeTimeout)`), this.timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (outcome !== null) this.log.warn('leaving the cluster cleanly failed (the others will time this node out)', { error: outcome });
     await this.disconnect();
   }
 

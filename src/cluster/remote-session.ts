@@ -10,6 +10,7 @@ import { Jid } from '../jid/jid.ts';
 import { type Element, parse } from '../xml/element.ts';
 import type { StreamErrorName } from '../xml/errors.ts';
 import { type Command, type CommandResult, decodeValue, encodeValue, type SessionState } from './wire.ts';
+import { trackDurable } from '../storage/durability.ts';
 
 /** What a mirror needs from the cluster: sending commands to its node. */
 export interface MirrorLink {
@@ -90,9 +91,14 @@ export class RemoteSession implements ClientSession {
   send(stanza: Element): void {
     const sent = this.link.command(this.instance, { t: 'send', j: this.jid.toString(), s: this.id, x: stanza.toString() });
     this.lastSent = sent.then((r) => r === 'ok');
-    void sent.then((r) => {
-      if (r !== 'ok') this.link.undeliverable(this, stanza, r);
-    });
+    // Tracked by the durability barrier of the stanza being handled: the
+    // sender's later replies wait until this is in the owner's inbox, or
+    // handled here (a message stored offline) when that failed.
+    trackDurable(
+      sent.then((r) => {
+        if (r !== 'ok') this.link.undeliverable(this, stanza, r);
+      }),
+    );
   }
 
   close(error?: StreamErrorName, text?: string): void {

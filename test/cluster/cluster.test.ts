@@ -8,7 +8,11 @@
 // is killed with SIGKILL, its session leaves
 // the registry within the configured bound (alice sees bob go offline),
 // messages sent to bob meanwhile and afterwards are stored offline, and
-// bob gets them from node 2 restarted. Last, what nodes keep in memory per
+// bob gets them from node 2 restarted; a persistent room of the dead node
+// is taken over as stored; blocklists and archiving preferences set on one
+// node hold on another; and with Redis stopped, node 1 still serves its
+// clients, stores a message for another node offline before acknowledging
+// it, and exits cleanly on SIGTERM. Last, what nodes keep in memory per
 // user (blocklists, archiving preferences) follows a change made on
 // another node.
 import assert from 'node:assert/strict';
@@ -384,5 +388,27 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
     await alice.send(xml('message', { to: DESK, type: 'chat', id: 'b2' }, xml('body', {}, 'after the unblock')));
     await desk.waitFor(body('after the unblock'), "alice's message after the unblock", WAIT);
     assert.ok(!desk.received.some(body('while blocked')), 'the blocked message never reached the desk');
+  });
+
+  it('keeps serving its own clients while Redis is down, stores a message for another node offline, and still stops cleanly', async () => {
+    await redis.stop();
+    assert.equal((await iq(alice, 'get', xml('ping', { xmlns: 'urn:xmpp:ping' }))).attrs.type, 'result');
+    // bob's session is on node 2, which node 1 cannot reach without Redis: stored offline, not lost.
+    await alice.send(xml('message', { to: 'bob@localhost', type: 'chat', id: 'r1' }, xml('body', {}, 'while Redis is down')));
+    // A later reply on the stream: the offline write is durable (the durability barrier).
+    assert.equal((await iq(alice, 'get', xml('ping', { xmlns: 'urn:xmpp:ping' }))).attrs.type, 'result');
+    const backend = await PgBackend.open(db.url);
+    try {
+      const offline = await backend.list<string>('offline').list('bob@localhost');
+      assert.ok(offline.some((m) => m.includes('while Redis is down')), `bob's offline messages: ${offline.join('\n')}`);
+    } finally {
+      await backend.close();
+    }
+    // SIGTERM: the node gives up on Redis after nodeTimeout (3 s here) and exits by itself,
+    // before the 5 s after which PeerProcess.stop would kill it.
+    const node1 = nodes[0]!;
+    await node1.stop();
+    assert.equal(node1.exitCode, 0, node1.output.slice(-2000));
+    assert.match(node1.output, /leaving the cluster cleanly failed/);
   });
 });

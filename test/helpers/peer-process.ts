@@ -47,6 +47,11 @@ export class PeerProcess {
     );
   }
 
+  /** The exit code once it exited by itself; null while running or when a signal ended it. */
+  get exitCode(): number | null {
+    return this.proc.exitCode;
+  }
+
   get running(): boolean {
     return this.proc.exitCode === null && this.proc.signalCode === null;
   }
