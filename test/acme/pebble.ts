@@ -143,24 +143,37 @@ export async function startPebble(validation: { httpPort: number; tlsPort: numbe
   return {
     directory: `https://127.0.0.1:${acmePort}/dir`,
     caFile: cert,
-    root: () =>
-      new Promise((resolve, reject) => {
-        const req = request(
-          { host: '127.0.0.1', port: mgmtPort, path: '/roots/0', ca: readFileSync(cert) },
-          (res) => {
-            let body = '';
-            res.on('data', (d) => {
-              body += d;
-            });
-            res.on('end', () => resolve(body));
-          },
-        );
-        req.on('error', reject);
-        req.end();
-      }),
+    // Pebble logs "Listening on" for its ACME port; its management port
+    // (the roots) is opened by another goroutine and may come a moment
+    // later: a refused connection is tried again, for a bounded time.
+    root: async () => {
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        try {
+          return await fetchRoot(mgmtPort, cert);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    },
     async stop() {
       await Promise.all([stopChild(pebble), stopChild(dns)]);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function fetchRoot(port: number, cert: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/roots/0', ca: readFileSync(cert) }, (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
