@@ -5,6 +5,7 @@
 // with el() and serialising it with ltx cost ~10x more than the rest of
 // the delivery. The children must not be changed after the first copy.
 import { Element, escapeXML, escapeXMLText } from './element.ts';
+import { xmlString } from './serialize.ts';
 
 type Node = Element | string;
 
@@ -51,7 +52,7 @@ export class Fanout {
     copy.children = this.stanza.children.slice();
     if (this.inner === null) {
       let inner = '';
-      for (const c of this.stanza.children) inner += typeof c === 'string' ? escapeXMLText(c) : c.toString();
+      for (const c of this.stanza.children) inner += typeof c === 'string' ? escapeXMLText(c) : xmlString(c);
       this.inner = inner;
     }
     copy.inner = this.inner;

@@ -4,11 +4,12 @@
 // free ports, a temp store: JABBERFLY_CONFIG), as the tests' house rules ask.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { writeSiteConfig } from '../helpers/cli.ts';
 import { runOnPty } from '../helpers/pty.ts';
 import { connect } from '../helpers/xmpp-client.ts';
 import '../helpers/server.ts'; // accepts the generated self-signed certificate
@@ -23,19 +24,12 @@ describe('first run: npm start, then npx jabberfly adduser in a second shell', (
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'jabberfly-first-run-'));
-    const config = join(dir, 'jabberfly.yaml');
-    writeFileSync(
-      config,
-      [
-        'listen: ["127.0.0.1"]',
-        `storage: { path: "${join(dir, 'storage')}" }`,
-        `tls: { dir: "${join(dir, 'certs')}" }`,
-        'c2s: { port: 0, directTlsPort: 0 }',
-        's2s: { port: 0 }',
-        'http: { port: 0 }',
-        'https: { port: 0 }',
-      ].join('\n'),
-    );
+    const config = writeSiteConfig(dir, [
+      'c2s: { port: 0, directTlsPort: 0 }',
+      's2s: { port: 0 }',
+      'http: { port: 0 }',
+      'https: { port: 0 }',
+    ]);
     env = { ...process.env, JABBERFLY_CONFIG: config };
     // Its own process group, so the test stops npm and the server it ran (by this PID) together.
     npmStart = spawn('npm', ['start'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -59,25 +59,30 @@ export interface CliServer {
 }
 
 /**
+ * Writes `dir/jabberfly.yaml` for a server of a test: listening on loopback,
+ * its storage and certificates in `dir`, then `lines` (YAML, one key each).
+ * Returns the file's path.
+ */
+export function writeSiteConfig(dir: string, lines: string[]): string {
+  const config = join(dir, 'jabberfly.yaml');
+  const site = ['listen: ["127.0.0.1"]', `storage: { path: "${join(dir, 'storage')}" }`, `tls: { dir: "${join(dir, 'certs')}" }`];
+  writeFileSync(config, [...site, ...lines].join('\n'));
+  return config;
+}
+
+/**
  * `jabberfly start` on a temp folder with a loopback config (clients on a
  * free port, no s2s/http, the transport on), resolved once the banner names
  * the client port.
  */
 export async function startCliServer(dir: string): Promise<CliServer> {
-  const config = join(dir, 'jabberfly.yaml');
-  writeFileSync(
-    config,
-    [
-      'listen: ["127.0.0.1"]',
-      `storage: { path: "${join(dir, 'storage')}" }`,
-      `tls: { dir: "${join(dir, 'certs')}" }`,
-      'c2s: { port: 0, directTlsPort: false }',
-      's2s: { port: false }',
-      'http: { port: false }',
-      'https: { port: false }',
-      'msn: { enabled: true }',
-    ].join('\n'),
-  );
+  const config = writeSiteConfig(dir, [
+    'c2s: { port: 0, directTlsPort: false }',
+    's2s: { port: false }',
+    'http: { port: false }',
+    'https: { port: false }',
+    'msn: { enabled: true }',
+  ]);
   const started = await startCli(['--config', config]);
   const child = started.child;
   const banner = /XMPP clients\s+localhost:(\d+) \(STARTTLS\)/;

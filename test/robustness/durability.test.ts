@@ -6,12 +6,12 @@
 // directly: every acknowledged message must be there.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LevelBackend } from '../../src/storage/level.ts';
-import { exited, runCli, startCli } from '../helpers/cli.ts';
+import { exited, runCli, startCli, writeSiteConfig } from '../helpers/cli.ts';
 import { rawLogin } from '../helpers/raw-socket.ts';
 import '../helpers/server.ts'; // accepts the generated self-signed certificate
 
@@ -25,22 +25,15 @@ describe('durability: acknowledged offline messages across kill -9', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'jabberfly-durability-'));
-    config = join(dir, 'jabberfly.yaml');
-    writeFileSync(
-      config,
-      [
-        'listen: ["127.0.0.1"]',
-        `storage: { path: "${join(dir, 'storage')}" }`,
-        `tls: { dir: "${join(dir, 'certs')}" }`,
-        'c2s: { port: 0, directTlsPort: false }',
-        's2s: { port: false }',
-        'http: { port: false }',
-        'https: { port: false }',
-        'msn: { enabled: false }',
-        'limits: { offlineMaxMessages: 1000000 }',
-        'log: { level: info }',
-      ].join('\n'),
-    );
+    config = writeSiteConfig(dir, [
+      'c2s: { port: 0, directTlsPort: false }',
+      's2s: { port: false }',
+      'http: { port: false }',
+      'https: { port: false }',
+      'msn: { enabled: false }',
+      'limits: { offlineMaxMessages: 1000000 }',
+      'log: { level: info }',
+    ]);
     for (const user of ['alice', 'bob']) {
       const r = await runCli(['adduser', `${user}@localhost`, '--password', 'pw', '--config', config]);
       assert.equal(r.code, 0, r.stderr);

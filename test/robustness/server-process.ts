@@ -3,12 +3,12 @@
 // folder, ports picked by the server and read from its log, resident set
 // size read from /proc.
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccountStore } from '../../src/storage/accounts.ts';
 import { LevelBackend } from '../../src/storage/level.ts';
-import { startCli } from '../helpers/cli.ts';
+import { startCli, writeSiteConfig } from '../helpers/cli.ts';
 import '../helpers/server.ts'; // accepts the generated self-signed certificate
 
 export interface ServerProcess {
@@ -31,21 +31,14 @@ export interface ServerProcess {
 /** Writes a config (YAML lines on top of loopback defaults; no log key), adds users, starts the server. */
 export async function startServerProcess(extra: string[], users: string[] = []): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'jabberfly-proc-'));
-  const config = join(dir, 'jabberfly.yaml');
-  writeFileSync(
-    config,
-    [
-      'listen: ["127.0.0.1"]',
-      `storage: { path: "${join(dir, 'storage')}" }`,
-      `tls: { dir: "${join(dir, 'certs')}" }`,
-      'http: { port: false }',
-      'https: { port: false }',
-      'msn: { enabled: false }',
-      // startCli waits for the info-level "started" line.
-      'log: { level: info }',
-      ...extra,
-    ].join('\n'),
-  );
+  const config = writeSiteConfig(dir, [
+    'http: { port: false }',
+    'https: { port: false }',
+    'msn: { enabled: false }',
+    // startCli waits for the info-level "started" line.
+    'log: { level: info }',
+    ...extra,
+  ]);
   if (users.length) {
     // Written straight into the store (faster than one CLI run per user), password 'pw'.
     const backend = await LevelBackend.open(join(dir, 'storage'));

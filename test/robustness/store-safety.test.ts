@@ -25,7 +25,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { exited, runCli, startCli } from '../helpers/cli.ts';
+import { exited, runCli, startCli, writeSiteConfig } from '../helpers/cli.ts';
 import { type RawSocket, rawLogin } from '../helpers/raw-socket.ts';
 import { testDatabase } from '../helpers/postgres.ts';
 import '../helpers/server.ts'; // accepts the generated self-signed certificate
@@ -48,21 +48,14 @@ describe('store safety (real jabberfly processes)', () => {
   function site(name: string, extra: string[] = []) {
     const dir = join(root, name);
     mkdirSync(dir);
-    const config = join(dir, 'jabberfly.yaml');
-    writeFileSync(
-      config,
-      [
-        'listen: ["127.0.0.1"]',
-        `storage: { path: "${join(dir, 'storage')}" }`,
-        `tls: { dir: "${join(dir, 'certs')}" }`,
-        'c2s: { port: 0, directTlsPort: false }',
-        's2s: { port: false }',
-        'http: { port: false }',
-        'https: { port: false }',
-        'log: { level: info }',
-        ...extra,
-      ].join('\n'),
-    );
+    const config = writeSiteConfig(dir, [
+      'c2s: { port: 0, directTlsPort: false }',
+      's2s: { port: false }',
+      'http: { port: false }',
+      'https: { port: false }',
+      'log: { level: info }',
+      ...extra,
+    ]);
     const cli = (...args: string[]) => runCli([...args, '--config', config]);
     const start = async () => {
       const { child, output } = await startCli(['--config', config]);

@@ -11,13 +11,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { xml } from '@xmpp/client';
-import { exited, runCli, startCli } from '../helpers/cli.ts';
+import { exited, runCli, startCli, writeSiteConfig } from '../helpers/cli.ts';
 import { fetchUrl, openRequest } from '../helpers/http.ts';
 import { connect, type TestClient } from '../helpers/xmpp-client.ts';
 
@@ -102,22 +102,15 @@ describe('upload memory', { timeout: 180_000 }, () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'jabberfly-upload-mem-'));
-    config = join(dir, 'jabberfly.yaml');
-    writeFileSync(
-      config,
-      [
-        'listen: ["127.0.0.1"]',
-        `storage: { path: "${join(dir, 'storage')}" }`,
-        `tls: { dir: "${join(dir, 'certs')}" }`,
-        'c2s: { port: 0, directTlsPort: false }',
-        's2s: { port: false }',
-        'http: { port: false }',
-        'https: { port: 0 }',
-        'msn: { enabled: false }',
-        `upload: { path: "${join(dir, 'uploads')}", maxFileSize: ${FILE_SIZE}, quotaPerUser: ${2 * FILE_SIZE} }`,
-        'log: { level: info }',
-      ].join('\n'),
-    );
+    config = writeSiteConfig(dir, [
+      'c2s: { port: 0, directTlsPort: false }',
+      's2s: { port: false }',
+      'http: { port: false }',
+      'https: { port: 0 }',
+      'msn: { enabled: false }',
+      `upload: { path: "${join(dir, 'uploads')}", maxFileSize: ${FILE_SIZE}, quotaPerUser: ${2 * FILE_SIZE} }`,
+      'log: { level: info }',
+    ]);
     const added = await runCli(['adduser', 'alice@localhost', '--password', 'pw', '--config', config]);
     assert.equal(added.code, 0, added.stderr);
     const started = await startCli(['--config', config]);
