@@ -16,11 +16,22 @@ const PARSED = new Map<string, Jid>();
 const PARSED_MAX = 50_000;
 
 export class Jid {
+  /**
+   * The bare and full forms, made once: they key the maps of every hot path
+   * (sessions, rosters, archives), and a string built per access would be
+   * flattened and hashed again at each lookup.
+   */
+  readonly bare: string;
+  private readonly full: string;
+
   private constructor(
     readonly local: string,
     readonly domain: string,
     readonly resource: string,
-  ) {}
+  ) {
+    this.bare = local ? `${local}@${domain}` : domain;
+    this.full = resource ? `${this.bare}/${resource}` : this.bare;
+  }
 
   static parse(input: string): Jid {
     if (typeof input !== 'string' || input.length === 0) throw new JidError('empty JID');
@@ -60,10 +71,6 @@ export class Jid {
     return new Jid(normaliseLocal(local), normaliseDomain(domain), normaliseResource(resource));
   }
 
-  get bare(): string {
-    return this.local ? `${this.local}@${this.domain}` : this.domain;
-  }
-
   get isBare(): boolean {
     return this.resource === '';
   }
@@ -77,11 +84,11 @@ export class Jid {
   }
 
   toString(): string {
-    return this.resource ? `${this.bare}/${this.resource}` : this.bare;
+    return this.full;
   }
 
   equals(other: Jid): boolean {
-    return this.toString() === other.toString();
+    return this.full === other.full;
   }
 }
 

@@ -61,6 +61,11 @@ export function receivedCarbon(event: StanzaEvent): Element | null {
   return carbon;
 }
 
+/** Whether a message `user` sends from `origin` would be copied to another of their resources. */
+export function carbonsWanted(server: ServerContext, user: string, origin: StanzaEvent['origin']): boolean {
+  return anyEnabled(server, user, origin.kind === 'c2s' ? origin.session : undefined);
+}
+
 /** Whether this resource enabled carbons. */
 export function carbonsEnabled(session: ClientSession): boolean {
   return session.data.get(ENABLED) === true;
@@ -68,6 +73,8 @@ export function carbonsEnabled(session: ClientSession): boolean {
 
 /** Whether any of the user's resources (but `except`) enabled carbons. */
 function anyEnabled(server: ServerContext, user: string, except?: ClientSession): boolean {
+  // Most users have one resource: the one sending, on the path of every message.
+  if (except && server.sessions.resourceCount(user) === 1) return false;
   for (const s of server.sessions.resources(user)) if (s !== except && s.data.get(ENABLED)) return true;
   return false;
 }

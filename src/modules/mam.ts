@@ -17,11 +17,12 @@
 import type { Module, StanzaEvent } from '../host/host.ts';
 import { sentByUser } from '../host/session.ts';
 import { sendResult } from '../host/iq-result.ts';
+import { carbonsWanted } from './carbons.ts';
 import { Jid } from '../jid/jid.ts';
 import { readMamQuery, queryForm } from '../mam/query.ts';
 import { archiveMetadata, serveQuery } from '../mam/serve.ts';
 import { addStanzaId, stanzaIdBy, stripStanzaIds } from '../mam/stanza-id.ts';
-import { newArchiveId } from '../storage/archive-id.ts';
+import { type ArchiveId, newArchiveId } from '../storage/archive-id.ts';
 import { type ArchiveDefault, type MamPrefs, MamPrefsStore } from '../storage/mam-prefs.ts';
 import { RosterStore } from '../storage/roster.ts';
 import { type Element, el, firstChild } from '../xml/element.ts';
@@ -116,33 +117,40 @@ export const mamModule: Module = async (host) => {
     return rosterViews.get(user)?.has(other.bare) ?? false;
   };
 
-  // The text archived for the sender, kept for the recipient's archive: a
-  // message between two local users is serialised once, not twice. Taken
-  // before either stamp, and not used if the recipient's side removed
-  // anything (a forged id), so both archives hold what was delivered. The
-  // recipient's side runs right after the sender's, in the same call from
-  // the router, so one slot is enough.
-  let sent: { stanza: Element; xml: string } | null = null;
+  // The text and id archived for the sender, kept for the recipient's
+  // archive: a message between two local users is serialised once, not
+  // twice, and has one id in both archives (XEP-0359 asks an id to be unique
+  // for its `by`, which each archive's is). Taken before either stamp, and
+  // not used if the recipient's side removed anything (a forged id), so both
+  // archives hold what was delivered. The recipient's side runs right after
+  // the sender's, in the same call from the router, so one slot is enough.
+  let sent: { stanza: Element; xml: string; made: ArchiveId } | null = null;
 
   // Appends gathered into one write share its promise: a failure is logged
   // once per write, not once per message (and no handler is made per message).
+  // The method is taken once: the storage seam hands out a tracking wrapper
+  // through a proxy, a lookup per message otherwise.
+  const append = archive.append;
   let lastWrite: Promise<void> | null = null;
-  const store = (user: string, other: Jid, stanza: Element, xml = xmlString(stanza)) => {
-    const { id, when } = newArchiveId();
-    addStanzaId(stanza, user, id);
-    const write = archive.append(user, { id, when, with: other.bare, xml });
+  const store = (user: string, other: Jid, stanza: Element, made: ArchiveId, xml: string, stamp = true) => {
+    if (stamp) addStanzaId(stanza, user, made.id);
+    const write = append(user, { id: made.id, when: made.when, with: other.bare, xml });
     if (write !== lastWrite) {
       lastWrite = write;
       write.catch((err) => host.log.error('archive write failed', { user, error: String(err) }));
     }
-    return xml;
   };
 
   const incoming = (event: StanzaEvent, changed: boolean) => {
     const { stanza, to, from } = event;
-    const text = !changed && sent?.stanza === stanza ? sent.xml : undefined;
+    const shared = !changed && sent?.stanza === stanza ? sent : null;
     sent = null;
-    if (worthArchiving(stanza) && shouldArchive(to.bare, from)) store(to.bare, from, stanza, text);
+    if (shared) {
+      // Judged worth archiving on the way out; the recipient's entry shares the sender's text and id.
+      if (shouldArchive(to.bare, from)) store(to.bare, from, stanza, shared.made, shared.xml);
+    } else if (worthArchiving(stanza) && shouldArchive(to.bare, from)) {
+      store(to.bare, from, stanza, newArchiveId(), xmlString(stanza));
+    }
   };
 
   // A message for a local user: ids claiming to be the user's are removed
@@ -171,7 +179,13 @@ export const mamModule: Module = async (host) => {
     const { stanza, origin, from, to } = event;
     if (!sentByUser(origin) || from.bare === to.bare) return false;
     stripStanzaIds(stanza, from.bare);
-    if (worthArchiving(stanza) && shouldArchive(from.bare, to)) sent = { stanza, xml: store(from.bare, to, stanza) };
+    if (worthArchiving(stanza) && shouldArchive(from.bare, to)) {
+      const made = newArchiveId();
+      const xml = xmlString(stanza);
+      // The sender's own stanza-id is for the copies its other resources get (carbons); none, no stamp.
+      store(from.bare, to, stanza, made, xml, carbonsWanted(server, from.bare, origin));
+      sent = { stanza, xml, made };
+    }
     return false;
   };
   // ...and the stamp removed after carbons (-1) copied it, before delivery.

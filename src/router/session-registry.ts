@@ -46,6 +46,11 @@ export class SessionRegistry {
     return this.byBare.has(bare);
   }
 
+  /** How many resources the bare JID has bound (no array made, for hot paths). */
+  resourceCount(bare: string): number {
+    return this.byBare.get(bare)?.size ?? 0;
+  }
+
   /** Resources with available presence. */
   available(bare: string): ClientSession[] {
     return this.resources(bare).filter((s) => s.presence !== null);

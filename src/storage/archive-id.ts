@@ -43,8 +43,14 @@ function randomSuffix(): string {
   return out;
 }
 
+/** An archive id and the time (ms) it stands for. */
+export interface ArchiveId {
+  id: string;
+  when: number;
+}
+
 /** A new id and the time (ms) it stands for. */
-export function newArchiveId(now = Date.now()): { id: string; when: number } {
+export function newArchiveId(now = Date.now()): ArchiveId {
   let micros = now * 1000;
   if (micros <= lastMicros) micros = lastMicros + 1;
   lastMicros = micros;

@@ -32,7 +32,7 @@ const SEP = '\x00';
 // Above every id character ([0-9a-v]), so "<prefix>~" ends a prefix's range.
 const END = '~';
 /** Entries per segment: big enough to make writes cheap, small enough to read one for a few entries. */
-const SEGMENT = 32;
+const SEGMENT = 128;
 const DELETE_CHUNK = 200;
 /** Entries looked up together in a "with" query (a page's worth). */
 const BATCH_READ = 64;
