@@ -9,7 +9,8 @@ import { Jid, JidError } from '../jid/jid.ts';
 import type { Server } from '../server.ts';
 import { checkStanzaShape } from '../router/stanza-check.ts';
 import type { Framing } from '../stream/framing.ts';
-import { type Element, el, firstChild } from '../xml/element.ts';
+import { type Element, el, firstChild, parse } from '../xml/element.ts';
+import { decodeValue, encodeValue, type HandoverState } from '../cluster/wire.ts';
 import {
   type ErrorType,
   errorElement,
@@ -29,6 +30,8 @@ import { SlowConsumerGuard } from './slow-consumer.ts';
 import { failed, newSmId, readH, type SmSession, StreamManagement } from './stream-management.ts';
 
 type State = 'wait-open' | 'negotiating' | 'bound' | 'closed';
+/** Writes <resumed/> (and what must precede the resent stanzas) for the session that resumed. */
+type Announce = (resumed: Element, session: C2SSession) => void;
 
 // What waits in the durability barrier: a stanza, or the end of the stream.
 type Outgoing = Element | (() => void);
@@ -39,7 +42,8 @@ const CLOSE_WAIT_MS = 10_000;
 
 export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl2Session {
   readonly kind = 'c2s' as const;
-  readonly id = randomUUID();
+  /** Kept by a session resumed from another cluster node (it is the same session). */
+  id: string = randomUUID();
   readonly data = new Map<string, unknown>();
   /**
    * Output to the client waits here while storage work of its earlier
@@ -324,7 +328,10 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
 
   /** Stanzas the client never acknowledged fire delivery/failure on the user's host; unhandled ones bounce. */
   private async redeliver(sm: StreamManagement): Promise<void> {
-    if (sm.id) this.server.smSessions.delete(sm.id, this);
+    if (sm.id) {
+      this.server.smSessions.delete(sm.id, this);
+      this.server.cluster?.smEnded(sm.id);
+    }
     const stanzas = sm.finish();
     this.barrier.end();
     const host = this.host!;
@@ -362,7 +369,11 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     const timeout = asked ? Math.min(asked, cfg.resumeTimeout) : cfg.resumeTimeout;
     const id = resume ? newSmId() : null;
     this.sm = new StreamManagement(this, id, timeout, cfg);
-    if (id) this.server.smSessions.add(id, this);
+    if (id) {
+      this.server.smSessions.add(id, this);
+      // In a cluster, the node holding it is recorded, for a resumption on another node.
+      this.server.cluster?.smEnabled(id);
+    }
     return el('enabled', { xmlns: NS.sm, id: id ?? undefined, resume: id ? 'true' : undefined, max: id ? timeout : undefined });
   }
 
@@ -373,13 +384,15 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
    * `announce` (by default straight on the stream) and resent what the client
    * had not acknowledged; this session is finished.
    */
-  async resumeStream(resume: Element, announce?: (resumed: Element) => void): Promise<Element | null> {
+  async resumeStream(resume: Element, announce?: Announce): Promise<Element | null> {
     if (!this.account || this.state === 'bound' || this.state === 'closed') return failed('unexpected-request');
     const h = readH(resume.attrs.h);
     if (h === null || !resume.attrs.previd) return failed('bad-request');
     const old = this.server.smSessions.get(resume.attrs.previd);
-    // Another user's session is as unknown as an expired one.
-    if (!old || old.account !== this.account || old.host !== this.host || old.state === 'closed' || !old.sm) {
+    // Not here: in a cluster, it may be held by another node.
+    if (!old && this.server.cluster) return this.resumeFromNode(resume.attrs.previd, h, announce);
+    // Another user's session is as unknown as an expired one; so is one another resumption took.
+    if (!old || old.account !== this.account || old.host !== this.host || old.state === 'closed' || !old.sm || old.sm.claimed) {
       return failed('item-not-found');
     }
     if (!old.sm.acknowledge(h)) {
@@ -389,14 +402,148 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     }
     // Nothing this stream receives meanwhile may reach the wrong session.
     this.framing.pause?.();
+    // While this resumption waits, no other (here or from another node) may take the session.
+    const sm = old.sm;
+    sm.claimed = true;
     // <resumed h/> counts every stanza the old stream carried, once stored.
     await old.whenDurable();
+    sm.claimed = false;
     if ((this.state as State) === 'closed' || (old.state as State) === 'closed') {
       this.framing.resume?.();
       return failed('item-not-found');
     }
     old.takeOver(this.handOver(), announce);
     return null;
+  }
+
+  /**
+   * XEP-0198 resumption of a session another cluster node holds: that node
+   * hands it over (cluster.ts `requestHandover`) and it continues here as
+   * this session — same full JID, same session id, the counters, presence
+   * and session data it had, and the stanzas the client has not
+   * acknowledged resent. Unknown there, or that node not answering within
+   * cluster.nodeTimeout: item-not-found (the client binds anew; what the
+   * old session held is stored or bounced where it is).
+   */
+  private async resumeFromNode(previd: string, h: number, announce?: Announce): Promise<Element | null> {
+    const cluster = this.server.cluster!;
+    this.framing.pause?.();
+    const answer = await cluster.requestHandover(previd, `${this.account}@${this.host!.name}`, h);
+    if (!answer.st) {
+      this.framing.resume?.();
+      if (answer.f === 'too-high') {
+        return failed('undefined-condition', answer.h, el('handled-count-too-high', { xmlns: NS.sm, h, 'send-count': answer.sent }));
+      }
+      return failed('item-not-found');
+    }
+    if (this.state !== 'negotiating') {
+      // This connection went (or bound) while the other node answered: the session ends here instead.
+      cluster.orphaned(answer.st);
+      return failed('item-not-found');
+    }
+    this.adopt(answer.st, announce);
+    return null;
+  }
+
+  /** Continues a session handed over by another cluster node on this stream. */
+  private adopt(st: HandoverState, announce?: Announce): void {
+    const host = this.host!;
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    this.jid = Jid.parse(st.j);
+    this.id = st.s;
+    // Set before binding, so the other nodes' first view of the session has them (no presence flap).
+    this.presence = st.p === null ? null : parse(st.p);
+    this.priority = st.pr;
+    this.rosterRequested = st.rr;
+    for (const [k, v] of st.d) this.data.set(k, decodeValue(v));
+    const sm = StreamManagement.restore(this, st.id, st.to, this.server.config.sm, {
+      handled: st.hi,
+      sent: st.so,
+      acked: st.ak,
+      unacked: st.u.map((x) => parse(x)),
+    });
+    this.sm = sm;
+    this.server.smSessions.add(st.id, this);
+    this.state = 'bound';
+    this.server.cluster!.adopt(this, st.b, st.id);
+    this.server.bindSession(this, host);
+    const resumed = el('resumed', { xmlns: NS.sm, previd: st.id, h: st.hi });
+    if (announce) announce(resumed, this);
+    else this.framing.send(resumed);
+    sm.wake();
+    this.csi.setActive();
+    this.framing.resume?.();
+    this.server.log.info('stream management session resumed from another node', { jid: st.j, ip: this.ip, resent: sm.unacked.length });
+  }
+
+  /**
+   * Another cluster node resumes this session (cluster.ts, `takeover`):
+   * it leaves this node without ending — no unavailable presence, nothing
+   * stored offline — and its state goes to that node. The old connection,
+   * if its loss was not noticed yet, is closed with a conflict. `bare` is
+   * the resuming user, `h` the client's count on <resume/>.
+   */
+  async moveToNode(bare: string, h: number): Promise<{ st?: HandoverState; f?: 'item-not-found' | 'too-high'; h?: number; sent?: number }> {
+    const sm = this.sm;
+    if (!sm?.id || this.state !== 'bound' || sm.claimed || `${this.account}@${this.host!.name}` !== bare) return { f: 'item-not-found' };
+    if (!sm.acknowledge(h)) {
+      const answer = { f: 'too-high' as const, h: sm.handled, sent: sm.counters.sent };
+      this.close('undefined-condition', 'a resumption acknowledged stanzas that were never sent');
+      return answer;
+    }
+    sm.claimed = true;
+    if (!this.hibernating) {
+      this.dropTransport('the session was resumed on another connection');
+      this.hibernating = true;
+    }
+    // Its h counts what the client sent once stored; output held for that, or while the
+    // client was inactive (XEP-0352), joins the unacknowledged stanzas.
+    await this.whenDurable();
+    this.csi.setActive();
+    await this.barrier.whenSent();
+    if ((this.state as State) === 'closed') return { f: 'item-not-found' };
+    const bindOrder = this.server.cluster?.bindOrder(this) ?? 0;
+    const timeout = sm.resumeTimeout;
+    const handled = sm.handled;
+    const { sent, acked } = sm.counters;
+    const unacked = sm.finish();
+    const data: Array<[string, unknown]> = [];
+    for (const [k, v] of this.data) if (v !== undefined) data.push([k, encodeValue(v)]);
+    const st: HandoverState = {
+      j: this.jid.toString(),
+      s: this.id,
+      b: bindOrder,
+      id: sm.id!,
+      to: timeout,
+      hi: handled,
+      so: sent,
+      ak: acked,
+      u: unacked.map((x) => x.toString()),
+      p: this.presence ? this.presence.toString() : null,
+      pr: this.priority,
+      rr: this.rosterRequested,
+      d: data,
+    };
+    // Gone from here quietly: no resource-unbind (contacts would see it go), nothing handed back.
+    this.state = 'closed';
+    this.ending = true;
+    this.outbound.stop();
+    this.onEnded(this);
+    this.server.smSessions.delete(sm.id!, this);
+    this.barrier.end();
+    this.server.sessions.remove(this);
+    this.server.cluster?.unbound(this);
+    this.server.log.info('stream management session moved to another node', { jid: st.j, unacked: unacked.length });
+    return { st };
+  }
+
+  /** Lets go of a connection that is still open, telling the client why. */
+  private dropTransport(why: string): void {
+    const old = this.framing;
+    old.setHandlers({ open() {}, stanza() {}, close() {}, error() {}, end() {} });
+    old.send(streamErrorElement('conflict', why));
+    old.closeStream();
   }
 
   /** Gives up this stream's transport to a session being resumed. */
@@ -411,20 +558,15 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
   }
 
   /** Continues this (resumed) session on another connection's transport. */
-  private takeOver(framing: Framing, announce?: (resumed: Element) => void): void {
+  private takeOver(framing: Framing, announce?: Announce): void {
     const sm = this.sm!;
-    if (!this.hibernating) {
-      // The old connection is still open (its loss not yet noticed): it goes, the session stays.
-      const old = this.framing;
-      old.setHandlers({ open() {}, stanza() {}, close() {}, error() {}, end() {} });
-      old.send(streamErrorElement('conflict', 'the session was resumed on another connection'));
-      old.closeStream();
-    }
+    // The old connection is still open (its loss not yet noticed): it goes, the session stays.
+    if (!this.hibernating) this.dropTransport('the session was resumed on another connection');
     this.framing = framing;
     this.attach(framing);
     this.hibernating = false;
     const resumed = el('resumed', { xmlns: NS.sm, previd: sm.id!, h: sm.handled });
-    if (announce) announce(resumed);
+    if (announce) announce(resumed, this);
     else framing.send(resumed);
     sm.wake();
     // A resumed stream starts active (XEP-0352 §6).
@@ -717,9 +859,8 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
   }
 
   resumeInline(resume: Element, announce: (resumed: Element, jid: Jid, features: Element) => void): Promise<Element | null> {
-    const old = this.server.smSessions.get(resume.attrs.previd ?? '');
-    // resumeStream checks `old` (same account, alive) before it announces.
-    return this.resumeStream(resume, (resumed) => announce(resumed, old!.jid, old!.features(old!.host!)));
+    // The resumed session: the old one here, or this one continuing a session from another node.
+    return this.resumeStream(resume, (resumed, session) => announce(resumed, session.jid, session.features(session.host!)));
   }
 
   setClientState(active: boolean): void {

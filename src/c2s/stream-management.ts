@@ -72,14 +72,45 @@ export class StreamManagement {
   private sinceRequest = 0;
   hibernatingSince: number | null = null;
   private expiry: NodeJS.Timeout | null = null;
+  /**
+   * A resumption took this session (it is moving to another cluster node):
+   * no other resumption may have it, whatever still happens to it here.
+   */
+  claimed = false;
 
   constructor(
     private readonly session: SmSession,
     readonly id: string | null,
     readonly resumeTimeout: number,
     private readonly limits: SmLimits,
+    /** Inbound stanzas already counted elsewhere (a session resumed from another node). */
+    handledBefore = 0,
   ) {
-    this.inBase = session.received;
+    this.inBase = (session.received - handledBefore + MOD) % MOD;
+  }
+
+  /**
+   * A session resumed from another cluster node: the counters go on from
+   * where that node left them, and what the client has not acknowledged
+   * waits to be resent (by `wake`).
+   */
+  static restore(
+    session: SmSession,
+    id: string,
+    resumeTimeout: number,
+    limits: SmLimits,
+    state: { handled: number; sent: number; acked: number; unacked: Element[] },
+  ): StreamManagement {
+    const sm = new StreamManagement(session, id, resumeTimeout, limits, state.handled);
+    sm.sent = state.sent;
+    sm.acked = state.acked;
+    sm.unacked.push(...state.unacked);
+    return sm;
+  }
+
+  /** Outbound counters, for a session moving to another node. */
+  get counters(): { sent: number; acked: number } {
+    return { sent: this.sent, acked: this.acked };
   }
 
   get resumable(): boolean {

@@ -7,6 +7,7 @@
 //   jf:inbox:<inst>        stream: commands to that instance (stanzas to deliver or handle)
 //   jf:claim:<key>         the instance a room (or a component link) lives on
 //   jf:claims:<inst>       set: the claim keys an instance holds
+//   jf:claim:sm:<SM-ID>    the instance holding a resumable stream-managed session
 //   jf:events              channel: session changes, nodes joining and dying,
 //                          changed entries of stores kept in memory
 //
@@ -18,6 +19,26 @@
 // over and re-routes it (messages go to offline storage), and the write
 // itself is refused once the node is known dead (one Lua script checks and
 // appends atomically), so nothing is lost between the two.
+//
+// XEP-0198 resumption on another node: a client whose connection dropped
+// may reconnect (through a load balancer) to any node. The node that gets
+// <resume previd/> for a session it does not hold looks the SM-ID up in
+// Redis (a claim, jf:claim:sm:<id>, written when the session enabled
+// resumption) and sends the holder a `takeover` command; the holder hands
+// the session over in a `handover` command (its full JID, counters,
+// unacknowledged stanzas, presence and session data: wire.ts
+// HandoverState) and lets go of it without telling anyone it went; the new
+// node binds it under the same full JID and session id, so the other nodes
+// see the session move, never end. Looked up rather than encoded in the
+// SM-ID because the id outlives a move: the client resumes with the same
+// previd every time (XEP-0198 §5), and a session resumed twice may by then
+// be on a third node; the claim follows it (the new node overwrites it),
+// and a dead node's claims go with it, so an SM-ID of a dead node is
+// unknown at once. No answer within cluster.nodeTimeout: item-not-found
+// (the client binds anew), and a handover that arrives late (or whose
+// client went meanwhile) ends the session on the node that has it — what
+// the client never acknowledged goes to offline storage, contacts see it
+// go — so nothing is lost either way.
 //
 // A node instance is the node name plus a random suffix: a restarted node
 // is a new instance, and the old one's leftovers are cleaned like any dead
@@ -37,6 +58,7 @@ import type { StoreChangesLink } from '../host/store-changes.ts';
 import type { ClientSession, Origin } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
 import { trackDurable } from '../storage/durability.ts';
+import { el } from '../xml/element.ts';
 import type { Logger } from '../log.ts';
 import type { Server } from '../server.ts';
 import { type Element, parse } from '../xml/element.ts';
@@ -49,6 +71,7 @@ import {
   type Command,
   type CommandResult,
   decodeValue,
+  type HandoverState,
   encodeOrigin,
   type OriginWire,
   type SessionState,
@@ -99,6 +122,15 @@ end
 redis.call('DEL', KEYS[1])
 return 1`;
 
+// Removes an SM-ID's record if it still names this instance (the session may have moved on).
+const SM_RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], KEYS[1])
+return 1`;
+
+/** A node's answer to a resumption (wire.ts `handover` without the token). */
+export type HandoverAnswer = Omit<Extract<Command, { t: 'handover' }>, 't' | 'r'>;
+
 interface ClusterRedis extends Redis {
   jfSend(nodes: string, inbox: string, inst: string, payload: string): Promise<number>;
   jfBeat(nodes: string, inst: string, deadline: number): Promise<number>;
@@ -144,7 +176,11 @@ export class Cluster implements MirrorLink, StoreChangesLink {
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
   /** Counters for `jabberfly status` and the bench. */
-  readonly stats = { forwarded: 0, received: 0, rerouted: 0, nodesCleaned: 0 };
+  readonly stats = { forwarded: 0, received: 0, rerouted: 0, nodesCleaned: 0, sessionsMovedIn: 0, sessionsMovedOut: 0 };
+  /** Resumptions waiting for another node's handover, by reply token. */
+  private readonly handovers = new Map<string, (answer: HandoverAnswer) => void>();
+  /** Bind orders of sessions resumed here from another node (they keep theirs). */
+  private readonly adopted = new WeakMap<ClientSession, number>();
 
   private constructor(private readonly server: Server) {
     const c = server.config.cluster;
@@ -207,6 +243,8 @@ export class Cluster implements MirrorLink, StoreChangesLink {
       remoteSessions: this.mirrorCount(),
       forwarded: this.stats.forwarded,
       received: this.stats.received,
+      sessionsMovedIn: this.stats.sessionsMovedIn,
+      sessionsMovedOut: this.stats.sessionsMovedOut,
       storeEntriesReloaded: Object.fromEntries(this.server.storeChanges.reloaded),
     };
   }
@@ -246,7 +284,7 @@ export class Cluster implements MirrorLink, StoreChangesLink {
 
   /** A session bound here: watched, registered and announced. */
   bound(session: ClientSession): void {
-    const state = this.local.watch(session);
+    const state = this.local.watch(session, this.adopted.get(session));
     this.publishState(session, state);
   }
 
@@ -529,6 +567,152 @@ export class Cluster implements MirrorLink, StoreChangesLink {
         else s.data.set(c.k, decodeValue(c.v));
         return;
       }
+      case 'takeover':
+        this.handOver(c);
+        return;
+      case 'handover': {
+        const waiting = this.handovers.get(c.r);
+        if (waiting) {
+          this.handovers.delete(c.r);
+          waiting(c);
+        } else if (c.st) this.orphaned(c.st);
+        return;
+      }
+    }
+  }
+
+  // ---- XEP-0198 resumption on another node --------------------------------
+
+  /** A session enabled resumption here: recorded as held by this instance. */
+  smEnabled(id: string): void {
+    this.claim(`sm:${id}`, true).catch((err) => this.log.warn('resumable session not recorded', { error: String(err) }));
+  }
+
+  /** A resumable session ended here (or left): its record goes, if it still names this instance. */
+  smEnded(id: string): void {
+    this.cmd
+      .eval(SM_RELEASE_SCRIPT, 2, claimKey(`sm:${id}`), claimsKey(this.instance), this.instance)
+      .catch((err) => this.log.warn('resumable session record not removed', { error: String(err) }));
+  }
+
+  /**
+   * Asks the node holding SM-ID `id` to hand the session over (for `bare`,
+   * whose client acknowledged `h`). Resolves with its state, or why not;
+   * item-not-found when nobody holds it or the holder does not answer
+   * within cluster.nodeTimeout.
+   */
+  async requestHandover(id: string, bare: string, h: number): Promise<HandoverAnswer> {
+    let owner: string | null;
+    try {
+      owner = await this.claim(`sm:${id}`, false);
+    } catch (err) {
+      this.log.warn('resumable session lookup failed', { error: String(err) });
+      return { f: 'item-not-found' };
+    }
+    if (!owner || owner === this.instance) return { f: 'item-not-found' };
+    const r = randomBytes(9).toString('base64url');
+    const started = Date.now();
+    return new Promise<HandoverAnswer>((resolve) => {
+      const settle = (answer: HandoverAnswer) => {
+        clearTimeout(timer);
+        this.handovers.delete(r);
+        resolve(answer);
+      };
+      const timer = setTimeout(() => {
+        this.log.warn('resumption: the node holding the session did not answer', { node: owner, ms: this.timeoutMs });
+        settle({ f: 'item-not-found' });
+      }, this.timeoutMs);
+      timer.unref();
+      this.handovers.set(r, (answer) => {
+        if (answer.st) {
+          this.stats.sessionsMovedIn++;
+          this.log.info('resumption: session handed over', { from: owner, jid: answer.st.j, ms: Date.now() - started });
+        }
+        settle(answer);
+      });
+      void this.command(owner!, { t: 'takeover', id, u: bare, h, r, i: this.instance }).then((res) => {
+        if (res !== 'ok') settle({ f: 'item-not-found' });
+      });
+    });
+  }
+
+  /** Another node resumes one of this node's sessions: it is handed over (or the reason why not is sent). */
+  private handOver(c: Extract<Command, { t: 'takeover' }>): void {
+    const session = this.server.smSessions.get(c.id);
+    const answer: Promise<HandoverAnswer> = session ? session.moveToNode(c.u, c.h) : Promise.resolve({ f: 'item-not-found' });
+    void answer
+      .catch((err: unknown): HandoverAnswer => {
+        this.log.error('handing a session over failed', { error: String((err as Error)?.stack ?? err) });
+        return { f: 'item-not-found' };
+      })
+      .then(async (a) => {
+        if (a.st) {
+          this.stats.sessionsMovedOut++;
+          // The new node records itself as the holder; this only removes a record still naming this node.
+          this.smEnded(c.id);
+        }
+        const sent = await this.command(c.i, { t: 'handover', r: c.r, ...a });
+        // The asking node is gone (or Redis failed): the session ends here after all.
+        if (sent !== 'ok' && a.st) this.orphaned(a.st);
+      });
+  }
+
+  /**
+   * A session resumed here from another node: the mirror of it there goes
+   * (quietly: it did not end), it keeps its bind order, and this node
+   * becomes the holder of its SM-ID. Called just before it binds.
+   */
+  adopt(session: ClientSession, bindOrder: number, smId: string): void {
+    for (const byId of this.mirrors.values()) {
+      const m = byId.get(session.id);
+      if (m && m.jid.equals(session.jid)) {
+        byId.delete(session.id);
+        this.server.sessions.remove(m);
+      }
+    }
+    this.adopted.set(session, bindOrder);
+    const key = claimKey(`sm:${smId}`);
+    this.cmd
+      .multi()
+      .set(key, this.instance)
+      .sadd(claimsKey(this.instance), key)
+      .exec()
+      .catch((err) => this.log.warn('resumable session not recorded', { error: String(err) }));
+  }
+
+  /**
+   * A handed-over session that cannot continue (its client went while the
+   * state travelled, the answer came after the resumption gave up, or the
+   * node that asked died): it ends here as if it had expired — contacts get
+   * its unavailable presence, what the client never acknowledged goes to
+   * offline storage or bounces (delivery/failure, as for an expired session).
+   */
+  orphaned(st: HandoverState): void {
+    const jid = Jid.parse(st.j);
+    const host = this.server.hosts.get(jid.domain);
+    if (!host) return;
+    this.log.info('resumption: handed-over session ends here', { jid: st.j, unacked: st.u.length });
+    const ghost = new RemoteSession(
+      this.instance,
+      { j: st.j, s: st.s, b: st.b, v: 1, tr: 'tcp', ip: '', sec: false, p: st.p, pr: st.pr, rr: st.rr, d: st.d },
+      { command: () => Promise.resolve('gone'), undeliverable: () => {} },
+    );
+    host.sessionEvents.fire('resource-unbind', { session: ghost, host });
+    for (const x of st.u) {
+      const stanza = parse(x);
+      const from = Jid.tryParse(stanza.attrs.from) ?? Jid.of('', host.name);
+      let result: ReturnType<typeof host.events.fire>;
+      try {
+        result = host.events.fire('delivery/failure', { stanza, origin: { kind: 'server' }, host, to: jid, from });
+      } catch (err) {
+        result = Promise.reject(err);
+      }
+      if (result === false) {
+        const type = stanza.attrs.type;
+        if (type !== 'error' && type !== 'result' && stanza.name !== 'presence') this.server.router.bounce(stanza, 'recipient-unavailable', 'the client went away');
+      } else if (result instanceof Promise) {
+        trackDurable(result.catch((err) => this.server.router.replyError(stanza, err)));
+      }
     }
   }
 
@@ -636,6 +820,10 @@ export class Cluster implements MirrorLink, StoreChangesLink {
     this.stats.rerouted++;
     if (c.t === 'send') this.undeliverable(null, parse(c.x));
     else if (c.t === 'route') this.server.router.route(parse(c.x), this.origin(c.o));
+    // A resumption asked the dead node for a session: it had none left to give.
+    else if (c.t === 'takeover') void this.command(c.i, { t: 'handover', r: c.r, f: 'item-not-found' });
+    // A session handed to the dead node: it ends here.
+    else if (c.t === 'handover' && c.st) this.orphaned(c.st);
   }
 
   /** This node was declared dead (a long pause, Redis unreachable): its clients reconnect, it joins anew. */

@@ -22,9 +22,10 @@ export class LocalSessions {
   constructor(private readonly publish: (session: ClientSession, state: SessionState) => void) {}
 
   /** Starts watching a newly bound session; returns its first state. */
-  watch(session: ClientSession): SessionState {
-    // Bind order across nodes: time first (ms), then a counter within the ms.
-    const w: Watched = { session, bindOrder: Date.now() * 1000 + (this.bindCounter++ % 1000), version: 0, scheduled: false };
+  watch(session: ClientSession, bindOrder?: number): SessionState {
+    // Bind order across nodes: time first (ms), then a counter within the ms; a session
+    // resumed from another node keeps the one it had there.
+    const w: Watched = { session, bindOrder: bindOrder ?? Date.now() * 1000 + (this.bindCounter++ % 1000), version: 0, scheduled: false };
     this.watched.set(session, w);
     const changed = () => this.schedule(w);
     for (const field of ['presence', 'priority', 'rosterRequested'] as const) {

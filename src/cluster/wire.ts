@@ -47,7 +47,40 @@ export type Command =
   | { t: 'close'; j: string; s: string; e?: string; m?: string }
   /** A module on another node changed a field of one of your sessions (through its mirror). */
   | { t: 'set'; j: string; s: string; f: 'presence' | 'priority' | 'rosterRequested'; v: unknown }
-  | { t: 'data'; j: string; s: string; k: string; v?: unknown; del?: boolean };
+  | { t: 'data'; j: string; s: string; k: string; v?: unknown; del?: boolean }
+  /**
+   * XEP-0198: a client resumes, on instance `i`, the stream-managed session
+   * `id` of user `u` (bare JID) that you hold; `h` is the client's count.
+   * Answer with `handover` (reply token `r`) to `i`.
+   */
+  | { t: 'takeover'; id: string; u: string; h: number; r: string; i: string }
+  /** The answer to `takeover`: the session's state (it left the sender quietly), or why not. */
+  | { t: 'handover'; r: string; st?: HandoverState; f?: 'item-not-found' | 'too-high'; h?: number; sent?: number };
+
+/**
+ * A stream-managed session moving to another node (XEP-0198 resumption on
+ * another node): what a resumption on the same node keeps in memory.
+ */
+export interface HandoverState {
+  /** Full JID, session id and bind order: the session keeps them. */
+  j: string;
+  s: string;
+  b: number;
+  /** The SM-ID and its resumption timeout (seconds). */
+  id: string;
+  to: number;
+  /** Inbound h (stanzas from the client whose effects are durable), outbound sent count and the client's last h. */
+  hi: number;
+  so: number;
+  ak: number;
+  /** Stanzas sent to the client and not acknowledged by it (after its h on <resume/>), oldest first, as XML. */
+  u: string[];
+  /** Presence (XML or null), priority, roster interest, per-module session data (carbons, directed presences). */
+  p: string | null;
+  pr: number;
+  rr: boolean;
+  d: Array<[string, unknown]>;
+}
 
 /** How a command ended: in the inbox, refused (that instance is dead), or Redis failed. */
 export type CommandResult = 'ok' | 'gone' | 'error';
