@@ -241,12 +241,23 @@ export class Cluster implements MirrorLink, StoreChangesLink {
       nodes: [...this.members].sort(),
       localSessions: this.server.sessions.count - this.mirrorCount(),
       remoteSessions: this.mirrorCount(),
+      // Where this node routes other nodes' sessions ("full JID instance"; the first hundred).
+      remoteSessionList: this.mirrorList(100),
       forwarded: this.stats.forwarded,
       received: this.stats.received,
       sessionsMovedIn: this.stats.sessionsMovedIn,
       sessionsMovedOut: this.stats.sessionsMovedOut,
       storeEntriesReloaded: Object.fromEntries(this.server.storeChanges.reloaded),
     };
+  }
+
+  private mirrorList(max: number): string[] {
+    const list: string[] = [];
+    for (const s of this.server.sessions.all()) {
+      if (list.length >= max) break;
+      if (s instanceof RemoteSession) list.push(`${s.jid} ${s.instance}`);
+    }
+    return list;
   }
 
   private mirrorCount(): number {

@@ -1,0 +1,333 @@
+// XEP-0198 resumption on another cluster node, with a real client
+// (@xmpp/client, stream management on) against three `jabberfly start`
+// processes sharing Debian's PostgreSQL and redis-server on loopback.
+// alice's connection to node 1 drops without a closing stream; bob (node 2)
+// writes to her meanwhile; her client reconnects to node 2 with the same
+// state and resumes: node 1 hands the session over, the messages arrive
+// once, carol (node 3) never sees alice go, node 3 routes alice's full JID
+// to node 2, and a message sent there afterwards arrives. Then node 1 is
+// killed with SIGKILL under dave's session: his resumption on node 2 fails
+// with item-not-found, his client binds anew, and what bob sent him while
+// node 1 was down reaches the fresh session (through offline storage).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { client, type Client, xml } from '@xmpp/client';
+import type { Element } from '@xmpp/xml';
+import { adminCall } from '../../src/admin/client.ts';
+import { AccountStore } from '../../src/storage/accounts.ts';
+import { PgBackend } from '../../src/storage/pg.ts';
+import { RosterStore } from '../../src/storage/roster.ts';
+import { BIN } from '../helpers/cli.ts';
+import { freePort, PeerProcess } from '../helpers/peer-process.ts';
+import { type TestDatabase, testDatabase } from '../helpers/postgres.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { type RawSocket, rawLogin, securedStream, streamHeader } from '../helpers/raw-socket.ts';
+import { connect, hideSasl2, type TestClient } from '../helpers/xmpp-client.ts';
+import { Redis } from 'ioredis';
+
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+const SM = 'urn:xmpp:sm:3';
+const WAIT = 30_000;
+/** `p`, or a failure after WAIT: a bound on the wait for an event. */
+const within = <T>(p: Promise<T>, what: string) =>
+  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), WAIT).unref())]);
+const presenceFrom = (jid: string) => (s: Element) => s.is('presence') && s.attrs.from === jid;
+
+/** An @xmpp/client with stream management whose connection the test drops and re-opens, on another node. */
+interface Resuming {
+  xmpp: Client;
+  sm: NodeJS.EventEmitter & { enabled: boolean; id: string };
+  received: Element[];
+  /** The stream-management nonzas the server sent (<resumed/>, <failed/>, ...). */
+  nonzas: Element[];
+  waitFor(pred: (s: Element) => boolean, what: string): Promise<Element>;
+  /** Drops the TCP connection without closing the stream; resolves once the client noticed. */
+  drop(): Promise<void>;
+  /** Connects to `port` with the same client state (SM-ID, counters) and opens the stream. */
+  reconnectTo(port: number): Promise<void>;
+}
+
+async function resumingClient(port: number, username: string, resource: string, sasl2: boolean): Promise<Resuming> {
+  const xmpp = client({ service: `xmpp://127.0.0.1:${port}`, domain: 'localhost', username, password: `${username}-pw`, resource, timeout: 10000 });
+  xmpp.on('error', () => {});
+  // The test reconnects it itself, to the node it chooses.
+  xmpp.reconnect.stop();
+  if (!sasl2) hideSasl2(xmpp);
+  const received: Element[] = [];
+  const nonzas: Element[] = [];
+  const waiters: Array<() => void> = [];
+  const wake = () =>
+    setImmediate(() => {
+      for (const w of [...waiters]) w();
+    });
+  xmpp.on('stanza', (s: Element) => {
+    received.push(s);
+    wake();
+  });
+  // <resumed/> and <failed/> arrive as nonzas on a plain stream, inside <success/> with SASL2.
+  xmpp.on('element', (e: Element) => {
+    if (e.attrs.xmlns === SM) nonzas.push(e);
+    for (const c of e.getChildren('resumed', SM).concat(e.getChildren('failed', SM))) nonzas.push(c);
+    wake();
+  });
+  const waitFor = (pred: (s: Element) => boolean, what: string, list = received) =>
+    new Promise<Element>((resolve, reject) => {
+      const check = () => {
+        const hit = list.find(pred);
+        if (!hit) return;
+        clearTimeout(timer);
+        waiters.splice(waiters.indexOf(check), 1);
+        resolve(hit);
+      };
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(check), 1);
+        reject(new Error(`timed out waiting for ${what}`));
+      }, WAIT);
+      waiters.push(check);
+      check();
+    });
+  await xmpp.start();
+  const sm = (xmpp as unknown as { streamManagement: Resuming['sm'] }).streamManagement;
+  // Enabled after binding: the test starts from an enabled, resumable session.
+  if (!sm.enabled) await within(new Promise<void>((r) => waiters.push(() => sm.enabled && r())), 'stream management enabled');
+  assert.ok(sm.id, 'resumable session');
+  return {
+    xmpp,
+    sm,
+    received,
+    nonzas,
+    waitFor: (pred, what) => waitFor(pred, what),
+    async drop() {
+      const gone = new Promise((r) => xmpp.once('disconnect', r));
+      (xmpp as unknown as { socket: { socket: { destroy(): void } } }).socket.socket.destroy();
+      await within(gone, 'the client noticing its connection dropped');
+    },
+    async reconnectTo(p: number) {
+      (xmpp.options as { service: string }).service = `xmpp://127.0.0.1:${p}`;
+      await (xmpp.reconnect as unknown as { reconnect(): Promise<void> }).reconnect();
+    },
+  };
+}
+
+/** A raw client that authenticated (PLAIN) and did not bind: ready for <resume/>. */
+async function authenticated(port: number, user: string): Promise<RawSocket> {
+  const { s } = await securedStream(port);
+  s.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${user}-pw`).toString('base64')}</auth>`);
+  await s.waitFor(/<success/);
+  s.input = '';
+  s.write(streamHeader());
+  await s.waitFor(/<\/stream:features>/);
+  return s;
+}
+const RESUMED = /<resumed xmlns=["']urn:xmpp:sm:3["'][^>]*\/>/;
+const FAILED = /<failed xmlns=["']urn:xmpp:sm:3["'][\s\S]*?<\/failed>/;
+
+describe('XEP-0198 resumption on another cluster node', () => {
+  let db: TestDatabase;
+  let redis: TestRedis;
+  let root: string;
+  const ports: number[] = [];
+  const nodes: Array<PeerProcess | null> = [null, null, null];
+  const clients: TestClient[] = [];
+  const resuming: Resuming[] = [];
+
+  const adminSocket = (i: number) => join(root, `node${i + 1}`, `admin-n${i + 1}.sock`);
+
+  async function startNode(i: number): Promise<void> {
+    const file = join(root, `node${i + 1}.yaml`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        domain: 'localhost',
+        listen: ['127.0.0.1'],
+        storage: { backend: 'postgres', url: db.url, path: join(root, `node${i + 1}`) },
+        tls: { dir: join(root, `certs${i + 1}`) },
+        c2s: { port: ports[i], directTlsPort: false },
+        s2s: { port: false },
+        http: { port: false },
+        https: { port: false },
+        msn: { enabled: false },
+        upload: { enabled: false },
+        cluster: { redis: redis.url, node: `n${i + 1}`, heartbeat: 1, nodeTimeout: 3 },
+        log: { level: 'info' },
+      }),
+    );
+    const p = new PeerProcess(`node ${i + 1}`, process.execPath, [BIN, 'start', '-c', file]);
+    await p.waitOutput(/INFO server: started/, 'node start', 60_000);
+    nodes[i] = p;
+  }
+
+  /** Polls node `i`'s admin status until `pred` holds (a bound on the wait, not a sleep standing in for it). */
+  async function untilStatus(i: number, pred: (status: Record<string, unknown>) => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + WAIT;
+    for (;;) {
+      const status = (await adminCall(adminSocket(i), { op: 'status' }).catch(() => null)) as Record<string, unknown> | null;
+      if (status && pred(status)) return;
+      assert.ok(Date.now() < deadline, what);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+  const routedTo = (jid: string, node: string) => (status: Record<string, unknown>) =>
+    ((status.cluster as { remoteSessionList?: string[] }).remoteSessionList ?? []).some((l) => l.startsWith(`${jid} ${node}#`));
+
+  async function plain(node: number, user: string, resource: string): Promise<TestClient> {
+    const c = await connect({ port: ports[node]!, username: user, password: `${user}-pw`, resource });
+    clients.push(c);
+    return c;
+  }
+
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'jabberfly-cluster-resume-'));
+    [db, redis] = await Promise.all([testDatabase(), startRedis()]);
+    for (let i = 0; i < 3; i++) ports.push(await freePort());
+    // Accounts and rosters straight into the shared database (no node running yet).
+    const backend = await PgBackend.open(db.url);
+    const accounts = new AccountStore(backend);
+    for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) await accounts.setPassword(u, `${u}-pw`);
+    const rosters = new RosterStore(backend);
+    for (const [a, b] of [['alice', 'carol'], ['carol', 'alice'], ['dave', 'carol'], ['carol', 'dave']] as const) {
+      await rosters.setItem(`${a}@localhost`, { jid: `${b}@localhost`, subscription: 'both', groups: [] });
+    }
+    await backend.close();
+    await Promise.all([0, 1, 2].map(startNode));
+  });
+
+  after(async () => {
+    for (const r of resuming) await r.xmpp.stop().catch(() => {});
+    for (const c of clients) await c.stop();
+    for (const n of nodes) await n?.stop();
+    await redis?.stop();
+    await db?.release();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('resumes on node 2 a session dropped on node 1: queued messages once, no presence flap, routed to node 2 after', async () => {
+    const carol = await plain(2, 'carol', 'desk');
+    await carol.send(xml('presence'));
+    const bob = await plain(1, 'bob', 'phone');
+    // Over TLS @xmpp/client logs in with SASL2 + Bind2 and resumes inline (XEP-0388).
+    const alice = await resumingClient(ports[0]!, 'alice', 'laptop', true);
+    resuming.push(alice);
+    const full = alice.xmpp.jid!.toString();
+    await alice.xmpp.send(xml('presence', {}, xml('status', {}, 'on node 1')));
+    await carol.waitFor(presenceFrom(full), "alice's presence on node 3", WAIT);
+    // Node 2 must know alice's session on node 1 before bob writes to her full JID.
+    await untilStatus(1, routedTo(full, 'n1'), 'node 2 routes alice to node 1');
+
+    await alice.drop();
+    for (let i = 1; i <= 3; i++) await bob.send(xml('message', { to: full, type: 'chat', id: `q${i}` }, xml('body', {}, `meanwhile ${i}`)));
+    // A reply on bob's stream: his messages are in node 1's inbox (forwarding holds later replies),
+    // so node 1 handles them before the takeover that comes after them.
+    await bob.send(xml('iq', { type: 'get', id: 'p1', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    await bob.waitFor((s) => s.is('iq') && s.attrs.id === 'p1', 'ping result', WAIT);
+
+    const resumed = new Promise<void>((resolve) => alice.sm.once('resumed', () => resolve()));
+    await alice.reconnectTo(ports[1]!);
+    await within(resumed, 'resumption on node 2');
+    const answer = alice.nonzas.find((n) => n.is('resumed', SM));
+    assert.ok(answer, 'the server answered <resumed/>');
+    assert.equal(answer.attrs.previd, alice.sm.id);
+    assert.equal(alice.xmpp.jid!.toString(), full, 'the same full JID');
+    for (let i = 1; i <= 3; i++) await alice.waitFor((s) => s.attrs.id === `q${i}`, `message ${i} after the resumption`);
+
+    // The session directory: node 3 routes alice's full JID to node 2 now.
+    await untilStatus(2, routedTo(full, 'n2'), 'node 3 routes alice to node 2');
+    await carol.send(xml('message', { to: full, type: 'chat', id: 'after' }, xml('body', {}, 'after the move')));
+    await alice.waitFor((s) => s.attrs.id === 'after', 'message to the full JID after the resumption');
+    // Once each: node 1 resent nothing itself, node 2 resent what the client had not acknowledged.
+    for (let i = 1; i <= 3; i++) assert.equal(alice.received.filter((s) => s.attrs.id === `q${i}`).length, 1, `message ${i} once`);
+    // And alice's stanzas go out through node 2: carol gets her message.
+    await alice.xmpp.send(xml('message', { to: 'carol@localhost', type: 'chat', id: 'back' }, xml('body', {}, 'from node 2')));
+    await carol.waitFor((s) => s.attrs.id === 'back', "alice's message from node 2", WAIT);
+    // carol never saw alice go, nor come again: her presence moved with the session.
+    assert.deepEqual(carol.received.filter(presenceFrom(full)).map((p) => p.toString()), [], 'no presence from alice after the first');
+    const moved = (await adminCall(adminSocket(1), { op: 'status' })) as { cluster: { sessionsMovedIn: number } };
+    assert.equal(moved.cluster.sessionsMovedIn, 1);
+  });
+
+  it('two resumptions of one session on two other nodes at once: one wins; another user and a bad h fail', async () => {
+    const phone = await rawLogin(ports[0]!, 'erin', 'erin-pw', 'phone');
+    phone.write(`<enable xmlns='${SM}' resume='true'/>`);
+    const [enabled] = await phone.waitFor(/<enabled[^>]*\/>/);
+    const id = /id=["']([^"']+)/.exec(enabled!)![1]!;
+    // The node holding it is recorded in Redis (written after <enabled/>): wait for the record.
+    const r = new Redis(redis.url);
+    try {
+      const deadline = Date.now() + WAIT;
+      while (!(await r.get(`jf:claim:sm:${id}`))?.startsWith('n1#')) {
+        assert.ok(Date.now() < deadline, 'the SM-ID recorded as held by node 1');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    } finally {
+      r.disconnect();
+    }
+    // Another user cannot take it: item-not-found, and erin's session is untouched.
+    const thief = await authenticated(ports[1]!, 'bob');
+    thief.write(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+    assert.match((await thief.waitFor(FAILED, WAIT))[0], /item-not-found/);
+    thief.destroy();
+    phone.destroy();
+
+    const [a, b] = await Promise.all([authenticated(ports[1]!, 'erin'), authenticated(ports[2]!, 'erin')]);
+    a.write(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+    b.write(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+    const answer = (s: RawSocket) => s.waitFor(new RegExp(`${RESUMED.source}|${FAILED.source}`), WAIT).then((m) => m[0]);
+    const answers = await Promise.all([answer(a), answer(b)]);
+    assert.equal(answers.filter((x) => RESUMED.test(x)).length, 1, `one resumed: ${answers.join(' / ')}`);
+    const lost = answers.find((x) => FAILED.test(x))!;
+    assert.match(lost, /item-not-found/);
+    const [winner, loser, loserPort] = RESUMED.test(answers[0]!) ? [a, b, ports[2]!] : [b, a, ports[1]!];
+    // The winner has the session: a ping round trip on it.
+    winner.write(`<iq type='get' id='w1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await winner.waitFor(/<iq[^>]*id=["']w1["'][^>]*type=["']result["']|<iq[^>]*type=["']result["'][^>]*id=["']w1["']/, WAIT);
+    loser.destroy();
+
+    // Resumed again from the other node with an h above what was sent: refused as on one node, and the session ends.
+    winner.destroy();
+    const greedy = await authenticated(loserPort, 'erin');
+    greedy.write(`<resume xmlns='${SM}' previd='${id}' h='99'/>`);
+    const [f] = await greedy.waitFor(FAILED, WAIT);
+    assert.match(f!, /undefined-condition/);
+    assert.match(f!, /handled-count-too-high/);
+    greedy.destroy();
+    const late = await authenticated(loserPort, 'erin');
+    late.write(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+    assert.match((await late.waitFor(FAILED, WAIT))[0], /item-not-found/);
+    late.destroy();
+  });
+
+  it('a resumption of a session on a node killed with SIGKILL fails with item-not-found; nothing sent meanwhile is lost', async () => {
+    const bob = clients.find((c) => c.jid.startsWith('bob@'))!;
+    // Without SASL2 this time: <resume/> on the stream (the other path into the same code).
+    const dave = await resumingClient(ports[0]!, 'dave', 'tablet', false);
+    resuming.push(dave);
+    const full = dave.xmpp.jid!.toString();
+    const fails: Element[] = [];
+    dave.sm.on('fail', (s: Element) => fails.push(s));
+    await untilStatus(1, routedTo(full, 'n1'), 'node 2 routes dave to node 1');
+
+    // The kill drops dave's connection (the kernel closes the dead process's sockets).
+    const gone = new Promise((r) => dave.xmpp.once('disconnect', r));
+    await nodes[0]!.kill('SIGKILL');
+    await within(gone, "dave's connection closed by the kill");
+    for (let i = 1; i <= 3; i++) await bob.send(xml('message', { to: full, type: 'chat', id: `k${i}` }, xml('body', {}, `while node 1 is down ${i}`)));
+    await bob.send(xml('message', { to: 'dave@localhost', type: 'chat', id: 'k4' }, xml('body', {}, 'to the bare JID')));
+
+    // Node 2 asks node 1 (still a member until its heartbeat deadline, or already cleaned up): no session comes.
+    const online = new Promise<void>((resolve) => dave.xmpp.once('online', () => resolve()));
+    await dave.reconnectTo(ports[1]!);
+    await within(online, 'dave online again on node 2');
+    const failed = dave.nonzas.find((n) => n.is('failed', SM));
+    assert.ok(failed, 'the server answered <failed/>');
+    assert.ok(failed.getChild('item-not-found', 'urn:ietf:params:xml:ns:xmpp-stanzas'), failed.toString());
+    assert.ok(!dave.nonzas.some((n) => n.is('resumed', SM)), 'not resumed');
+    assert.equal(dave.xmpp.jid!.toString().split('/')[0], 'dave@localhost', 'a fresh session bound');
+    // The fresh session asks for what waited for it: offline messages come with the initial presence.
+    await dave.xmpp.send(xml('presence'));
+    for (const id of ['k1', 'k2', 'k3', 'k4']) await dave.waitFor((s) => s.attrs.id === id, `message ${id} on the fresh session`);
+    for (const id of ['k1', 'k2', 'k3', 'k4']) assert.equal(dave.received.filter((s) => s.attrs.id === id).length, 1, `${id} once`);
+  });
+});
