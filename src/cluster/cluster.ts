@@ -544,9 +544,10 @@ export class Cluster implements MirrorLink, StoreChangesLink {
   private onCommand(c: Command): Promise<void> | undefined {
     switch (c.t) {
       case 'send': {
-        const s = this.localSession(c.j, c.s);
+        // The session, here or (the same session id) moved to another node by a resumption there.
+        const s = this.server.sessions.get(Jid.parse(c.j));
         const stanza = parse(c.x);
-        if (s) s.send(stanza);
+        if (s && s.id === c.s) s.send(stanza);
         else this.undeliverable(null, stanza);
         return;
       }
@@ -586,7 +587,11 @@ export class Cluster implements MirrorLink, StoreChangesLink {
         if (waiting) {
           this.handovers.delete(c.r);
           waiting(c);
-        } else if (c.st) this.orphaned(c.st);
+          // The session binds in the resumption's continuation: commands after this one
+          // (stanzas the old node passed on to it) wait until it has.
+          return new Promise((resolve) => setImmediate(resolve));
+        }
+        if (c.st) this.orphaned(c.st);
         return;
       }
     }
@@ -661,6 +666,11 @@ export class Cluster implements MirrorLink, StoreChangesLink {
           this.stats.sessionsMovedOut++;
           // The new node records itself as the holder; this only removes a record still naming this node.
           this.smEnded(c.id);
+          // Routed to the new node from now on, before it announces the session: stanzas for it that
+          // reach this node meanwhile (or wait in its inbox) follow it there instead of going offline.
+          // Its first announcement (version 1) replaces this stand-in's state.
+          const st = a.st;
+          this.mirror(c.i, { j: st.j, s: st.s, b: st.b, v: 0, tr: 'tcp', ip: '', sec: false, p: st.p, pr: st.pr, rr: st.rr, d: st.d });
         }
         const sent = await this.command(c.i, { t: 'handover', r: c.r, ...a });
         // The asking node is gone (or Redis failed): the session ends here after all.
@@ -703,6 +713,14 @@ export class Cluster implements MirrorLink, StoreChangesLink {
     const host = this.server.hosts.get(jid.domain);
     if (!host) return;
     this.log.info('resumption: handed-over session ends here', { jid: st.j, unacked: st.u.length });
+    // The old node (and any that saw it) routes the session here already: it goes everywhere.
+    for (const [inst, byId] of this.mirrors) {
+      const m = byId.get(st.s);
+      if (m) this.dropMirror(inst, m);
+    }
+    void this.cmd
+      .publish(EVENTS, JSON.stringify({ t: 'g', i: this.instance, j: st.j, s: st.s } satisfies ClusterEvent))
+      .catch((e) => this.log.warn('session removal not announced', { jid: st.j, error: String(e) }));
     const ghost = new RemoteSession(
       this.instance,
       { j: st.j, s: st.s, b: st.b, v: 1, tr: 'tcp', ip: '', sec: false, p: st.p, pr: st.pr, rr: st.rr, d: st.d },

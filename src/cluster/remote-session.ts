@@ -25,7 +25,8 @@ export class RemoteSession implements ClientSession {
   readonly id: string;
   readonly jid: Jid;
   readonly bindOrder: number;
-  version = 0;
+  /** The owner's states start at 1; a session just handed to another node is mirrored there at 0 (cluster.ts). */
+  version = -1;
   ip = '';
   secure = false;
   transport: 'tcp' | 'websocket' = 'tcp';

@@ -225,20 +225,26 @@ describe('XEP-0198 resumption on another cluster node', () => {
     await bob.waitFor((s) => s.is('iq') && s.attrs.id === 'p1', 'ping result', WAIT);
 
     const resumed = new Promise<void>((resolve) => alice.sm.once('resumed', () => resolve()));
+    // More while the session moves: whether they reach node 1 before or after the handover,
+    // each arrives once on the resumed session (none diverted to offline storage, none twice).
+    const during = (async () => {
+      for (let i = 4; i <= 6; i++) await bob.send(xml('message', { to: full, type: 'chat', id: `q${i}` }, xml('body', {}, `meanwhile ${i}`)));
+    })();
     await alice.reconnectTo(ports[1]!);
     await within(resumed, 'resumption on node 2');
+    await during;
     const answer = alice.nonzas.find((n) => n.is('resumed', SM));
     assert.ok(answer, 'the server answered <resumed/>');
     assert.equal(answer.attrs.previd, alice.sm.id);
     assert.equal(alice.xmpp.jid!.toString(), full, 'the same full JID');
-    for (let i = 1; i <= 3; i++) await alice.waitFor((s) => s.attrs.id === `q${i}`, `message ${i} after the resumption`);
+    for (let i = 1; i <= 6; i++) await alice.waitFor((s) => s.attrs.id === `q${i}`, `message ${i} after the resumption`);
 
     // The session directory: node 3 routes alice's full JID to node 2 now.
     await untilStatus(2, routedTo(full, 'n2'), 'node 3 routes alice to node 2');
     await carol.send(xml('message', { to: full, type: 'chat', id: 'after' }, xml('body', {}, 'after the move')));
     await alice.waitFor((s) => s.attrs.id === 'after', 'message to the full JID after the resumption');
     // Once each: node 1 resent nothing itself, node 2 resent what the client had not acknowledged.
-    for (let i = 1; i <= 3; i++) assert.equal(alice.received.filter((s) => s.attrs.id === `q${i}`).length, 1, `message ${i} once`);
+    for (let i = 1; i <= 6; i++) assert.equal(alice.received.filter((s) => s.attrs.id === `q${i}`).length, 1, `message ${i} once`);
     // And alice's stanzas go out through node 2: carol gets her message.
     await alice.xmpp.send(xml('message', { to: 'carol@localhost', type: 'chat', id: 'back' }, xml('body', {}, 'from node 2')));
     await carol.waitFor((s) => s.attrs.id === 'back', "alice's message from node 2", WAIT);
