@@ -16,7 +16,7 @@
 // user (blocklists, archiving preferences) follows a change made on
 // another node.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -28,9 +28,9 @@ import { MsnSession } from '../../src/msnp/index.ts';
 import { AccountStore } from '../../src/storage/accounts.ts';
 import { MsnSimulator, type SimulatorEndpoints } from '../msn-sim/simulator.ts';
 import { PgBackend } from '../../src/storage/pg.ts';
-import { BIN } from '../helpers/cli.ts';
+import { clusterAdminSocket, startClusterNode, untilStatus } from '../helpers/cluster.ts';
 import { bodyOf, iq, MAM, query } from '../helpers/mam.ts';
-import { freePort, PeerProcess } from '../helpers/peer-process.ts';
+import { freePort, type PeerProcess } from '../helpers/peer-process.ts';
 import { type TestDatabase, testDatabase } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { RawComponent } from '../helpers/raw-component.ts';
@@ -75,33 +75,19 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
   const nodes: Array<PeerProcess | null> = [null, null, null];
   const clients: TestClient[] = [];
 
-  function configFile(i: number): string {
-    const file = join(root, `node${i + 1}.yaml`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        domain: 'localhost',
-        listen: ['127.0.0.1'],
-        storage: { backend: 'postgres', url: db.url, path: join(root, `node${i + 1}`) },
-        tls: { dir: join(root, `certs${i + 1}`) },
-        c2s: { port: ports[i], directTlsPort: false },
-        s2s: { port: false },
-        http: { port: false },
-        https: { port: false },
+  async function startNode(i: number): Promise<PeerProcess> {
+    const p = await startClusterNode({
+      root,
+      index: i,
+      databaseUrl: db.url,
+      redisUrl: redis.url,
+      c2sPort: ports[i]!,
+      extra: {
         msn: { enabled: true, server: `127.0.0.1:${msn.dispatchPort}`, nexus: msn.nexusUrl },
-        upload: { enabled: false },
-        cluster: { redis: redis.url, node: `n${i + 1}`, heartbeat: 1, nodeTimeout: 3 },
         component: { port: componentPorts[i] },
         components: { [COMPONENT]: { secret: COMPONENT_SECRET } },
-        log: { level: 'info' },
-      }),
-    );
-    return file;
-  }
-
-  async function startNode(i: number): Promise<PeerProcess> {
-    const p = new PeerProcess(`node ${i + 1}`, process.execPath, [BIN, 'start', '-c', configFile(i)]);
-    await p.waitOutput(/INFO server: started/, 'node start', 60_000);
+      },
+    });
     nodes[i] = p;
     return p;
   }
@@ -119,16 +105,9 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
    * user offline (docs/scaling.md). Asked on each node's admin socket (what `jabberfly status` reads).
    */
   async function seenByAll(home: number, jid: string): Promise<void> {
-    const deadline = Date.now() + WAIT;
     for (let i = 0; i < nodes.length; i++) {
       if (i === home || !nodes[i]?.running) continue;
-      for (;;) {
-        const status = await adminCall(join(root, `node${i + 1}`, `admin-n${i + 1}.sock`), { op: 'status' }).catch(() => null);
-        const list = (status?.sessions?.list ?? []) as string[];
-        if (list.some((l) => l.startsWith(`${jid} `))) break;
-        assert.ok(Date.now() < deadline, `node ${i + 1} sees ${jid}`);
-        await new Promise((res) => setTimeout(res, 100));
-      }
+      await untilStatus(root, i, (status) => (status.sessions?.list ?? []).some((l) => l.startsWith(`${jid} `)), `node ${i + 1} sees ${jid}`, WAIT);
     }
   }
 
@@ -333,7 +312,7 @@ describe('cluster of three nodes over PostgreSQL and Redis', () => {
 
   /** How many entries of `store` node `i` re-read after another node's change notice (its admin status). */
   async function reloads(i: number, store: string): Promise<number> {
-    const status = await adminCall(join(root, `node${i + 1}`, `admin-n${i + 1}.sock`), { op: 'status' });
+    const status = await adminCall(clusterAdminSocket(root, i), { op: 'status' });
     const counts = (status?.cluster as { storeEntriesReloaded?: Record<string, number> } | undefined)?.storeEntriesReloaded;
     return counts?.[store] ?? 0;
   }

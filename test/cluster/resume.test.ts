@@ -10,7 +10,7 @@
 // with item-not-found, his client binds anew, and what bob sent him while
 // node 1 was down reaches the fresh session (through offline storage).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,8 +20,8 @@ import { adminCall } from '../../src/admin/client.ts';
 import { AccountStore } from '../../src/storage/accounts.ts';
 import { PgBackend } from '../../src/storage/pg.ts';
 import { RosterStore } from '../../src/storage/roster.ts';
-import { BIN } from '../helpers/cli.ts';
-import { freePort, PeerProcess } from '../helpers/peer-process.ts';
+import { clusterAdminSocket, type NodeStatus, startClusterNode, untilStatus as untilNodeStatus } from '../helpers/cluster.ts';
+import { freePort, type PeerProcess } from '../helpers/peer-process.ts';
 import { type TestDatabase, testDatabase } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { type RawSocket, rawLogin, securedStream, streamHeader } from '../helpers/raw-socket.ts';
@@ -134,44 +134,13 @@ describe('XEP-0198 resumption on another cluster node', () => {
   const clients: TestClient[] = [];
   const resuming: Resuming[] = [];
 
-  const adminSocket = (i: number) => join(root, `node${i + 1}`, `admin-n${i + 1}.sock`);
-
   async function startNode(i: number): Promise<void> {
-    const file = join(root, `node${i + 1}.yaml`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        domain: 'localhost',
-        listen: ['127.0.0.1'],
-        storage: { backend: 'postgres', url: db.url, path: join(root, `node${i + 1}`) },
-        tls: { dir: join(root, `certs${i + 1}`) },
-        c2s: { port: ports[i], directTlsPort: false },
-        s2s: { port: false },
-        http: { port: false },
-        https: { port: false },
-        msn: { enabled: false },
-        upload: { enabled: false },
-        cluster: { redis: redis.url, node: `n${i + 1}`, heartbeat: 1, nodeTimeout: 3 },
-        log: { level: 'info' },
-      }),
-    );
-    const p = new PeerProcess(`node ${i + 1}`, process.execPath, [BIN, 'start', '-c', file]);
-    await p.waitOutput(/INFO server: started/, 'node start', 60_000);
-    nodes[i] = p;
+    nodes[i] = await startClusterNode({ root, index: i, databaseUrl: db.url, redisUrl: redis.url, c2sPort: ports[i]! });
   }
-
-  /** Polls node `i`'s admin status until `pred` holds (a bound on the wait, not a sleep standing in for it). */
-  async function untilStatus(i: number, pred: (status: Record<string, unknown>) => boolean, what: string): Promise<void> {
-    const deadline = Date.now() + WAIT;
-    for (;;) {
-      const status = (await adminCall(adminSocket(i), { op: 'status' }).catch(() => null)) as Record<string, unknown> | null;
-      if (status && pred(status)) return;
-      assert.ok(Date.now() < deadline, what);
-      await new Promise((res) => setTimeout(res, 100));
-    }
-  }
-  const routedTo = (jid: string, node: string) => (status: Record<string, unknown>) =>
-    ((status.cluster as { remoteSessionList?: string[] }).remoteSessionList ?? []).some((l) => l.startsWith(`${jid} ${node}#`));
+  const untilStatus = (i: number, pred: (status: NodeStatus) => boolean, what: string) => untilNodeStatus(root, i, pred, what, WAIT);
+  /** Node status: the node routes `jid` to a session on `node` (its session directory). */
+  const routedTo = (jid: string, node: string) => (status: NodeStatus) =>
+    (status.cluster?.remoteSessionList ?? []).some((l) => l.startsWith(`${jid} ${node}#`));
 
   async function plain(node: number, user: string, resource: string): Promise<TestClient> {
     const c = await connect({ port: ports[node]!, username: user, password: `${user}-pw`, resource });
@@ -250,7 +219,7 @@ describe('XEP-0198 resumption on another cluster node', () => {
     await carol.waitFor((s) => s.attrs.id === 'back', "alice's message from node 2", WAIT);
     // carol never saw alice go, nor come again: her presence moved with the session.
     assert.deepEqual(carol.received.filter(presenceFrom(full)).map((p) => p.toString()), [], 'no presence from alice after the first');
-    const moved = (await adminCall(adminSocket(1), { op: 'status' })) as { cluster: { sessionsMovedIn: number } };
+    const moved = (await adminCall(clusterAdminSocket(root, 1), { op: 'status' })) as { cluster: { sessionsMovedIn: number } };
     assert.equal(moved.cluster.sessionsMovedIn, 1);
   });
 
