@@ -22,6 +22,21 @@ export function cpuSeconds(pid: number): number {
   return f ? (Number(f[11]) + Number(f[12])) / CLK_TCK : 0;
 }
 
+/**
+ * CPU seconds of a process's main thread only (its task whose id is the
+ * PID): for Node, the event loop that handles every stanza, without the
+ * threads that work beside it (LevelDB's, the garbage collector's, libuv's).
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
 /** Resident set size in bytes (field 24). */
 export function rssBytes(pid: number): number {
   const f = stat(pid);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nowUs, type Target } from './client.ts';
-import { cpuPercent, otherPercent, procSnapshot, rssBytes, type Snapshot } from './proc.ts';
+import { cpuPercent, mainThreadCpuSeconds, otherPercent, procSnapshot, rssBytes, type Snapshot } from './proc.ts';
 import { summarizeProfile } from './profile.ts';
 import {
   type BenchServer,
@@ -209,19 +209,21 @@ const each = <T>(fn: (w: number) => Promise<T>) => Promise.all(workers.map((_, w
 async function measured<T>(
   server: BenchServer,
   work: () => Promise<T>,
-): Promise<{ result: T; serverCpu: number; genCpu: number; otherCpu: number }> {
+): Promise<{ result: T; serverCpu: number; genCpu: number; otherCpu: number; mainCpu: number }> {
   const pids = [server.pid, ...workers.map((w) => w.pid!), process.pid];
   const before: Snapshot = procSnapshot(pids);
+  const mainBefore = mainThreadCpuSeconds(server.pid);
   const t0 = nowUs();
   const result = await work();
   windows.push([t0, nowUs()]);
   const after: Snapshot = procSnapshot(pids);
+  const mainCpu = ((mainThreadCpuSeconds(server.pid) - mainBefore) / ((after.at - before.at) / 1000)) * 100;
   const cpu = cpuPercent(before, after);
   const other = otherPercent(before, after);
   otherLoad.push(other);
   if (!otherByServer.has(server.name)) otherByServer.set(server.name, []);
   otherByServer.get(server.name)!.push(other);
-  return { result, serverCpu: cpu[0]!, genCpu: cpu.slice(1).reduce((a, b) => a + b, 0), otherCpu: other };
+  return { result, serverCpu: cpu[0]!, genCpu: cpu.slice(1).reduce((a, b) => a + b, 0), otherCpu: other, mainCpu };
 }
 /**
  * Waits until the server is idle (under 10% of a core over 250 ms, at most
@@ -333,9 +335,9 @@ async function figMessages(s: BenchServer, t: Target): Promise<Sample[]> {
       );
       const value = m.result.count / m.result.seconds;
       log(
-        `  messages run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, load gen ${m.genCpu.toFixed(0)}%)${m.result.lost ? `, ${m.result.lost} undelivered` : ''}`,
+        `  messages run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, main thread ${((m.mainCpu / 100 / value) * 1e6).toFixed(2)} µs/message, load gen ${m.genCpu.toFixed(0)}%)${m.result.lost ? `, ${m.result.lost} undelivered` : ''}`,
       );
-      out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu });
+      out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu, mainCpu: m.mainCpu });
     }
   } finally {
     await disconnectAll(t);
@@ -631,6 +633,14 @@ async function figArchive(make: (archive: boolean) => Promise<BenchServer>, name
   put('archiveCpuOn', name, spread ? cpu.on! : why);
   put('archiveOff', name, per.off!);
   put('archiveOn', name, per.on!);
+  // What archiving adds to the thread that handles every stanza, per message
+  // (the process figure also counts LevelDB's and the collector's threads,
+  // which run beside it on the other core). ejabberd spreads its work over
+  // the BEAM's scheduler threads: no one thread to read.
+  const perMessage = (xs: Sample[]) => xs.map((x) => ({ ...x, value: (x.mainCpu! / 100 / x.value) * 1e6 }));
+  const threads = name === 'ejabberd' ? 'n/a (work spread over the BEAM schedulers)' : null;
+  put('archiveMainOff', name, threads ?? perMessage(per.off!));
+  put('archiveMainOn', name, threads ?? perMessage(per.on!));
   const off = median(per.off!.map((x) => x.value));
   put(
     'archiveKept',
@@ -778,6 +788,18 @@ const ROWS: Record<string, Row> = {
     better: 'higher',
     unit: '',
     digits: 0,
+  },
+  archiveMainOff: {
+    figure: 'server main-thread CPU µs per message one-to-one, archiving off',
+    better: 'lower',
+    unit: '',
+    digits: 2,
+  },
+  archiveMainOn: {
+    figure: 'server main-thread CPU µs per message one-to-one, archiving on',
+    better: 'lower',
+    unit: '',
+    digits: 2,
   },
   archiveCpuOff: {
     figure: `server CPU %, ${settings.latency.rate.toLocaleString('en')} messages/s among ${settings.latency.users.toLocaleString('en')} users, archiving off`,
