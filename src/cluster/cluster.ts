@@ -58,7 +58,6 @@ import type { StoreChangesLink } from '../host/store-changes.ts';
 import type { ClientSession, Origin } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
 import { trackDurable } from '../storage/durability.ts';
-import { el } from '../xml/element.ts';
 import type { Logger } from '../log.ts';
 import type { Server } from '../server.ts';
 import { type Element, parse } from '../xml/element.ts';
@@ -686,7 +685,7 @@ export class Cluster implements MirrorLink, StoreChangesLink {
   adopt(session: ClientSession, bindOrder: number, smId: string): void {
     for (const byId of this.mirrors.values()) {
       const m = byId.get(session.id);
-      if (m && m.jid.equals(session.jid)) {
+      if (m?.jid.equals(session.jid)) {
         byId.delete(session.id);
         this.server.sessions.remove(m);
       }
