@@ -335,7 +335,7 @@ async function figMessages(s: BenchServer, t: Target): Promise<Sample[]> {
       );
       const value = m.result.count / m.result.seconds;
       log(
-        `  messages run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%, main thread ${((m.mainCpu / 100 / value) * 1e6).toFixed(2)} µs/message, load gen ${m.genCpu.toFixed(0)}%)${m.result.lost ? `, ${m.result.lost} undelivered` : ''}`,
+        `  messages run ${r + 1}: ${value.toFixed(0)}/s (server CPU ${m.serverCpu.toFixed(0)}%${m.mainCpu > 0 ? `, main thread ${((m.mainCpu / 100 / value) * 1e6).toFixed(2)} µs/message` : ''}, load gen ${m.genCpu.toFixed(0)}%)${m.result.lost ? `, ${m.result.lost} undelivered` : ''}`,
       );
       out.push({ value, serverCpu: m.serverCpu, genCpu: m.genCpu, mainCpu: m.mainCpu });
     }
