@@ -475,6 +475,8 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     this.csi.setActive();
     this.framing.resume?.();
     this.server.log.info('stream management session resumed from another node', { jid: st.j, ip: this.ip, resent: sm.unacked.length });
+    // After <resumed/>: what a new home node of the user builds (contacts re-probed) may reach the client.
+    this.server.cluster!.resumedHere(this);
   }
 
   /**
@@ -482,9 +484,10 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
    * it leaves this node without ending — no unavailable presence, nothing
    * stored offline — and its state goes to that node. The old connection,
    * if its loss was not noticed yet, is closed with a conflict. `bare` is
-   * the resuming user, `h` the client's count on <resume/>.
+   * the resuming user, `h` the client's count on <resume/>, `to` the
+   * instance of the node it moves to.
    */
-  async moveToNode(bare: string, h: number): Promise<{ st?: HandoverState; f?: 'item-not-found' | 'too-high'; h?: number; sent?: number }> {
+  async moveToNode(bare: string, h: number, to: string): Promise<{ st?: HandoverState; f?: 'item-not-found' | 'too-high'; h?: number; sent?: number }> {
     const sm = this.sm;
     if (!sm?.id || this.state !== 'bound' || sm.claimed || `${this.account}@${this.host!.name}` !== bare) return { f: 'item-not-found' };
     if (!sm.acknowledge(h)) {
@@ -496,6 +499,8 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     if (!this.hibernating) {
       this.dropTransport('the session was resumed on another connection');
       this.hibernating = true;
+      // Like any session without a connection, it expires if this move never completes.
+      sm.hibernate(() => this.close('connection-timeout', 'not resumed in time'));
     }
     // Its h counts what the client sent once stored; output held for that, or while the
     // client was inactive (XEP-0352), joins the unacknowledged stanzas.
@@ -532,8 +537,10 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     this.onEnded(this);
     this.server.smSessions.delete(sm.id!, this);
     this.barrier.end();
-    this.server.sessions.remove(this);
-    this.server.cluster?.unbound(this);
+    // In this same turn it leaves the registry and is routed to `to` instead: no stanza for it
+    // finds it missing. Nobody is told it ended (it did not): the handover tells every node it moved.
+    if (this.server.cluster) this.server.cluster.movedOut(this, st, to);
+    else this.server.sessions.remove(this);
     this.server.log.info('stream management session moved to another node', { jid: st.j, unacked: unacked.length });
     return { st };
   }

@@ -127,6 +127,28 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('SREM', KEYS[2], KEYS[1])
 return 1`;
 
+// A session handed over to instance ARGV[4] (XEP-0198 resumption there), in
+// one step so that no node sees it missing and nothing addressed to it can
+// reach the new node before the handover: this instance's registry entry goes
+// (if it is still that session), every node is told it moved (jf:events),
+// and the handover is appended to the new node's inbox — or nothing at all
+// happens when that node is no longer registered (0).
+const MOVE_SCRIPT = `
+if not redis.call('ZSCORE', KEYS[2], ARGV[4]) then return 0 end
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and cjson.decode(v).s == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('PUBLISH', KEYS[4], ARGV[3])
+redis.call('XADD', KEYS[3], '*', 'm', ARGV[5])
+return 1`;
+// Removes this instance's registry entry for a full JID if it is still session ARGV[2].
+const UNREGISTER_SCRIPT = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and cjson.decode(v).s == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1`;
+
+/** How long a moved session's old (instance, session id) stays ignored: later states of it from there are stale. */
+const TOMBSTONE_MS = 120_000;
+
 /** A node's answer to a resumption (wire.ts `handover` without the token). */
 export type HandoverAnswer = Omit<Extract<Command, { t: 'handover' }>, 't' | 'r'>;
 
@@ -135,6 +157,7 @@ interface ClusterRedis extends Redis {
   jfBeat(nodes: string, inst: string, deadline: number): Promise<number>;
   jfClaim(claim: string, nodes: string, claims: string, inst: string, auto: string): Promise<string | null>;
   jfRelease(claims: string, inst: string): Promise<number>;
+  jfMove(sessions: string, nodes: string, inbox: string, events: string, j: string, sid: string, event: string, to: string, payload: string): Promise<number>;
 }
 
 function connect(url: string, log: Logger, role: string, autoPipeline: boolean): ClusterRedis {
@@ -148,6 +171,7 @@ function connect(url: string, log: Logger, role: string, autoPipeline: boolean):
   redis.defineCommand('jfBeat', { numberOfKeys: 1, lua: BEAT_SCRIPT });
   redis.defineCommand('jfClaim', { numberOfKeys: 3, lua: CLAIM_SCRIPT });
   redis.defineCommand('jfRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
+  redis.defineCommand('jfMove', { numberOfKeys: 4, lua: MOVE_SCRIPT });
   return redis;
 }
 
@@ -180,6 +204,8 @@ export class Cluster implements MirrorLink, StoreChangesLink {
   private readonly handovers = new Map<string, (answer: HandoverAnswer) => void>();
   /** Bind orders of sessions resumed here from another node (they keep theirs). */
   private readonly adopted = new WeakMap<ClientSession, number>();
+  /** "instance\nsession id" of sessions that moved away from that instance → until when their states from there are ignored. */
+  private readonly tombstones = new Map<string, number>();
 
   private constructor(private readonly server: Server) {
     const c = server.config.cluster;
@@ -279,7 +305,8 @@ export class Cluster implements MirrorLink, StoreChangesLink {
         this.mirror(inst, st);
       }
       // Sessions gone while the events connection was away.
-      for (const [sid, m] of this.mirrors.get(inst) ?? []) if (!seen.has(sid)) this.dropMirror(inst, m);
+      // (Not a stand-in for a session moving there, version 0: it is in no registry until that node binds it.)
+      for (const [sid, m] of this.mirrors.get(inst) ?? []) if (!seen.has(sid) && m.version > 0) this.dropMirror(inst, m);
     }
   }
 
@@ -330,6 +357,8 @@ export class Cluster implements MirrorLink, StoreChangesLink {
   }
 
   private mirror(inst: string, st: SessionState): void {
+    // A session that moved away from `inst` (a resumption on another node): a state of it from there is stale.
+    if (this.tombstoned(inst, st.s)) return;
     if (!this.members.has(inst)) this.members.add(inst);
     let byId = this.mirrors.get(inst);
     if (!byId) {
@@ -341,8 +370,12 @@ export class Cluster implements MirrorLink, StoreChangesLink {
       known.apply(st);
       return;
     }
+    const jid = Jid.parse(st.j);
+    const current = this.server.sessions.get(jid);
+    // Session ids are unique: the same session bound elsewhere (here, or mirrored from another
+    // node) moved there, and this is an older announcement of it, not a new session.
+    if (current && current.id === st.s && this.instanceOf(current) !== inst) return;
     const mirror = new RemoteSession(inst, st, this);
-    const current = this.server.sessions.get(mirror.jid);
     if (current && !(current instanceof RemoteSession) && this.bindOrder(current) > mirror.bindOrder) {
       // Our own session with this full JID is newer: it wins, the older one elsewhere goes.
       mirror.close('conflict', 'replaced by a new connection with the same resource');
@@ -352,6 +385,46 @@ export class Cluster implements MirrorLink, StoreChangesLink {
     const old = this.server.sessions.add(mirror);
     // An older session of ours with this JID: the newer one elsewhere replaces it.
     if (old && old !== mirror && !(old instanceof RemoteSession)) old.close('conflict', 'replaced by a new connection with the same resource');
+  }
+
+  private tombstoned(inst: string, sid: string): boolean {
+    const until = this.tombstones.get(`${inst}\n${sid}`);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.tombstones.delete(`${inst}\n${sid}`);
+    return false;
+  }
+
+  private tombstone(inst: string, sid: string): void {
+    const now = Date.now();
+    // Expired ones go as new ones come (a map in insertion order: the oldest first).
+    for (const [k, until] of this.tombstones) {
+      if (until > now) break;
+      this.tombstones.delete(k);
+    }
+    this.tombstones.delete(`${inst}\n${sid}`);
+    this.tombstones.set(`${inst}\n${sid}`, now + TOMBSTONE_MS);
+  }
+
+  /**
+   * Session `st.s` moved from `from` to `to` (another node's `m` event):
+   * routed to `to` from now on, without any node seeing it end; later
+   * states of it from `from` are ignored.
+   */
+  private moved(from: string, to: string, st: SessionState): void {
+    this.tombstone(from, st.s);
+    // It may come back to a node it left before.
+    this.tombstones.delete(`${to}\n${st.s}`);
+    // To this node: it binds here once the handover (right behind this event in the inbox) is read;
+    // until then the mirror of it on the old node stays (`adopt` drops it), so what is sent to it
+    // from here meanwhile goes there and is passed on, after the handover.
+    if (to === this.instance) return;
+    // Its mirror goes (quietly: it did not end), wherever this node had it (an event missed earlier).
+    const old = this.mirrors.get(from)?.get(st.s);
+    if (old) this.dropMirror(from, old);
+    const current = this.server.sessions.get(Jid.parse(st.j));
+    if (current instanceof RemoteSession && current.id === st.s) this.dropMirror(current.instance, current);
+    this.mirror(to, st);
   }
 
   private dropMirror(inst: string, m: RemoteSession): void {
@@ -382,6 +455,9 @@ export class Cluster implements MirrorLink, StoreChangesLink {
         if (m) this.dropMirror(e.i, m);
         break;
       }
+      case 'm':
+        this.moved(e.i, e.to, e.st);
+        break;
       case 'dead':
         this.forgetInstance(e.i);
         break;
@@ -540,6 +616,17 @@ export class Cluster implements MirrorLink, StoreChangesLink {
     return s && !(s instanceof RemoteSession) && s.id === sid ? s : undefined;
   }
 
+  /**
+   * A command for a session of this node that moved to another (a
+   * resumption there): passed on to it, like a stanza to deliver, while
+   * this node routes that session id there; dropped otherwise (it ended).
+   */
+  private followMoved(c: Extract<Command, { t: 'close' | 'set' | 'data' }>): undefined {
+    const s = this.server.sessions.get(Jid.parse(c.j));
+    if (s instanceof RemoteSession && s.id === c.s) void this.command(s.instance, c);
+    return undefined;
+  }
+
   private onCommand(c: Command): Promise<void> | undefined {
     switch (c.t) {
       case 'send': {
@@ -560,12 +647,15 @@ export class Cluster implements MirrorLink, StoreChangesLink {
         deliver();
         return;
       }
-      case 'close':
-        this.localSession(c.j, c.s)?.close(c.e as StreamErrorName | undefined, c.m);
+      case 'close': {
+        const s = this.localSession(c.j, c.s);
+        if (s) s.close(c.e as StreamErrorName | undefined, c.m);
+        else this.followMoved(c);
         return;
+      }
       case 'set': {
         const s = this.localSession(c.j, c.s);
-        if (!s) return;
+        if (!s) return this.followMoved(c);
         if (c.f === 'presence') s.presence = c.v === null ? null : parse(c.v as string);
         else if (c.f === 'priority') s.priority = c.v as number;
         else s.rosterRequested = c.v as boolean;
@@ -573,7 +663,7 @@ export class Cluster implements MirrorLink, StoreChangesLink {
       }
       case 'data': {
         const s = this.localSession(c.j, c.s);
-        if (!s) return;
+        if (!s) return this.followMoved(c);
         if (c.del) s.data.delete(c.k);
         else s.data.set(c.k, decodeValue(c.v));
         return;
@@ -654,27 +744,77 @@ export class Cluster implements MirrorLink, StoreChangesLink {
   /** Another node resumes one of this node's sessions: it is handed over (or the reason why not is sent). */
   private handOver(c: Extract<Command, { t: 'takeover' }>): void {
     const session = this.server.smSessions.get(c.id);
-    const answer: Promise<HandoverAnswer> = session ? session.moveToNode(c.u, c.h) : Promise.resolve({ f: 'item-not-found' });
+    const answer: Promise<HandoverAnswer> = session ? session.moveToNode(c.u, c.h, c.i) : Promise.resolve({ f: 'item-not-found' });
     void answer
       .catch((err: unknown): HandoverAnswer => {
         this.log.error('handing a session over failed', { error: String((err as Error)?.stack ?? err) });
         return { f: 'item-not-found' };
       })
       .then(async (a) => {
-        if (a.st) {
-          this.stats.sessionsMovedOut++;
-          // The new node records itself as the holder; this only removes a record still naming this node.
-          this.smEnded(c.id);
-          // Routed to the new node from now on, before it announces the session: stanzas for it that
-          // reach this node meanwhile (or wait in its inbox) follow it there instead of going offline.
-          // Its first announcement (version 1) replaces this stand-in's state.
-          const st = a.st;
-          this.mirror(c.i, { j: st.j, s: st.s, b: st.b, v: 0, tr: 'tcp', ip: '', sec: false, p: st.p, pr: st.pr, rr: st.rr, d: st.d });
+        if (!a.st) {
+          await this.command(c.i, { t: 'handover', r: c.r, ...a });
+          return;
         }
-        const sent = await this.command(c.i, { t: 'handover', r: c.r, ...a });
-        // The asking node is gone (or Redis failed): the session ends here after all.
-        if (sent !== 'ok' && a.st) this.orphaned(a.st);
+        this.stats.sessionsMovedOut++;
+        // The new node records itself as the holder; this only removes a record still naming this node.
+        this.smEnded(c.id);
+        const st = a.st;
+        const event: ClusterEvent = { t: 'm', i: this.instance, to: c.i, st: standInState(st) };
+        const payload = JSON.stringify({ t: 'handover', r: c.r, ...a } satisfies Command);
+        let sent: number;
+        try {
+          sent = await this.cmd.jfMove(sessionsKey(this.instance), NODES, inboxKey(c.i), EVENTS, st.j, st.s, JSON.stringify(event), c.i, payload);
+        } catch (err) {
+          // Whether the script ran is unknown; ending the session here would end it twice if it did.
+          // It stays routed to the new node: if that node never got it, its resumption fails with
+          // item-not-found after cluster.nodeTimeout and the client binds anew.
+          this.log.warn('resumption: handing the session over may have failed', { jid: st.j, to: c.i, error: String(err) });
+          return;
+        }
+        // The asking node is gone: the session ends here after all.
+        if (sent !== 1) {
+          this.forgetInstance(c.i);
+          this.orphaned(st);
+        }
       });
+  }
+
+  /**
+   * One of this node's sessions is leaving for instance `to` (a resumption
+   * there; C2SSession.moveToNode, in the same turn as it leaves the
+   * registry): it is routed to `to` at once — stanzas for it that reach
+   * this node meanwhile (or wait in its inbox) follow it there instead of
+   * going offline; the new node's first announcement (version 1) replaces
+   * this stand-in's state. When this node stops being the user's home
+   * node, modules keeping per-user state here hear `user-home-left`.
+   */
+  movedOut(session: ClientSession, st: HandoverState, to: string): void {
+    this.local.unwatch(session);
+    // It may have left `to` before: that node's states of it count again.
+    this.tombstones.delete(`${to}\n${st.s}`);
+    const host = this.server.hosts.get(session.jid.domain);
+    const bare = session.jid.bare;
+    const wasHome = this.routing.homeOf(bare) === this.instance;
+    let byId = this.mirrors.get(to);
+    if (!byId) {
+      byId = new Map();
+      this.mirrors.set(to, byId);
+    }
+    const standIn = new RemoteSession(to, standInState(st), this);
+    byId.set(st.s, standIn);
+    if (this.server.sessions.get(session.jid) === session) this.server.sessions.add(standIn);
+    else this.server.sessions.remove(session);
+    if (host && wasHome && this.routing.homeOf(bare) !== this.instance) host.sessionEvents.fire('user-home-left', { session, host });
+  }
+
+  /**
+   * A session resumed here from another node is bound and its client told
+   * so: if that made this node the user's home node, modules that keep
+   * per-user state on the home node build it (`user-home-gained`).
+   */
+  resumedHere(session: ClientSession): void {
+    const host = this.server.hosts.get(session.jid.domain);
+    if (host && this.routing.homeOf(session.jid.bare) === this.instance) host.sessionEvents.fire('user-home-gained', { session, host });
   }
 
   /**
@@ -711,14 +851,19 @@ export class Cluster implements MirrorLink, StoreChangesLink {
     const jid = Jid.parse(st.j);
     const host = this.server.hosts.get(jid.domain);
     if (!host) return;
+    // Bound here under that id after all (a handover answered twice): it lives, nothing ends.
+    const bound = this.server.sessions.get(jid);
+    if (bound && bound.id === st.s && !(bound instanceof RemoteSession)) return;
     this.log.info('resumption: handed-over session ends here', { jid: st.j, unacked: st.u.length });
     // The old node (and any that saw it) routes the session here already: it goes everywhere.
     for (const [inst, byId] of this.mirrors) {
       const m = byId.get(st.s);
       if (m) this.dropMirror(inst, m);
     }
+    // Its registry entry here (the node it was leaving) goes too, if it is still there.
     void this.cmd
-      .publish(EVENTS, JSON.stringify({ t: 'g', i: this.instance, j: st.j, s: st.s } satisfies ClusterEvent))
+      .eval(UNREGISTER_SCRIPT, 1, sessionsKey(this.instance), st.j, st.s)
+      .then(() => this.cmd.publish(EVENTS, JSON.stringify({ t: 'g', i: this.instance, j: st.j, s: st.s } satisfies ClusterEvent)))
       .catch((e) => this.log.warn('session removal not announced', { jid: st.j, error: String(e) }));
     const ghost = new RemoteSession(
       this.instance,
@@ -910,6 +1055,11 @@ export class Cluster implements MirrorLink, StoreChangesLink {
     this.stopped = true;
     for (const r of [this.cmd, this.sub, this.reader]) r.disconnect();
   }
+}
+
+/** How a session that is moving is mirrored until its new node announces it (version 0). */
+function standInState(st: HandoverState): SessionState {
+  return { j: st.j, s: st.s, b: st.b, v: 0, tr: 'tcp', ip: '', sec: false, p: st.p, pr: st.pr, rr: st.rr, d: st.d };
 }
 
 /** The commands of one inbox entry: one command, or a turn's batch as an array. */

@@ -92,6 +92,13 @@ export type ClusterEvent =
   | { t: 's'; i: string; st: SessionState }
   /** A session ended. */
   | { t: 'g'; i: string; j: string; s: string }
+  /**
+   * A session moved from instance `i` to instance `to` (XEP-0198 resumption
+   * there): every node routes it to `to` from now on (state `st`, version 0
+   * until `to` announces it), and ignores later states of session `st.s`
+   * from `i` (stale announcements in flight).
+   */
+  | { t: 'm'; i: string; to: string; st: SessionState }
   /** A node was found dead and cleaned up (its sessions, claims and inbox are gone). */
   | { t: 'dead'; i: string }
   /** An entry of a store kept in memory changed (store n, key k, stored already): re-read it. */

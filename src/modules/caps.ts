@@ -283,4 +283,17 @@ export const capsModule: Module = (host: Host) => {
     if (left.length === 0) caps.userOffline(user);
     else caps.presence(user, session.jid, el('presence', { type: 'unavailable' }));
   });
+
+  // Cluster: who is present to a user is kept on the user's home node. A
+  // session resumed on another node takes the home with it: the old home
+  // forgets, the new one learns the user's own resources at once (their
+  // presence is in the registry) and the contacts from the probes the
+  // presence module sends (their answers come here).
+  host.sessionEvents.hook('user-home-left', ({ session }) => {
+    caps.userOffline(session.jid.bare);
+  });
+  host.sessionEvents.hook('user-home-gained', ({ session }) => {
+    const user = session.jid.bare;
+    for (const s of server.sessions.available(user)) caps.presence(user, s.jid, s.presence!);
+  });
 };

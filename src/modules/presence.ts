@@ -244,6 +244,28 @@ export const presenceModule: Module = (host: Host) => {
     );
   });
 
+  // Cluster: a session resumed here from another node made this node the
+  // user's home node, where inbound presence to the user is handled (and
+  // what is present to them kept, caps.ts). Nothing of it is here yet: the
+  // contacts are probed again, as for an initial presence, but the user's
+  // own presence is not broadcast (it never changed: nobody saw it go).
+  // Not the services of this server (the MSN transport and its contacts):
+  // they follow the home node themselves and announce themselves from it.
+  host.sessionEvents.hook('user-home-gained', ({ session }) => {
+    const user = session.jid.bare;
+    if (server.sessions.available(user).length === 0) return;
+    void store.get(user).then(
+      (roster) => {
+        for (const jid of subscribedTo(roster)) {
+          const service = server.hosts.get(Jid.tryParse(jid)?.domain ?? '');
+          if (service && !service.userHost) continue;
+          route(el('presence', { type: 'probe', from: user, to: jid }));
+        }
+      },
+      (err) => host.log.error('probing contacts on a new home node failed', { user, error: String(err) }),
+    );
+  });
+
   /** The user subscribes, approves, unsubscribes or refuses (RFC 6121 §3). */
   async function outboundSubscription(session: ClientSession, stanza: Element, to: Jid): Promise<void> {
     const user = session.jid.bare;

@@ -5,7 +5,13 @@
 // writes to her meanwhile; her client reconnects to node 2 with the same
 // state and resumes: node 1 hands the session over, the messages arrive
 // once, carol (node 3) never sees alice go, node 3 routes alice's full JID
-// to node 2, and a message sent there afterwards arrives. Then node 1 is
+// to node 2, and a message sent there afterwards arrives. The user's home
+// node moves with her session: fran's PEP publishes reach gus and herself
+// after her move, ivy's MSN login moves along (the MSN simulator hears her
+// from node 2). hank writes to fran once per event-loop turn while she
+// moves back: each message arrives once. A stale announcement of fran's
+// session from the node she left changes nothing, and a command sent there
+// for her session follows it. Then node 1 is
 // killed with SIGKILL under dave's session: his resumption on node 2 fails
 // with item-not-found, his client binds anew, and what bob sent him while
 // node 1 was down reaches the fresh session (through offline storage).
@@ -27,9 +33,16 @@ import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { type RawSocket, rawLogin, securedStream, streamHeader } from '../helpers/raw-socket.ts';
 import { connect, hideSasl2, type TestClient } from '../helpers/xmpp-client.ts';
 import { Redis } from 'ioredis';
+import { eventItems, pepClient, publish, verOf } from '../pep/pep-helpers.ts';
+import { MsnSession } from '../../src/msnp/index.ts';
+import { MsnSimulator, type SimulatorEndpoints } from '../msn-sim/simulator.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 const SM = 'urn:xmpp:sm:3';
+const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
+const NICK = 'http://jabber.org/protocol/nick';
+const MSN_DOMAIN = 'msn.localhost';
+const PAL = 'pal%hotmail.com@msn.localhost';
 const WAIT = 30_000;
 /** `p`, or a failure after WAIT: a bound on the wait for an event. */
 const within = <T>(p: Promise<T>, what: string) =>
@@ -50,9 +63,14 @@ interface Resuming {
   reconnectTo(port: number): Promise<void>;
 }
 
-async function resumingClient(port: number, username: string, resource: string, sasl2: boolean): Promise<Resuming> {
+async function resumingClient(port: number, username: string, resource: string, sasl2: boolean, features: string[] = []): Promise<Resuming> {
   const xmpp = client({ service: `xmpp://127.0.0.1:${port}`, domain: 'localhost', username, password: `${username}-pw`, resource, timeout: 10000 });
   xmpp.on('error', () => {});
+  // XEP-0115: what its caps claim (its presence carries them, see capsPresence), answered on whichever node asks.
+  const claimed = [DISCO_INFO, ...features];
+  xmpp.iqCallee.get(DISCO_INFO, 'query', () =>
+    xml('query', { xmlns: DISCO_INFO }, xml('identity', { category: 'client', type: 'pc' }), ...claimed.map((f) => xml('feature', { var: f }))),
+  );
   // The test reconnects it itself, to the node it chooses.
   xmpp.reconnect.stop();
   if (!sasl2) hideSasl2(xmpp);
@@ -122,6 +140,14 @@ async function authenticated(port: number, user: string): Promise<RawSocket> {
   await s.waitFor(/<\/stream:features>/);
   return s;
 }
+/** Available presence with XEP-0115 caps for a client claiming `features` (besides disco#info). */
+const capsPresence = (features: string[]) =>
+  xml('presence', {}, xml('c', { xmlns: 'http://jabber.org/protocol/caps', hash: 'sha-1', node: 'https://jabberfly.test/client', ver: verOf([DISCO_INFO, ...features]) }));
+const nickPublish = (nick: string) => publish(NICK, 'current', xml('nick', { xmlns: NICK }, nick));
+/** A PEP notification of `user`'s nick `nick`. */
+const nickEvent = (user: string, nick: string) => (s: Element) =>
+  s.attrs.from === user && eventItems(s, NICK)?.getChild('item')?.getChildText('nick', NICK) === nick;
+
 const RESUMED = /<resumed xmlns=["']urn:xmpp:sm:3["'][^>]*\/>/;
 const FAILED = /<failed xmlns=["']urn:xmpp:sm:3["'][\s\S]*?<\/failed>/;
 
@@ -129,13 +155,23 @@ describe('XEP-0198 resumption on another cluster node', () => {
   let db: TestDatabase;
   let redis: TestRedis;
   let root: string;
+  let sim: MsnSimulator;
+  let msn: SimulatorEndpoints;
+  let buddy: MsnSession | null = null;
   const ports: number[] = [];
   const nodes: Array<PeerProcess | null> = [null, null, null];
   const clients: TestClient[] = [];
   const resuming: Resuming[] = [];
 
   async function startNode(i: number): Promise<void> {
-    nodes[i] = await startClusterNode({ root, index: i, databaseUrl: db.url, redisUrl: redis.url, c2sPort: ports[i]! });
+    nodes[i] = await startClusterNode({
+      root,
+      index: i,
+      databaseUrl: db.url,
+      redisUrl: redis.url,
+      c2sPort: ports[i]!,
+      extra: { msn: { enabled: true, server: `127.0.0.1:${msn.dispatchPort}`, nexus: msn.nexusUrl } },
+    });
   }
   const untilStatus = (i: number, pred: (status: NodeStatus) => boolean, what: string) => untilNodeStatus(root, i, pred, what, WAIT);
   /** Node status: the node routes `jid` to a session on `node` (its session directory). */
@@ -151,13 +187,20 @@ describe('XEP-0198 resumption on another cluster node', () => {
   before(async () => {
     root = mkdtempSync(join(tmpdir(), 'jabberfly-cluster-resume-'));
     [db, redis] = await Promise.all([testDatabase(), startRedis()]);
+    // The MSN side: the project's simulator (test/msn-sim/), in this process.
+    sim = new MsnSimulator();
+    sim.addAccount('ivy@hotmail.com', 'ivymsnpw', { nickname: 'Ivy' });
+    sim.addAccount('pal@hotmail.com', 'palpw', { nickname: 'Pal' });
+    sim.makeFriends('ivy@hotmail.com', 'pal@hotmail.com');
+    msn = await sim.start();
     for (let i = 0; i < 3; i++) ports.push(await freePort());
     // Accounts and rosters straight into the shared database (no node running yet).
     const backend = await PgBackend.open(db.url);
     const accounts = new AccountStore(backend);
-    for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) await accounts.setPassword(u, `${u}-pw`);
+    for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'fran', 'gus', 'hank', 'ivy']) await accounts.setPassword(u, `${u}-pw`);
     const rosters = new RosterStore(backend);
-    for (const [a, b] of [['alice', 'carol'], ['carol', 'alice'], ['dave', 'carol'], ['carol', 'dave']] as const) {
+    const pairs = [['alice', 'carol'], ['carol', 'alice'], ['dave', 'carol'], ['carol', 'dave'], ['fran', 'gus'], ['gus', 'fran']] as const;
+    for (const [a, b] of pairs) {
       await rosters.setItem(`${a}@localhost`, { jid: `${b}@localhost`, subscription: 'both', groups: [] });
     }
     await backend.close();
@@ -168,6 +211,8 @@ describe('XEP-0198 resumption on another cluster node', () => {
     for (const r of resuming) await r.xmpp.stop().catch(() => {});
     for (const c of clients) await c.stop();
     for (const n of nodes) await n?.stop();
+    await buddy?.logout().catch(() => {});
+    await sim?.stop();
     await redis?.stop();
     await db?.release();
     rmSync(root, { recursive: true, force: true });
@@ -272,6 +317,161 @@ describe('XEP-0198 resumption on another cluster node', () => {
     late.write(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
     assert.match((await late.waitFor(FAILED, WAIT))[0], /item-not-found/);
     late.destroy();
+  });
+
+  it("a resumed user's home moves with her session: her PEP publishes on node 2 reach her contact and her own resource", async () => {
+    const notify = [`${NICK}+notify`];
+    const gus = await pepClient(ports[2]!, 'gus', 'desk');
+    clients.push(gus);
+    await gus.available(notify);
+    const fran = await resumingClient(ports[0]!, 'fran', 'laptop', false, notify);
+    resuming.push(fran);
+    const full = fran.xmpp.jid!.toString();
+    await fran.xmpp.send(capsPresence(notify));
+    await gus.waitFor(presenceFrom(full), "fran's presence on node 3", WAIT);
+    // On node 1 (her home node), a publish reaches gus and her own resource: what caps learned there works.
+    await fran.xmpp.iqCaller.set(nickPublish('Fran on node 1'));
+    await gus.waitFor(nickEvent('fran@localhost', 'Fran on node 1'), 'the nick published on node 1 at gus', WAIT);
+    await fran.waitFor(nickEvent('fran@localhost', 'Fran on node 1'), 'the nick published on node 1 at fran');
+
+    await fran.drop();
+    const resumed = new Promise<void>((resolve) => fran.sm.once('resumed', () => resolve()));
+    await fran.reconnectTo(ports[1]!);
+    await within(resumed, 'resumption on node 2');
+    // Node 2 is her home node now (it handles stanzas to her bare JID, PEP included): it learned who is present to her.
+    await fran.xmpp.iqCaller.set(nickPublish('Fran on node 2'));
+    await gus.waitFor(nickEvent('fran@localhost', 'Fran on node 2'), 'the nick published on node 2 at gus', WAIT);
+    await fran.waitFor(nickEvent('fran@localhost', 'Fran on node 2'), 'the nick published on node 2 at fran');
+    // gus never saw her go.
+    assert.equal(gus.received.filter((s) => presenceFrom(full)(s) && s.attrs.type === 'unavailable').length, 0, 'no unavailable from fran');
+  });
+
+  it('messages sent to a session while it moves (one per event-loop turn, full and bare JID) arrive once each on the resumed session', async () => {
+    const hank = await plain(2, 'hank', 'desk');
+    const fran = resuming.find((r) => r.xmpp.jid?.toString().startsWith('fran@'))!;
+    const full = fran.xmpp.jid!.toString();
+    // Node 3 routes fran to node 2 (the previous test moved her there); she moves back to node 1 now.
+    await untilStatus(2, routedTo(full, 'n2'), 'node 3 routes fran to node 2');
+    await fran.drop();
+    let resumedNow = false;
+    const resumed = new Promise<void>((resolve) =>
+      fran.sm.once('resumed', () => {
+        resumedNow = true;
+        resolve();
+      }),
+    );
+    let n = 0;
+    // A message per turn from the moment the client asks to resume until it is resumed (and one turn
+    // more), alternately to her full and her bare JID: they reach node 3's routing before, during and
+    // after the move.
+    const burst = async () => {
+      for (;;) {
+        const done = resumedNow;
+        n++;
+        hank.send(xml('message', { to: n % 2 ? full : 'fran@localhost', type: 'chat', id: `m${n}` }, xml('body', {}, `move ${n}`))).catch(() => {});
+        if (done || n >= 20_000) return;
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    const run: { sending: Promise<void> | null } = { sending: null };
+    const onSend = (e: Element) => {
+      if (e.is('resume', SM) && !run.sending) run.sending = burst();
+    };
+    fran.xmpp.on('send', onSend);
+    await fran.reconnectTo(ports[0]!);
+    await within(resumed, 'resumption on node 1');
+    fran.xmpp.removeListener('send', onSend);
+    assert.ok(run.sending, 'the client sent <resume/>');
+    await run.sending;
+    assert.ok(n < 20_000, `resumed before ${n} messages were sent`);
+    // A round trip on hank's stream after the last one: every message left node 3.
+    await hank.send(xml('iq', { type: 'get', id: 'h1', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    await hank.waitFor((s) => s.is('iq') && s.attrs.id === 'h1', 'ping result', WAIT);
+    for (let i = 1; i <= n; i++) await fran.waitFor((s) => s.attrs.id === `m${i}`, `message m${i} of ${n} on the resumed session`);
+    for (let i = 1; i <= n; i++) assert.equal(fran.received.filter((s) => s.attrs.id === `m${i}`).length, 1, `m${i} once`);
+    // (A message diverted to offline storage would never reach it: a resumed session sends no initial presence.)
+  });
+
+  it('a stale announcement of a moved session from the node it left changes nothing; commands sent there for it follow it', async () => {
+    const fran = resuming.find((r) => r.xmpp.jid?.toString().startsWith('fran@'))!;
+    const full = fran.xmpp.jid!.toString();
+    const r = new Redis(redis.url);
+    try {
+      const instanceOf = async (i: number) => ((await adminCall(clusterAdminSocket(root, i), { op: 'status' })) as { cluster: { instance: string } }).cluster.instance;
+      const [n1, n2] = [await instanceOf(0), await instanceOf(1)];
+      // fran is on node 1 now (the previous test); she moves to node 2 again, so node 1 is the node she left.
+      await fran.drop();
+      const resumed = new Promise<void>((resolve) => fran.sm.once('resumed', () => resolve()));
+      await fran.reconnectTo(ports[1]!);
+      await within(resumed, 'resumption on node 2');
+      const deadline = Date.now() + WAIT;
+      let json = await r.hget(`jf:sessions:${n2}`, full);
+      while (!json) {
+        assert.ok(Date.now() < deadline, "fran's session in node 2's registry");
+        await new Promise((res) => setTimeout(res, 50));
+        json = await r.hget(`jf:sessions:${n2}`, full);
+      }
+      const state = JSON.parse(json) as { s: string; v: number; d: unknown[] };
+
+      // What node 1 announced of her before the move, arriving late (a delayed event, a resync reading
+      // its registry before the entry went): same session id, same bind order, a high version.
+      await r.publish('jf:events', JSON.stringify({ t: 's', i: n1, st: { ...state, v: state.v + 1000 } }));
+      // A marker session announced after it: once the nodes mirror the marker, they handled the stale state.
+      const marker = { ...state, j: 'marker@localhost/x', s: 'marker-session', b: 1, v: 1, d: [] };
+      await r.publish('jf:events', JSON.stringify({ t: 's', i: n1, st: marker }));
+      for (const i of [1, 2]) await untilStatus(i, routedTo('marker@localhost/x', 'n1'), `node ${i + 1} mirrors the marker`);
+      await r.publish('jf:events', JSON.stringify({ t: 'g', i: n1, j: marker.j, s: marker.s }));
+      // fran's session on node 2 lives (no conflict), node 3 still routes her there.
+      await fran.xmpp.iqCaller.get(xml('ping', { xmlns: 'urn:xmpp:ping' }), 'localhost');
+      await untilStatus(2, routedTo(full, 'n2'), 'node 3 routes fran to node 2');
+      const status3 = (await adminCall(clusterAdminSocket(root, 2), { op: 'status' })) as NodeStatus;
+      assert.ok(!status3.cluster!.remoteSessionList!.some((l) => l.startsWith(`${full} n1#`)), 'no ghost of fran on node 1');
+
+      // A module on node 1 (or a node whose view is behind) changes her session data through node 1: it reaches node 2.
+      await r.xadd(`jf:inbox:${n1}`, '*', 'm', JSON.stringify({ t: 'data', j: full, s: state.s, k: 'test:followed', v: 'yes' }));
+      const dataDeadline = Date.now() + WAIT;
+      for (;;) {
+        const now = JSON.parse((await r.hget(`jf:sessions:${n2}`, full)) ?? '{"d":[]}') as { d: Array<[string, unknown]> };
+        if (now.d.some(([k, v]) => k === 'test:followed' && v === 'yes')) break;
+        assert.ok(Date.now() < dataDeadline, 'the data command sent to node 1 reached the session on node 2');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    } finally {
+      r.disconnect();
+    }
+  });
+
+  it("a resumed user's MSN login moves with her home node: her messages to an MSN contact go out from node 2", async () => {
+    const ivy = await resumingClient(ports[0]!, 'ivy', 'laptop', false);
+    resuming.push(ivy);
+    await ivy.xmpp.send(xml('presence'));
+    // Registered on node 1 (her home node): the transport logs her in to MSN there.
+    const reg = await ivy.xmpp.iqCaller.request(
+      xml('iq', { type: 'set', to: MSN_DOMAIN }, xml('query', { xmlns: 'jabber:iq:register' }, xml('username', {}, 'ivy@hotmail.com'), xml('password', {}, 'ivymsnpw'))),
+    );
+    assert.equal(reg.attrs.type, 'result');
+    await ivy.waitFor((s) => s.is('presence') && s.attrs.from === MSN_DOMAIN && !s.attrs.type, 'transport online');
+    buddy = new MsnSession({ email: 'pal@hotmail.com', password: 'palpw', server: `127.0.0.1:${msn.nsPort}`, nexusUrl: msn.nexusUrl });
+    buddy.on('error', () => {});
+    await buddy.login();
+    await ivy.waitFor((s) => s.is('presence') && s.attrs.from?.split('/')[0] === PAL && !s.attrs.type, 'the MSN contact online');
+
+    await ivy.drop();
+    const resumed = new Promise<void>((resolve) => ivy.sm.once('resumed', () => resolve()));
+    await ivy.reconnectTo(ports[1]!);
+    await within(resumed, 'resumption on node 2');
+    // Her message to the MSN contact is handled on node 2 now, through a login of its own there.
+    const heard = new Promise<string>((resolve) => buddy!.on('message', (m) => m.from === 'ivy@hotmail.com' && resolve(m.text)));
+    await ivy.xmpp.send(xml('message', { to: PAL, type: 'chat', id: 'to-pal' }, xml('body', {}, 'after the move')));
+    assert.equal(await within(heard, 'the MSN contact hears ivy after the move'), 'after the move');
+    // Node 1 logged out: one login of hers is left on MSN.
+    const deadline = Date.now() + WAIT;
+    while (sim.onlineUsers().filter((e) => e === 'ivy@hotmail.com').length !== 1) {
+      assert.ok(Date.now() < deadline, `one MSN login of ivy's: ${sim.onlineUsers().join(', ')}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    // Nobody told her the transport or her contact went away.
+    assert.ok(!ivy.received.some((s) => s.is('presence') && s.attrs.type === 'unavailable' && (s.attrs.from === MSN_DOMAIN || s.attrs.from?.startsWith(PAL))), 'no unavailable from MSN');
   });
 
   it('a resumption of a session on a node killed with SIGKILL fails with item-not-found; nothing sent meanwhile is lost', async () => {

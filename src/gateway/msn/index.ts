@@ -3,9 +3,9 @@
 // rooms (`room@msn.<domain>/nick`), and routes them to the user's session.
 import type { Module, StanzaEvent } from '../../host/host.ts';
 import { sendResult } from '../../host/iq-result.ts';
-import type { Jid } from '../../jid/jid.ts';
+import { Jid } from '../../jid/jid.ts';
 import { MsnError } from '../../msnp/index.ts';
-import { el, firstChild } from '../../xml/element.ts';
+import { clone, el, firstChild } from '../../xml/element.ts';
 import { StanzaError } from '../../xml/errors.ts';
 import { NS } from '../../xml/namespaces.ts';
 import { emailToJid, isMsnAddress } from './address.ts';
@@ -107,6 +107,30 @@ export const msnGatewayModule = (users: UserServerFactory): Module => (host) => 
 
   // Presence to the gateway: the user's status, which logs in and out of MSN.
   host.hook('presence/host', (e) => onGatewayPresence(e));
+
+  // Cluster: a user's MSN login lives on the user's home node, where their
+  // stanzas to the transport are handled. A session resumed on another node
+  // takes the home with it: the old home logs out without telling the user
+  // (nothing changed for them), the new one logs in with the presence the
+  // user's resources have, as their presence would have (a second login of
+  // the same account replaces the first on MSN anyway).
+  const userHost = server.hosts.get(server.config.domain);
+  userHost?.sessionEvents.hook('user-home-left', ({ session: left }) => {
+    const s = gw.sessions.get(left.jid.bare);
+    if (s) void s.leave();
+  });
+  userHost?.sessionEvents.hook('user-home-gained', ({ session: gained }) => {
+    const bare = gained.jid.bare;
+    if (gw.sessions.has(bare)) return;
+    for (const r of server.sessions.available(bare)) {
+      const presence = clone(r.presence!);
+      presence.attrs.from = r.jid.toString();
+      presence.attrs.to = gw.domain;
+      void onGatewayPresence({ stanza: presence, origin: { kind: 'server' }, host, to: Jid.of('', gw.domain), from: r.jid }).catch((err) =>
+        host.log.warn('MSN login on a new home node failed', { user: bare, error: String(err) }),
+      );
+    }
+  });
 
   async function onGatewayPresence(e: StanzaEvent): Promise<void> {
     const { stanza, from } = e;

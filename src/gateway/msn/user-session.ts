@@ -445,6 +445,8 @@ export class UserSession {
   }
 
   private onDisconnected(ev: DisconnectedEvent): void {
+    // Closed or left already: close() and leave() said what the user must hear.
+    if (this.closed) return;
     this.online = false;
     this.lastStatus = null;
     this.sendAllContactsUnavailable();
@@ -489,6 +491,22 @@ export class UserSession {
     await this.chain;
     if (wasOnline) this.sendAllContactsUnavailable();
     this.sendGatewayPresence();
+  }
+
+  /**
+   * Logs out without a word to the user (cluster: the user's home node moved
+   * and the new one logs in; their contacts stay online for them).
+   */
+  async leave(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.gw.contactPep.reset(this.bare);
+    if (this.gw.sessions.get(this.bare) === this) this.gw.sessions.delete(this.bare);
+    this.online = false;
+    this.gw.settle(this.bare, undefined);
+    this.groupchats.closeAll();
+    await this.msn.logout().catch(() => {});
+    await this.chain;
   }
 
   get isClosed(): boolean {
