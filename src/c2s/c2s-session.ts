@@ -512,6 +512,8 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     const timeout = sm.resumeTimeout;
     const handled = sm.handled;
     const { sent, acked } = sm.counters;
+    // Output queued since and still held for storage goes along as unacknowledged, not dropped by end().
+    for (const item of this.barrier.takeHeld()) if (typeof item !== 'function') this.deliver(item);
     const unacked = sm.finish();
     const data: Array<[string, unknown]> = [];
     for (const [k, v] of this.data) if (v !== undefined) data.push([k, encodeValue(v)]);

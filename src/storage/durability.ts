@@ -139,6 +139,16 @@ export class DurabilityBarrier<T = unknown> {
     return new Promise((resolve) => this.sentWaiters.push({ upTo: this.queuedCount, resolve }));
   }
 
+  /**
+   * Held output, taken out without being delivered (a session moving to
+   * another cluster node takes it along instead of dropping it at `end`).
+   */
+  takeHeld(): T[] {
+    const items = this.held.map((h) => h.item);
+    this.held = [];
+    return items;
+  }
+
   /** The stream is gone: held output is dropped, waiters are released. */
   end(): void {
     if (this.ended) return;
