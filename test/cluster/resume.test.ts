@@ -16,7 +16,8 @@
 // with item-not-found, his client binds anew, and what bob sent him while
 // node 1 was down reaches the fresh session (through offline storage).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -170,7 +171,12 @@ describe('XEP-0198 resumption on another cluster node', () => {
       databaseUrl: db.url,
       redisUrl: redis.url,
       c2sPort: ports[i]!,
-      extra: { msn: { enabled: true, server: `127.0.0.1:${msn.dispatchPort}`, nexus: msn.nexusUrl } },
+      // One transport key for all nodes (docs/scaling.md): each must open the MSN passwords stored by another.
+      extra: {
+        msn: { enabled: true, server: `127.0.0.1:${msn.dispatchPort}`, nexus: msn.nexusUrl, keyFile: join(root, 'transport.key') },
+        // The burst of messages during a move may outrun the client's acknowledgements: the limit is not what is tested.
+        sm: { maxUnacked: 100_000 },
+      },
     });
   }
   const untilStatus = (i: number, pred: (status: NodeStatus) => boolean, what: string) => untilNodeStatus(root, i, pred, what, WAIT);
@@ -204,6 +210,7 @@ describe('XEP-0198 resumption on another cluster node', () => {
       await rosters.setItem(`${a}@localhost`, { jid: `${b}@localhost`, subscription: 'both', groups: [] });
     }
     await backend.close();
+    writeFileSync(join(root, 'transport.key'), randomBytes(32).toString('base64'), { mode: 0o600 });
     await Promise.all([0, 1, 2].map(startNode));
   });
 
@@ -330,7 +337,7 @@ describe('XEP-0198 resumption on another cluster node', () => {
     await fran.xmpp.send(capsPresence(notify));
     await gus.waitFor(presenceFrom(full), "fran's presence on node 3", WAIT);
     // On node 1 (her home node), a publish reaches gus and her own resource: what caps learned there works.
-    await fran.xmpp.iqCaller.set(nickPublish('Fran on node 1'));
+    await fran.xmpp.iqCaller.request(xml('iq', { type: 'set' }, nickPublish('Fran on node 1')));
     await gus.waitFor(nickEvent('fran@localhost', 'Fran on node 1'), 'the nick published on node 1 at gus', WAIT);
     await fran.waitFor(nickEvent('fran@localhost', 'Fran on node 1'), 'the nick published on node 1 at fran');
 
@@ -339,7 +346,7 @@ describe('XEP-0198 resumption on another cluster node', () => {
     await fran.reconnectTo(ports[1]!);
     await within(resumed, 'resumption on node 2');
     // Node 2 is her home node now (it handles stanzas to her bare JID, PEP included): it learned who is present to her.
-    await fran.xmpp.iqCaller.set(nickPublish('Fran on node 2'));
+    await fran.xmpp.iqCaller.request(xml('iq', { type: 'set' }, nickPublish('Fran on node 2')));
     await gus.waitFor(nickEvent('fran@localhost', 'Fran on node 2'), 'the nick published on node 2 at gus', WAIT);
     await fran.waitFor(nickEvent('fran@localhost', 'Fran on node 2'), 'the nick published on node 2 at fran');
     // gus never saw her go.
@@ -352,6 +359,11 @@ describe('XEP-0198 resumption on another cluster node', () => {
     const full = fran.xmpp.jid!.toString();
     // Node 3 routes fran to node 2 (the previous test moved her there); she moves back to node 1 now.
     await untilStatus(2, routedTo(full, 'n2'), 'node 3 routes fran to node 2');
+    // What the nodes tell each other meanwhile (jf:events).
+    const events: Array<{ t: string; j?: string; to?: string; st?: { j: string } }> = [];
+    const listener = new Redis(redis.url);
+    await listener.subscribe('jf:events');
+    listener.on('message', (_c: string, m: string) => events.push(JSON.parse(m)));
     await fran.drop();
     let resumedNow = false;
     const resumed = new Promise<void>((resolve) =>
@@ -390,6 +402,10 @@ describe('XEP-0198 resumption on another cluster node', () => {
     for (let i = 1; i <= n; i++) await fran.waitFor((s) => s.attrs.id === `m${i}`, `message m${i} of ${n} on the resumed session`);
     for (let i = 1; i <= n; i++) assert.equal(fran.received.filter((s) => s.attrs.id === `m${i}`).length, 1, `m${i} once`);
     // (A message diverted to offline storage would never reach it: a resumed session sends no initial presence.)
+    // No node was told the session ended, even for a moment: it was told it moved, to node 1.
+    listener.disconnect();
+    assert.deepEqual(events.filter((e) => e.t === 'g' && e.j === full), [], 'no "session ended" event');
+    assert.ok(events.some((e) => e.t === 'm' && e.st?.j === full && e.to?.startsWith('n1#')), 'a "moved to node 1" event');
   });
 
   it('a stale announcement of a moved session from the node it left changes nothing; commands sent there for it follow it', async () => {
@@ -422,7 +438,7 @@ describe('XEP-0198 resumption on another cluster node', () => {
       for (const i of [1, 2]) await untilStatus(i, routedTo('marker@localhost/x', 'n1'), `node ${i + 1} mirrors the marker`);
       await r.publish('jf:events', JSON.stringify({ t: 'g', i: n1, j: marker.j, s: marker.s }));
       // fran's session on node 2 lives (no conflict), node 3 still routes her there.
-      await fran.xmpp.iqCaller.get(xml('ping', { xmlns: 'urn:xmpp:ping' }), 'localhost');
+      await fran.xmpp.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
       await untilStatus(2, routedTo(full, 'n2'), 'node 3 routes fran to node 2');
       const status3 = (await adminCall(clusterAdminSocket(root, 2), { op: 'status' })) as NodeStatus;
       assert.ok(!status3.cluster!.remoteSessionList!.some((l) => l.startsWith(`${full} n1#`)), 'no ghost of fran on node 1');
