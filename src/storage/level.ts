@@ -10,6 +10,9 @@ import { LevelPubsubStore, type PubsubSublevel } from './level-pubsub.ts';
 import { LevelExport } from './level-export.ts';
 import { prepareLevelFolder, restrict, StorageFolderError } from './level-folder.ts';
 import { LevelUploadRecords } from './level-upload-records.ts';
+import type { ArchiveStore, KeyValueStore, ListStore, PubsubStore, StorageBackend, StorageExport, UploadRecordStore } from './types.ts';
+
+type Db = ClassicLevel<string, unknown>;
 
 /**
  * LevelDB's in-memory table before it is written out as a file (its
@@ -18,14 +21,11 @@ import { LevelUploadRecords } from './level-upload-records.ts';
  * times a second under load, on the core the clients share. 16 MiB
  * measured 150,000–176,000 archived messages/s against 138,000–146,000,
  * and about 10 points of a core less (bench archive figure, 2 cores);
- * 32 MiB, or 8 MiB table files instead of 2, did no better. The memory is
- * only taken as data is written, and a restart replays at most this much
- * log.
+ * 32 MiB, 8 MiB table files instead of 2, or 16 KiB blocks did no
+ * better. The memory is only taken as data is written, and a restart
+ * replays at most this much log.
  */
 const WRITE_BUFFER = 16 * 1024 * 1024;
-import type { ArchiveStore, KeyValueStore, ListStore, PubsubStore, StorageBackend, StorageExport, UploadRecordStore } from './types.ts';
-
-type Db = ClassicLevel<string, unknown>;
 
 /** The store is open in another process (a running server); the CLI then uses the admin socket. */
 export class StorageLockedError extends Error {}
