@@ -26,6 +26,7 @@ import { ClientState } from './client-state.ts';
 import { type ChannelBinding, channelBindingFeature, NO_CHANNEL_BINDING } from '../auth/channel-binding.ts';
 import { createExchange, offeredMechanisms, type SaslExchange, type SaslStep } from './sasl.ts';
 import { Sasl2, type Sasl2Session } from './sasl2.ts';
+import { handBackUnacknowledged } from './hand-back.ts';
 import { SlowConsumerGuard } from './slow-consumer.ts';
 import { failed, newSmId, readH, type SmSession, StreamManagement } from './stream-management.ts';
 
@@ -326,7 +327,7 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     }
   }
 
-  /** Stanzas the client never acknowledged fire delivery/failure on the user's host; unhandled ones bounce. */
+  /** What the client never acknowledged is handed back (hand-back.ts). */
   private async redeliver(sm: StreamManagement): Promise<void> {
     if (sm.id) {
       this.server.smSessions.delete(sm.id, this);
@@ -334,25 +335,7 @@ export class C2SSession implements ClientSession, InboundStream, SmSession, Sasl
     }
     const stanzas = sm.finish();
     this.barrier.end();
-    const host = this.host!;
-    for (const stanza of stanzas) {
-      const from = Jid.tryParse(stanza.attrs.from) ?? Jid.of('', host.name);
-      const event = { stanza, origin: { kind: 'c2s' as const, session: this }, host, to: this.jid, from };
-      let result: ReturnType<typeof host.events.fire>;
-      try {
-        result = host.events.fire('delivery/failure', event);
-      } catch (err) {
-        result = Promise.reject(err);
-      }
-      if (result === false) {
-        const type = stanza.attrs.type;
-        if (type !== 'error' && type !== 'result' && stanza.name !== 'presence') {
-          this.server.router.bounce(stanza, 'recipient-unavailable', 'the client went away');
-        }
-      } else if (result instanceof Promise) {
-        await result.catch((err) => this.server.router.replyError(stanza, err));
-      }
-    }
+    await handBackUnacknowledged(this.host!, this.server.router, this.jid, { kind: 'c2s', session: this }, stanzas);
     if (stanzas.length) this.server.log.info('unacknowledged stanzas handed back', { jid: this.jid.toString(), count: stanzas.length });
   }
 

@@ -57,6 +57,7 @@ import type { Host } from '../host/host.ts';
 import type { StoreChangesLink } from '../host/store-changes.ts';
 import type { ClientSession, Origin } from '../host/session.ts';
 import { Jid } from '../jid/jid.ts';
+import { handBackUnacknowledged } from '../c2s/hand-back.ts';
 import { trackDurable } from '../storage/durability.ts';
 import type { Logger } from '../log.ts';
 import type { Server } from '../server.ts';
@@ -867,26 +868,11 @@ export class Cluster implements MirrorLink, StoreChangesLink {
       .catch((e) => this.log.warn('session removal not announced', { jid: st.j, error: String(e) }));
     const ghost = new RemoteSession(
       this.instance,
-      { j: st.j, s: st.s, b: st.b, v: 1, tr: 'tcp', ip: '', sec: false, p: st.p, pr: st.pr, rr: st.rr, d: st.d },
+      { ...standInState(st), v: 1 },
       { command: () => Promise.resolve('gone'), undeliverable: () => {} },
     );
     host.sessionEvents.fire('resource-unbind', { session: ghost, host });
-    for (const x of st.u) {
-      const stanza = parse(x);
-      const from = Jid.tryParse(stanza.attrs.from) ?? Jid.of('', host.name);
-      let result: ReturnType<typeof host.events.fire>;
-      try {
-        result = host.events.fire('delivery/failure', { stanza, origin: { kind: 'server' }, host, to: jid, from });
-      } catch (err) {
-        result = Promise.reject(err);
-      }
-      if (result === false) {
-        const type = stanza.attrs.type;
-        if (type !== 'error' && type !== 'result' && stanza.name !== 'presence') this.server.router.bounce(stanza, 'recipient-unavailable', 'the client went away');
-      } else if (result instanceof Promise) {
-        trackDurable(result.catch((err) => this.server.router.replyError(stanza, err)));
-      }
-    }
+    trackDurable(handBackUnacknowledged(host, this.server.router, jid, { kind: 'server' }, st.u.map((x) => parse(x))));
   }
 
   private async fetchMirror(inst: string, j: string): Promise<void> {

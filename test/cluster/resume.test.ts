@@ -32,7 +32,7 @@ import { freePort, type PeerProcess } from '../helpers/peer-process.ts';
 import { type TestDatabase, testDatabase } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { type RawSocket, rawLogin, securedStream, streamHeader } from '../helpers/raw-socket.ts';
-import { connect, hideSasl2, type TestClient } from '../helpers/xmpp-client.ts';
+import { connect, hideSasl2, type TestClient, waitInList } from '../helpers/xmpp-client.ts';
 import { Redis } from 'ioredis';
 import { eventItems, pepClient, publish, verOf } from '../pep/pep-helpers.ts';
 import { MsnSession } from '../../src/msnp/index.ts';
@@ -92,22 +92,7 @@ async function resumingClient(port: number, username: string, resource: string, 
     for (const c of e.getChildren('resumed', SM).concat(e.getChildren('failed', SM))) nonzas.push(c);
     wake();
   });
-  const waitFor = (pred: (s: Element) => boolean, what: string, list = received) =>
-    new Promise<Element>((resolve, reject) => {
-      const check = () => {
-        const hit = list.find(pred);
-        if (!hit) return;
-        clearTimeout(timer);
-        waiters.splice(waiters.indexOf(check), 1);
-        resolve(hit);
-      };
-      const timer = setTimeout(() => {
-        waiters.splice(waiters.indexOf(check), 1);
-        reject(new Error(`timed out waiting for ${what}`));
-      }, WAIT);
-      waiters.push(check);
-      check();
-    });
+  const waitFor = (pred: (s: Element) => boolean, what: string, list = received) => waitInList(list, waiters, pred, what, WAIT);
   await xmpp.start();
   const sm = (xmpp as unknown as { streamManagement: Resuming['sm'] }).streamManagement;
   // Enabled after binding: the test starts from an enabled, resumable session.

@@ -101,3 +101,32 @@ export function hideSasl2(xmpp: Client): void {
     if (sasl2) element.remove(sasl2);
   });
 }
+
+/**
+ * Resolves with the first element of `list` matching `pred` (left in the
+ * list), now or when one of `waiters` is called after it arrives (the
+ * caller wakes them as it appends); rejects after `ms`.
+ */
+export function waitInList(
+  list: Element[],
+  waiters: Array<() => void>,
+  pred: (s: Element) => boolean,
+  what: string,
+  ms: number,
+): Promise<Element> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const hit = list.find(pred);
+      if (!hit) return;
+      clearTimeout(timer);
+      waiters.splice(waiters.indexOf(check), 1);
+      resolve(hit);
+    };
+    const timer = setTimeout(() => {
+      waiters.splice(waiters.indexOf(check), 1);
+      reject(new Error(`timed out waiting for ${what}`));
+    }, ms);
+    waiters.push(check);
+    check();
+  });
+}

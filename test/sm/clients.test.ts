@@ -19,7 +19,7 @@ import { HttpService } from '../../src/websocket/http-service.ts';
 import { bodyOf, query } from '../helpers/mam.ts';
 import { rawLogin } from '../helpers/raw-socket.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { connect, type TestClient } from '../helpers/xmpp-client.ts';
+import { connect, type TestClient, waitInList } from '../helpers/xmpp-client.ts';
 
 const BIN = new URL('../../bin/jabberfly.js', import.meta.url).pathname;
 const SM = 'urn:xmpp:sm:3';
@@ -56,23 +56,7 @@ async function resumingClient(service: string, username: string, resource: strin
   return {
     xmpp,
     received,
-    waitFor(pred, what, ms = 15000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = received.find(pred);
-          if (!hit) return;
-          clearTimeout(timer);
-          waiters.splice(waiters.indexOf(check), 1);
-          resolve(hit);
-        };
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(check), 1);
-          reject(new Error(`timed out waiting for ${what}`));
-        }, ms);
-        waiters.push(check);
-        check();
-      });
-    },
+    waitFor: (pred, what, ms = 15000) => waitInList(received, waiters, pred, what, ms),
     resumed(ms = 15000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no resumption')), ms);
